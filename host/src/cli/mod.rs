@@ -1,0 +1,100 @@
+//! The command line: one module per verb, each a thin layer over the
+//! libraries. Exit codes: 0 success, 1 some work failed, 2 bad usage or
+//! configuration.
+
+mod plugin;
+mod sync;
+mod validate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::telemetry::{self, LogFormat};
+
+/// Exit code when work failed (some artifact, pipeline or plugin).
+pub const EXIT_FAILED: u8 = 1;
+/// Exit code for bad usage or an invalid configuration.
+pub const EXIT_USAGE: u8 = 2;
+
+/// Keeps a data lake filled with crypto market data.
+#[derive(Debug, Parser)]
+#[command(name = "cryptolake", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value = "text", env = "CRYPTOLAKE_LOG_FORMAT")]
+    pub log_format: LogFormat,
+    /// Log level when RUST_LOG is not set (error, warn, info, debug, trace).
+    #[arg(long, global = true, default_value = "info", env = "CRYPTOLAKE_LOG_LEVEL")]
+    pub log_level: String,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The verbs.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the configured pipelines once, now, then exit.
+    Sync(sync::SyncArgs),
+    /// Check a configuration file and its plugins without running anything.
+    Validate(validate::ValidateArgs),
+    /// Work with plugin files.
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
+}
+
+/// Output format of a command's result on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    /// For people.
+    Text,
+    /// For scripts.
+    Json,
+}
+
+/// The configuration file argument shared by verbs.
+#[derive(Debug, clap::Args)]
+pub struct ConfigArg {
+    /// The agent's configuration file.
+    #[arg(long, short, env = "CRYPTOLAKE_CONFIG", default_value = "config/quickstart.toml")]
+    pub config: PathBuf,
+}
+
+/// Parses the process arguments and runs the command.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    run(cli)
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> ExitCode {
+    telemetry::init(cli.log_format, &cli.log_level);
+    let code = match cli.command {
+        Command::Sync(args) => sync::run(args),
+        Command::Validate(args) => validate::run(args),
+        Command::Plugin(command) => plugin::run(command),
+    };
+    ExitCode::from(code)
+}
+
+/// Builds the multi-threaded Tokio runtime the verbs run on.
+fn tokio_runtime() -> Result<tokio::runtime::Runtime, u8> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("cryptolake")
+        .build()
+        .map_err(|e| {
+            eprintln!("error: cannot start the async runtime: {e}");
+            EXIT_FAILED
+        })
+}
+
+/// Loads a plan, printing a configuration error (exit code 2).
+fn load_plan(config: &std::path::Path) -> Result<crate::config::Plan, u8> {
+    crate::config::load(config).map_err(|e| {
+        eprintln!("error: {e}");
+        EXIT_USAGE
+    })
+}

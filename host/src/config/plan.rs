@@ -1,0 +1,499 @@
+//! Resolution of a parsed configuration file into the plan that drives work.
+//!
+//! Two phases, as in ripgrep: raw values are parsed purely (see
+//! [`super::types`]), then resolved here: relative paths against the config
+//! file's directory, sizes and durations parsed, references between sections
+//! checked, defaults applied. Every problem is collected, not just the first.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::types::{ConfigFile, LimitsConfig, MissingChecksumPolicy, PluginConfig, PluginUse};
+use super::units::{parse_duration, parse_size};
+use super::{ConfigError, Problem};
+use crate::plugin::HostPattern;
+
+/// Limits applied to a plugin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Maximum linear memory per instance, in bytes.
+    pub memory_bytes: usize,
+    /// Maximum wall-clock time of one call.
+    pub call_timeout: Duration,
+    /// Timeout of one HTTP request.
+    pub fetch_timeout: Duration,
+    /// Largest HTTP response body handed to the plugin.
+    pub max_response_bytes: u64,
+    /// Calls after which an instance is replaced.
+    pub recycle_after_calls: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            memory_bytes: 256 << 20,
+            call_timeout: Duration::from_secs(60),
+            fetch_timeout: Duration::from_secs(30),
+            max_response_bytes: 32 << 20,
+            recycle_after_calls: 1000,
+        }
+    }
+}
+
+/// Where a plugin's bytes come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PluginLocation {
+    /// Shipped inside the agent binary.
+    Builtin(String),
+    /// A `.wasm` file.
+    File(PathBuf),
+}
+
+impl std::fmt::Display for PluginLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PluginLocation::Builtin(name) => write!(f, "builtin:{name}"),
+            PluginLocation::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// A resolved plugin entry.
+#[derive(Debug, Clone)]
+pub struct PluginSpec {
+    /// The name pipelines refer to.
+    pub name: String,
+    /// Where its bytes are.
+    pub location: PluginLocation,
+    /// Required SHA-256 of the bytes, lowercase hex.
+    pub sha256: Option<String>,
+    /// Hosts it may fetch from.
+    pub allowed_hosts: Vec<HostPattern>,
+    /// Its limits.
+    pub limits: Limits,
+}
+
+/// A plugin used by a pipeline, with params as JSON.
+#[derive(Debug, Clone)]
+pub struct PluginRef {
+    /// Name of the plugin.
+    pub plugin: String,
+    /// Params, serialised as a JSON object.
+    pub params_json: String,
+}
+
+/// A resolved pipeline.
+#[derive(Debug, Clone)]
+pub struct PipelineSpec {
+    /// Unique name.
+    pub name: String,
+    /// Destination table.
+    pub table: String,
+    /// The source.
+    pub source: PluginRef,
+    /// The transforms, in order.
+    pub transforms: Vec<PluginRef>,
+    /// First date, inclusive.
+    pub start: Option<String>,
+    /// Last date, inclusive.
+    pub end: Option<String>,
+    /// Artifacts processed at once.
+    pub concurrency: usize,
+    /// Attempts per artifact.
+    pub attempts: u32,
+    /// Mirror raw archives into the lake.
+    pub raw: bool,
+    /// Policy for artifacts without checksum.
+    pub missing_checksum: MissingChecksumPolicy,
+}
+
+/// Everything a run needs, resolved and checked.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The configuration file.
+    pub config_file: PathBuf,
+    /// The lake's root directory.
+    pub lake_root: PathBuf,
+    /// Compiled-plugin cache directory, if enabled.
+    pub cache_dir: Option<PathBuf>,
+    /// Plugins by name (configured ones and the built-ins).
+    pub plugins: BTreeMap<String, PluginSpec>,
+    /// Pipelines, in file order.
+    pub pipelines: Vec<PipelineSpec>,
+}
+
+impl Plan {
+    /// The pipeline named `name`.
+    pub fn pipeline(&self, name: &str) -> Option<&PipelineSpec> {
+        self.pipelines.iter().find(|p| p.name == name)
+    }
+}
+
+/// Reads, parses and resolves the configuration file at `path`.
+pub fn load(path: &Path) -> Result<Plan, ConfigError> {
+    let fail = |field: &str, message: String| ConfigError {
+        file: path.to_owned(),
+        problems: vec![Problem {
+            field: field.to_owned(),
+            message,
+        }],
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| fail("", format!("cannot read the file: {e}")))?;
+    let deserializer = toml::Deserializer::parse(&text)
+        .map_err(|e| fail("", e.to_string().trim_end().to_owned()))?;
+    let file: ConfigFile = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let field = e.path().to_string();
+        let message = e.into_inner().to_string().trim_end().to_owned();
+        fail(if field == "." { "" } else { &field }, message)
+    })?;
+    resolve(path, file)
+}
+
+/// Resolves a parsed file; `path` anchors relative paths and names errors.
+pub fn resolve(path: &Path, file: ConfigFile) -> Result<Plan, ConfigError> {
+    let base = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut problems = Vec::new();
+    let mut problem = |field: String, message: String| problems.push(Problem { field, message });
+
+    let lake_root = match file.lake.url.strip_prefix("file://") {
+        Some(rest) => Some(PathBuf::from(rest)),
+        None if file.lake.url.contains("://") => {
+            problem(
+                "lake.url".into(),
+                format!(
+                    "`{}`: only local directories and file:// URLs are supported by this version",
+                    file.lake.url
+                ),
+            );
+            None
+        }
+        None => Some(base.join(&file.lake.url)),
+    };
+
+    let cache_dir = match file.runtime.cache_dir.as_deref() {
+        Some("") => None,
+        Some(dir) => Some(base.join(dir)),
+        None => default_cache_dir(),
+    };
+
+    let mut plugins = BTreeMap::new();
+    for name in crate::builtin::NAMES {
+        plugins.insert(
+            (*name).to_owned(),
+            PluginSpec {
+                name: (*name).to_owned(),
+                location: PluginLocation::Builtin((*name).to_owned()),
+                sha256: None,
+                allowed_hosts: Vec::new(),
+                limits: Limits::default(),
+            },
+        );
+    }
+    for (name, config) in &file.plugins {
+        let field = format!("plugins.{name}");
+        if !is_identifier(name) {
+            problem(field.clone(), "plugin names use only a-z, 0-9, `_` and `-`".into());
+        }
+        if let Some(spec) = resolve_plugin(base, name, config, &field, &mut problem) {
+            plugins.insert(name.clone(), spec);
+        }
+    }
+
+    let mut pipelines = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for (index, config) in file.pipelines.iter().enumerate() {
+        let field = format!("pipelines[{index}]");
+        if !is_identifier(&config.name) {
+            problem(
+                format!("{field}.name"),
+                format!("`{}`: use only a-z, 0-9, `_` and `-`", config.name),
+            );
+        }
+        if !seen.insert(config.name.clone()) {
+            problem(
+                format!("{field}.name"),
+                format!("another pipeline is already named `{}`", config.name),
+            );
+        }
+        if !is_identifier(&config.table) {
+            problem(
+                format!("{field}.table"),
+                format!("`{}`: use only a-z, 0-9, `_` and `-`", config.table),
+            );
+        }
+        if config.concurrency == 0 || config.concurrency > 256 {
+            problem(
+                format!("{field}.concurrency"),
+                "must be between 1 and 256".into(),
+            );
+        }
+        if config.attempts == 0 || config.attempts > 20 {
+            problem(format!("{field}.attempts"), "must be between 1 and 20".into());
+        }
+        for (name, value) in [("start", &config.window.start), ("end", &config.window.end)] {
+            if let Some(value) = value
+                && time::Date::parse(value, &time::macros::format_description!("[year]-[month]-[day]"))
+                    .is_err()
+            {
+                problem(
+                    format!("{field}.window.{name}"),
+                    format!("`{value}` is not a YYYY-MM-DD date"),
+                );
+            }
+        }
+        if let (Some(start), Some(end)) = (&config.window.start, &config.window.end)
+            && start > end
+        {
+            problem(
+                format!("{field}.window"),
+                format!("start {start} is after end {end}"),
+            );
+        }
+        let mut plugin_ref = |use_: &PluginUse, field: String| {
+            if !plugins.contains_key(&use_.plugin) {
+                let known: Vec<&str> = plugins.keys().map(String::as_str).collect();
+                problem(
+                    format!("{field}.plugin"),
+                    format!(
+                        "unknown plugin `{}` (known: {})",
+                        use_.plugin,
+                        known.join(", ")
+                    ),
+                );
+            }
+            PluginRef {
+                plugin: use_.plugin.clone(),
+                params_json: serde_json::to_string(&use_.params).unwrap_or_else(|_| "{}".into()),
+            }
+        };
+        let source = plugin_ref(&config.source, format!("{field}.source"));
+        let transforms = config
+            .transforms
+            .iter()
+            .enumerate()
+            .map(|(i, t)| plugin_ref(t, format!("{field}.transforms[{i}]")))
+            .collect();
+        pipelines.push(PipelineSpec {
+            name: config.name.clone(),
+            table: config.table.clone(),
+            source,
+            transforms,
+            start: config.window.start.clone(),
+            end: config.window.end.clone(),
+            concurrency: config.concurrency,
+            attempts: config.attempts,
+            raw: config.raw,
+            missing_checksum: config.missing_checksum,
+        });
+    }
+
+    match lake_root {
+        Some(lake_root) if problems.is_empty() => Ok(Plan {
+            config_file: path.to_owned(),
+            lake_root,
+            cache_dir,
+            plugins,
+            pipelines,
+        }),
+        _ => Err(ConfigError {
+            file: path.to_owned(),
+            problems,
+        }),
+    }
+}
+
+fn resolve_plugin(
+    base: &Path,
+    name: &str,
+    config: &PluginConfig,
+    field: &str,
+    problem: &mut impl FnMut(String, String),
+) -> Option<PluginSpec> {
+    let location = match config.file.strip_prefix("builtin:") {
+        Some(builtin) if crate::builtin::NAMES.contains(&builtin) => {
+            PluginLocation::Builtin(builtin.to_owned())
+        }
+        Some(builtin) => {
+            problem(
+                format!("{field}.file"),
+                format!(
+                    "no built-in plugin `{builtin}` (built-ins: {})",
+                    crate::builtin::NAMES.join(", ")
+                ),
+            );
+            return None;
+        }
+        None => PluginLocation::File(base.join(&config.file)),
+    };
+    let sha256 = config.sha256.as_ref().map(|s| s.to_ascii_lowercase());
+    if let Some(sha) = &sha256
+        && (sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        problem(
+            format!("{field}.sha256"),
+            "must be 64 hexadecimal characters".into(),
+        );
+    }
+    let mut allowed_hosts = Vec::new();
+    for (i, host) in config.allowed_hosts.iter().enumerate() {
+        match HostPattern::parse(host) {
+            Ok(pattern) => allowed_hosts.push(pattern),
+            Err(message) => problem(format!("{field}.allowed_hosts[{i}]"), message),
+        }
+    }
+    let limits = resolve_limits(&config.limits, &format!("{field}.limits"), problem);
+    Some(PluginSpec {
+        name: name.to_owned(),
+        location,
+        sha256,
+        allowed_hosts,
+        limits,
+    })
+}
+
+fn resolve_limits(
+    config: &LimitsConfig,
+    field: &str,
+    problem: &mut impl FnMut(String, String),
+) -> Limits {
+    let defaults = Limits::default();
+    let mut size = |value: &Option<String>, name: &str, default: u64| match value {
+        None => default,
+        Some(text) => parse_size(text).unwrap_or_else(|message| {
+            problem(format!("{field}.{name}"), message);
+            default
+        }),
+    };
+    let memory = size(&config.memory, "memory", defaults.memory_bytes as u64);
+    let max_response_bytes = size(
+        &config.max_response_size,
+        "max_response_size",
+        defaults.max_response_bytes,
+    );
+    let mut duration = |value: &Option<String>, name: &str, default: Duration| match value {
+        None => default,
+        Some(text) => match parse_duration(text) {
+            Ok(d) if d.is_zero() => {
+                problem(format!("{field}.{name}"), "must be longer than zero".into());
+                default
+            }
+            Ok(d) => d,
+            Err(message) => {
+                problem(format!("{field}.{name}"), message);
+                default
+            }
+        },
+    };
+    let call_timeout = duration(&config.call_timeout, "call_timeout", defaults.call_timeout);
+    let fetch_timeout = duration(&config.fetch_timeout, "fetch_timeout", defaults.fetch_timeout);
+    if memory < (1 << 20) {
+        problem(format!("{field}.memory"), "must be at least 1MiB".into());
+    }
+    Limits {
+        memory_bytes: usize::try_from(memory).unwrap_or(usize::MAX),
+        call_timeout,
+        fetch_timeout,
+        max_response_bytes,
+        recycle_after_calls: config
+            .recycle_after_calls
+            .unwrap_or(defaults.recycle_after_calls)
+            .max(1),
+    }
+}
+
+fn is_identifier(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+fn default_cache_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(dir).join("cryptolake"));
+    }
+    std::env::var_os("HOME")
+        .filter(|d| !d.is_empty())
+        .map(|home| PathBuf::from(home).join(".cache").join("cryptolake"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(text: &str) -> Result<Plan, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.toml");
+        std::fs::write(&path, text).unwrap();
+        load(&path)
+    }
+
+    const MINIMAL: &str = r#"
+[[pipelines]]
+name = "p"
+table = "ohlcv"
+source = { plugin = "binance", params = { symbols = ["BTCUSDT"], interval = "1m" } }
+transforms = [{ plugin = "ohlcv" }]
+"#;
+
+    #[test]
+    fn minimal_config_resolves_with_defaults() {
+        let plan = load_str(MINIMAL).unwrap();
+        assert_eq!(plan.pipelines[0].concurrency, 4);
+        assert!(plan.lake_root.ends_with("lake"));
+        assert!(plan.plugins.contains_key("binance"));
+        assert_eq!(
+            plan.pipelines[0].source.params_json,
+            r#"{"interval":"1m","symbols":["BTCUSDT"]}"#
+        );
+    }
+
+    #[test]
+    fn unknown_field_names_its_path() {
+        let e = load_str(&format!("{MINIMAL}colour = 1\n")).unwrap_err();
+        assert_eq!(e.problems[0].field, "pipelines[0]");
+        assert!(e.problems[0].message.contains("colour"), "{e}");
+        assert!(e.to_string().contains("agent.toml"), "{e}");
+    }
+
+    #[test]
+    fn several_problems_are_reported_at_once() {
+        let text = r#"
+[plugins.x]
+file = "x.wasm"
+allowed_hosts = ["http://bad/"]
+limits = { memory = "lots", call_timeout = "0s" }
+
+[[pipelines]]
+name = "P"
+table = "t"
+source = { plugin = "nope" }
+window = { start = "2024-13-01" }
+"#;
+        let e = load_str(text).unwrap_err();
+        let fields: Vec<&str> = e.problems.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            vec![
+                "plugins.x.allowed_hosts[0]",
+                "plugins.x.limits.memory",
+                "plugins.x.limits.call_timeout",
+                "pipelines[0].name",
+                "pipelines[0].window.start",
+                "pipelines[0].source.plugin",
+            ],
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn syntax_error_names_the_line() {
+        let e = load_str("[lake\nurl = 1").unwrap_err();
+        assert!(e.to_string().contains("line 1"), "{e}");
+    }
+}

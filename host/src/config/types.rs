@@ -1,0 +1,195 @@
+//! The configuration file's format, as serde types.
+//!
+//! Owns: the shape of `agent.toml` and its documentation; every struct
+//! rejects unknown fields. It must not resolve paths, read plugins or check
+//! cross-references: that is [`super::plan`]'s job.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// The whole configuration file.
+///
+/// ```toml
+/// [lake]
+/// url = "./lake"
+///
+/// [plugins.binance]
+/// file = "builtin:binance"
+/// allowed_hosts = ["data.binance.vision", "s3-ap-northeast-1.amazonaws.com"]
+///
+/// [[pipelines]]
+/// name = "binance-spot-klines-1m"
+/// table = "ohlcv"
+/// source = { plugin = "binance", params = { symbols = ["BTCUSDT"], interval = "1m" } }
+/// transforms = [{ plugin = "ohlcv" }]
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Where the lake is.
+    #[serde(default)]
+    pub lake: LakeConfig,
+    /// Agent-wide runtime settings.
+    #[serde(default)]
+    pub runtime: RuntimeConfig,
+    /// Plugins by name. The built-in plugins (`binance`, `ohlcv`) are
+    /// available without an entry here, with default limits and no network.
+    #[serde(default)]
+    pub plugins: BTreeMap<String, PluginConfig>,
+    /// The pipelines to run.
+    #[serde(default)]
+    pub pipelines: Vec<PipelineConfig>,
+}
+
+/// The lake's location.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LakeConfig {
+    /// A directory path (relative to the config file) or a `file://` URL.
+    /// Example: `url = "./lake"`. Default: `./lake`.
+    #[serde(default = "default_lake_url")]
+    pub url: String,
+}
+
+impl Default for LakeConfig {
+    fn default() -> Self {
+        Self {
+            url: default_lake_url(),
+        }
+    }
+}
+
+fn default_lake_url() -> String {
+    "./lake".to_owned()
+}
+
+/// Agent-wide runtime settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Directory of the compiled-plugin cache. Example:
+    /// `cache_dir = "/var/cache/cryptolake"`. Default: `$XDG_CACHE_HOME/cryptolake`
+    /// or `~/.cache/cryptolake`; set to `""` to disable the cache.
+    pub cache_dir: Option<String>,
+}
+
+/// One plugin.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginConfig {
+    /// `builtin:<name>` for a plugin shipped inside the agent, or a path to a
+    /// `.wasm` component (relative to the config file).
+    /// Example: `file = "plugins/kraken.wasm"`.
+    pub file: String,
+    /// Refuse the plugin unless its bytes have this SHA-256 (hex).
+    /// Example: `sha256 = "9f86d081…"`.
+    pub sha256: Option<String>,
+    /// Hosts the plugin may fetch from: `host`, `host:port` or `*.domain`.
+    /// Deny by default. Example: `allowed_hosts = ["data.binance.vision"]`.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+    /// Resource limits for each call into the plugin.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+}
+
+/// Limits applied to each plugin instance and call.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Maximum linear memory of one instance. Example: `memory = "256MiB"`.
+    /// Default: `256MiB`.
+    pub memory: Option<String>,
+    /// Maximum wall-clock time of one call, host calls included.
+    /// Example: `call_timeout = "60s"`. Default: `60s`.
+    pub call_timeout: Option<String>,
+    /// Timeout of one HTTP request made for the plugin. Example:
+    /// `fetch_timeout = "30s"`. Default: `30s`.
+    pub fetch_timeout: Option<String>,
+    /// Largest HTTP response body handed to the plugin. Example:
+    /// `max_response_size = "32MiB"`. Default: `32MiB`.
+    pub max_response_size: Option<String>,
+    /// Replace an instance after this many calls (linear memory never
+    /// shrinks). Example: `recycle_after_calls = 1000`. Default: 1000.
+    pub recycle_after_calls: Option<u64>,
+}
+
+/// One pipeline: a source, transforms, and a destination table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Unique name, `[a-z0-9_-]`. Example: `name = "binance-spot-klines-1m"`.
+    pub name: String,
+    /// The curated table the rows are written to. Example: `table = "ohlcv"`.
+    pub table: String,
+    /// The source plugin and its params.
+    pub source: PluginUse,
+    /// Transform plugins applied in order.
+    #[serde(default)]
+    pub transforms: Vec<PluginUse>,
+    /// The date window to collect.
+    #[serde(default)]
+    pub window: WindowConfig,
+    /// Artifacts processed at once. Example: `concurrency = 4`. Default: 4.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// Attempts per artifact for transient failures and checksum mismatches.
+    /// Example: `attempts = 3`. Default: 3.
+    #[serde(default = "default_attempts")]
+    pub attempts: u32,
+    /// Keep a byte-exact copy of each archive (and its checksum file) under
+    /// `raw/` in the lake. Default: true.
+    #[serde(default = "default_true")]
+    pub raw: bool,
+    /// What to do with an artifact whose source publishes no checksum:
+    /// `"accept"` (record it as unverified) or `"reject"`. Default: `"reject"`.
+    #[serde(default)]
+    pub missing_checksum: MissingChecksumPolicy,
+}
+
+fn default_concurrency() -> usize {
+    4
+}
+fn default_attempts() -> u32 {
+    3
+}
+fn default_true() -> bool {
+    true
+}
+
+/// A reference to a plugin, with its params.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginUse {
+    /// Name of a plugin under `[plugins]`, or of a built-in.
+    pub plugin: String,
+    /// Params handed to the plugin as JSON; checked by the plugin.
+    #[serde(default = "empty_table")]
+    pub params: toml::Table,
+}
+
+fn empty_table() -> toml::Table {
+    toml::Table::new()
+}
+
+/// Inclusive date window, `YYYY-MM-DD`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowConfig {
+    /// First date. Absent: from the first available file.
+    pub start: Option<String>,
+    /// Last date. Absent: up to the newest file.
+    pub end: Option<String>,
+}
+
+/// Policy for artifacts without a published checksum.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MissingChecksumPolicy {
+    /// Refuse the artifact and report it.
+    #[default]
+    Reject,
+    /// Accept it, recording that it is unverified.
+    Accept,
+}

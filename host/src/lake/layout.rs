@@ -1,0 +1,87 @@
+//! Where everything lives in the lake.
+//!
+//! ```text
+//! raw/<source key>                        byte-exact archive (and .CHECKSUM)
+//! <table>/exchange=…/market=…/symbol=…/date=…/part-<artifact stem>.parquet
+//! _cryptolake/manifest/<pipeline>/<source key>.json
+//! _cryptolake/quarantine/<pipeline>/<source key>   (+ .reason.json)
+//! _cryptolake/staging/                    files being written (never final)
+//! ```
+//!
+//! Partition columns live in the path, as Spark and Hive write them, so
+//! readers with hive partitioning get them as columns without duplicates.
+
+use crate::plugin::PartitionValues;
+
+/// Directory of files being written.
+pub const STAGING_DIR: &str = "_cryptolake/staging";
+
+/// The partition keys in path order. Columns with these names are stored
+/// in the path, not in the files.
+pub const PARTITION_COLUMNS: [&str; 3] = ["exchange", "market", "symbol"];
+
+/// Key of the raw copy of an archive.
+pub fn raw_key(source_key: &str) -> String {
+    format!("raw/{source_key}")
+}
+
+/// Key of the raw copy of an archive's checksum sidecar.
+pub fn raw_checksum_key(source_key: &str) -> String {
+    format!("raw/{source_key}.CHECKSUM")
+}
+
+/// The partition directory of an artifact's rows in `table`.
+pub fn partition_dir(table: &str, partition: &PartitionValues) -> String {
+    format!(
+        "{table}/exchange={}/market={}/symbol={}/date={}",
+        partition.exchange, partition.market, partition.symbol, partition.period
+    )
+}
+
+/// The Parquet file an artifact's rows go to. One artifact, one file, under
+/// a name derived from the artifact, so re-processing replaces it.
+pub fn output_key(table: &str, partition: &PartitionValues, source_key: &str) -> String {
+    let name = source_key.rsplit('/').next().unwrap_or(source_key);
+    let stem = name
+        .strip_suffix(".zip")
+        .or_else(|| name.strip_suffix(".gz"))
+        .unwrap_or(name);
+    let stem = stem.strip_suffix(".csv").unwrap_or(stem);
+    format!("{}/part-{stem}.parquet", partition_dir(table, partition))
+}
+
+/// Key of an artifact's manifest entry.
+pub fn manifest_key(pipeline: &str, source_key: &str) -> String {
+    format!("_cryptolake/manifest/{pipeline}/{source_key}.json")
+}
+
+/// Key of a quarantined archive.
+pub fn quarantine_key(pipeline: &str, source_key: &str) -> String {
+    format!("_cryptolake/quarantine/{pipeline}/{source_key}")
+}
+
+/// Key of the reason a quarantined archive was refused.
+pub fn quarantine_reason_key(pipeline: &str, source_key: &str) -> String {
+    format!("_cryptolake/quarantine/{pipeline}/{source_key}.reason.json")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_key_is_hive_partitioned_and_named_after_the_artifact() {
+        let p = PartitionValues {
+            exchange: "binance".into(),
+            market: "spot".into(),
+            data_type: "klines".into(),
+            symbol: "BTCUSDT".into(),
+            interval: Some("1m".into()),
+            period: "2024-01-01".into(),
+        };
+        assert_eq!(
+            output_key("ohlcv", &p, "data/spot/daily/klines/BTCUSDT/1m/BTCUSDT-1m-2024-01-01.zip"),
+            "ohlcv/exchange=binance/market=spot/symbol=BTCUSDT/date=2024-01-01/part-BTCUSDT-1m-2024-01-01.parquet"
+        );
+    }
+}

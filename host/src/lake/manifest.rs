@@ -1,0 +1,156 @@
+//! The manifest: one JSON entry per completed artifact, the source of truth
+//! for "done".
+//!
+//! An entry is written last, after the raw copy and every output file are
+//! published, so a crash at any point leaves either a complete artifact with
+//! its entry or no entry (and the next run redoes it, replacing its files).
+//! Because the manifest is in the lake, a fresh machine pointed at the same
+//! lake resumes where the last one stopped.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Lake, LakeError, layout};
+use crate::plugin::{Artifact, PluginIdentity};
+
+/// Format version of entries written by this agent.
+pub const ENTRY_VERSION: u32 = 1;
+
+/// What identifies a version of a source artifact: a re-publication under the
+/// same key changes at least one of these.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceIdentity {
+    /// Source key.
+    pub key: String,
+    /// Download URL.
+    pub url: String,
+    /// Size, when the source listed it.
+    pub size: Option<u64>,
+    /// ETag, when the source listed it.
+    pub etag: Option<String>,
+    /// Last-modified, when the source listed it.
+    pub last_modified: Option<String>,
+}
+
+impl SourceIdentity {
+    /// The identity of an artifact as discovered.
+    pub fn of(artifact: &Artifact) -> Self {
+        Self {
+            key: artifact.key.clone(),
+            url: artifact.url.clone(),
+            size: artifact.size,
+            etag: artifact.etag.clone(),
+            last_modified: artifact.last_modified.clone(),
+        }
+    }
+
+    /// Whether `self` (recorded) and `other` (listed now) are the same
+    /// publication. Fields the source did not list now are not compared.
+    pub fn same_publication(&self, other: &SourceIdentity) -> bool {
+        fn same<T: PartialEq>(recorded: &Option<T>, now: &Option<T>) -> bool {
+            now.is_none() || recorded == now
+        }
+        self.key == other.key
+            && same(&self.size, &other.size)
+            && same(&self.etag, &other.etag)
+            && same(&self.last_modified, &other.last_modified)
+    }
+}
+
+/// One output file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputFile {
+    /// Lake key of the file.
+    pub key: String,
+    /// Rows in it.
+    pub rows: u64,
+}
+
+/// A plugin that touched the artifact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lineage {
+    /// Configured name.
+    pub name: String,
+    /// The plugin's own version.
+    pub version: String,
+    /// SHA-256 of its `.wasm`.
+    pub sha256: String,
+}
+
+impl From<&PluginIdentity> for Lineage {
+    fn from(identity: &PluginIdentity) -> Self {
+        Self {
+            name: identity.name.clone(),
+            version: identity.version.clone(),
+            sha256: identity.sha256.clone(),
+        }
+    }
+}
+
+/// A completed artifact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestEntry {
+    /// Entry format version.
+    pub version: u32,
+    /// The pipeline that produced it.
+    pub pipeline: String,
+    /// The source artifact.
+    pub source: SourceIdentity,
+    /// SHA-256 of the archive bytes.
+    pub sha256: String,
+    /// Whether the SHA-256 matched a published checksum (false only under
+    /// the `accept` missing-checksum policy).
+    pub checksum_verified: bool,
+    /// Raw-zone key of the archive, when mirrored.
+    pub raw_key: Option<String>,
+    /// Curated table written.
+    pub table: String,
+    /// Output files.
+    pub outputs: Vec<OutputFile>,
+    /// Total rows.
+    pub rows: u64,
+    /// Plugins in order: the source, then each transform.
+    pub plugins: Vec<Lineage>,
+    /// Completion time, RFC 3339 UTC.
+    pub completed_at: String,
+}
+
+/// Reads the entry for an artifact, if any.
+pub async fn read(lake: &Lake, pipeline: &str, key: &str) -> Result<Option<ManifestEntry>, LakeError> {
+    let manifest_key = layout::manifest_key(pipeline, key);
+    let Some(bytes) = lake.get(&manifest_key).await? else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| LakeError::Manifest {
+            key: manifest_key,
+            message: e.to_string(),
+        })
+}
+
+/// Writes (replaces) the entry for an artifact.
+pub async fn write(lake: &Lake, entry: &ManifestEntry) -> Result<(), LakeError> {
+    let key = layout::manifest_key(&entry.pipeline, &entry.source.key);
+    let bytes = serde_json::to_vec_pretty(entry).map_err(|e| LakeError::Manifest {
+        key: key.clone(),
+        message: e.to_string(),
+    })?;
+    lake.put(&key, bytes).await
+}
+
+/// Whether every output of an entry still exists in the lake.
+pub async fn outputs_present(lake: &Lake, entry: &ManifestEntry) -> Result<bool, LakeError> {
+    for output in &entry.outputs {
+        if lake.size(&output.key).await?.is_none() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Now, as RFC 3339 UTC.
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}

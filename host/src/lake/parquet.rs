@@ -1,0 +1,174 @@
+//! Writing plugin batches as Parquet.
+//!
+//! Owns: converting WIT batches to Arrow (timestamps as `timestamp[us, UTC]`,
+//! null masks as validity), holding one schema per file, moving partition
+//! columns into the path (checking their values match it), and the writer
+//! settings: zstd, 256k-row groups, column statistics. It must not choose
+//! file names or publish files: [`super::Lake`] does that.
+
+use std::fs::File;
+use std::sync::Arc;
+
+use arrow_array::{
+    ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
+};
+use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+
+use super::layout::PARTITION_COLUMNS;
+use crate::plugin::{Batch, ColumnValues, PartitionValues};
+
+/// Rows per Parquet row group.
+pub const ROW_GROUP_ROWS: usize = 256 * 1024;
+
+/// Writes batches into one Parquet file.
+pub struct ParquetSink {
+    file: File,
+    writer: Option<ArrowWriter<File>>,
+    schema: Option<SchemaRef>,
+    partition: PartitionValues,
+    rows: u64,
+}
+
+impl ParquetSink {
+    /// A sink writing into `file`, for rows of `partition`.
+    pub fn new(file: File, partition: PartitionValues) -> Self {
+        Self {
+            file,
+            writer: None,
+            schema: None,
+            partition,
+            rows: 0,
+        }
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Appends a batch. The first batch fixes the schema; later ones must
+    /// have the same column names and types.
+    pub fn write(&mut self, batch: &Batch) -> Result<(), String> {
+        if batch.rows == 0 {
+            return Ok(());
+        }
+        let record = self.to_record_batch(batch)?;
+        match &self.schema {
+            None => {
+                let writer = ArrowWriter::try_new(
+                    self.file.try_clone().map_err(|e| e.to_string())?,
+                    record.schema(),
+                    Some(properties()),
+                )
+                .map_err(|e| e.to_string())?;
+                self.schema = Some(record.schema());
+                self.writer = Some(writer);
+            }
+            Some(schema) if *schema != record.schema() => {
+                return Err(format!(
+                    "a batch's schema changed mid-file: first {}, now {}",
+                    describe(schema),
+                    describe(&record.schema())
+                ));
+            }
+            Some(_) => {}
+        }
+        if let Some(writer) = &mut self.writer {
+            writer.write(&record).map_err(|e| e.to_string())?;
+        }
+        self.rows += u64::from(batch.rows);
+        Ok(())
+    }
+
+    /// Finishes the file. Returns `false` when no row was written (no file
+    /// should be published then).
+    pub fn finish(self) -> Result<bool, String> {
+        match self.writer {
+            Some(writer) => {
+                writer.close().map_err(|e| e.to_string())?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    fn to_record_batch(&self, batch: &Batch) -> Result<RecordBatch, String> {
+        let mut fields = Vec::with_capacity(batch.columns.len());
+        let mut arrays: Vec<ArrayRef> = Vec::with_capacity(batch.columns.len());
+        for column in &batch.columns {
+            if let Some(index) = PARTITION_COLUMNS.iter().position(|p| *p == column.name) {
+                let expected = [
+                    &self.partition.exchange,
+                    &self.partition.market,
+                    &self.partition.symbol,
+                ][index];
+                check_partition_column(&column.name, &column.values, expected)?;
+                continue;
+            }
+            let valid = column
+                .nulls
+                .as_ref()
+                .map(|nulls| nulls.iter().map(|null| !null).collect::<Vec<bool>>());
+            let nullable = valid.is_some();
+            let (data_type, array): (DataType, ArrayRef) = match &column.values {
+                ColumnValues::Int64(v) => (DataType::Int64, Arc::new(Int64Array::new(v.clone().into(), valid.map(Into::into)))),
+                ColumnValues::Float64(v) => (DataType::Float64, Arc::new(Float64Array::new(v.clone().into(), valid.map(Into::into)))),
+                ColumnValues::Boolean(v) => (DataType::Boolean, Arc::new(BooleanArray::new(v.as_slice().into(), valid.map(Into::into)))),
+                ColumnValues::Utf8(v) => {
+                    let values: StringArray = v
+                        .iter()
+                        .zip(0..)
+                        .map(|(s, i)| (!column.nulls.as_ref().is_some_and(|n| n[i])).then_some(s.as_str()))
+                        .collect();
+                    (DataType::Utf8, Arc::new(values))
+                }
+                ColumnValues::TimestampUs(v) => (
+                    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                    Arc::new(
+                        TimestampMicrosecondArray::new(v.clone().into(), valid.map(Into::into))
+                            .with_timezone("UTC"),
+                    ),
+                ),
+            };
+            fields.push(Field::new(&column.name, data_type, nullable));
+            arrays.push(array);
+        }
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).map_err(|e| e.to_string())
+    }
+}
+
+/// A partition column must hold the partition's value on every row, since
+/// it is stored once in the path.
+fn check_partition_column(name: &str, values: &ColumnValues, expected: &str) -> Result<(), String> {
+    let ColumnValues::Utf8(values) = values else {
+        return Err(format!("partition column `{name}` must be utf8"));
+    };
+    match values.iter().find(|v| v.as_str() != expected) {
+        Some(other) => Err(format!(
+            "partition column `{name}` holds `{other}` but the artifact's partition is `{expected}`"
+        )),
+        None => Ok(()),
+    }
+}
+
+fn properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()))
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_created_by(concat!("cryptolake ", env!("CARGO_PKG_VERSION")).to_owned())
+        .build()
+}
+
+fn describe(schema: &Schema) -> String {
+    let fields: Vec<String> = schema
+        .fields()
+        .iter()
+        .map(|f| format!("{}:{}", f.name(), f.data_type()))
+        .collect();
+    format!("[{}]", fields.join(", "))
+}

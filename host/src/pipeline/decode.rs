@@ -1,0 +1,148 @@
+//! The decode → transform → write stage for one verified archive.
+//!
+//! Runs on a blocking thread: the host decompresses the archive, streams its
+//! bytes through the source plugin's decoder in fixed-size chunks, sends each
+//! batch through the transform chain, and writes the results to a Parquet
+//! staging file. Memory stays bounded by the chunk and batch sizes.
+
+use std::io::Read;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::lake::parquet::ParquetSink;
+use crate::plugin::{Artifact, Batch, Compression, Plugin, PluginCallError, TransformSession};
+
+/// Bytes handed to the decoder per call.
+pub const CHUNK_BYTES: usize = 1 << 20;
+
+/// Why an archive could not be decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// The archive itself is unusable (not a zip, not one file, bad gzip).
+    #[error("the archive is unusable: {0}")]
+    Archive(String),
+    /// A plugin failed or judged the data malformed.
+    #[error(transparent)]
+    Plugin(#[from] PluginCallError),
+    /// Writing Parquet failed.
+    #[error("writing Parquet failed: {0}")]
+    Write(String),
+}
+
+/// A plugin with the params a pipeline gives it.
+#[derive(Clone)]
+pub struct Configured {
+    /// The plugin.
+    pub plugin: Arc<Plugin>,
+    /// Its params, JSON.
+    pub params: String,
+}
+
+/// Decodes `archive` (the bytes of `artifact`) through `source` and
+/// `transforms` into `sink`. Returns the rows written.
+pub fn decode_archive(
+    source: &Configured,
+    transforms: &[Configured],
+    artifact: &Artifact,
+    archive: &Path,
+    sink: &mut ParquetSink,
+) -> Result<u64, DecodeError> {
+    with_payload(archive, artifact.compression, |reader| {
+        stream(source, transforms, artifact, reader, sink)
+    })
+}
+
+fn stream(
+    source: &Configured,
+    transforms: &[Configured],
+    artifact: &Artifact,
+    reader: &mut dyn Read,
+    sink: &mut ParquetSink,
+) -> Result<u64, DecodeError> {
+    let mut decoder = source.plugin.open_decoder(&source.params, artifact)?;
+    let mut chain = transforms
+        .iter()
+        .map(|t| t.plugin.open_transformer(&t.params, &artifact.partition))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut buffer = vec![0u8; CHUNK_BYTES];
+    loop {
+        let read = read_full(reader, &mut buffer).map_err(|e| DecodeError::Archive(e.to_string()))?;
+        if read == 0 {
+            break;
+        }
+        let batches = decoder.push(&buffer[..read])?;
+        write_all(sink, push_through(&mut chain, batches)?)?;
+    }
+    let batches = decoder.finish()?;
+    write_all(sink, push_through(&mut chain, batches)?)?;
+    // Finish transforms in order; what one emits at its end still flows
+    // through the ones after it.
+    while !chain.is_empty() {
+        let first = chain.remove(0);
+        let tail = first.finish()?;
+        write_all(sink, push_through(&mut chain, tail)?)?;
+    }
+    Ok(sink.rows())
+}
+
+fn push_through(chain: &mut [TransformSession], mut batches: Vec<Batch>) -> Result<Vec<Batch>, PluginCallError> {
+    for session in chain.iter_mut() {
+        let mut next = Vec::with_capacity(batches.len());
+        for batch in &batches {
+            next.extend(session.push(batch)?);
+        }
+        batches = next;
+    }
+    Ok(batches)
+}
+
+fn write_all(sink: &mut ParquetSink, batches: Vec<Batch>) -> Result<(), DecodeError> {
+    for batch in &batches {
+        sink.write(batch).map_err(DecodeError::Write)?;
+    }
+    Ok(())
+}
+
+/// Fills `buffer` as far as the reader allows (decompressors return short reads).
+fn read_full(reader: &mut dyn Read, buffer: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match reader.read(&mut buffer[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// Calls `f` with a reader over the decompressed payload of an archive.
+fn with_payload<T>(
+    archive: &Path,
+    compression: Compression,
+    f: impl FnOnce(&mut dyn Read) -> Result<T, DecodeError>,
+) -> Result<T, DecodeError> {
+    let file = std::fs::File::open(archive).map_err(|e| DecodeError::Archive(e.to_string()))?;
+    match compression {
+        Compression::None => f(&mut std::io::BufReader::new(file)),
+        Compression::Gzip => f(&mut flate2::read::MultiGzDecoder::new(std::io::BufReader::new(file))),
+        Compression::Zip => {
+            let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file))
+                .map_err(|e| DecodeError::Archive(format!("not a valid zip: {e}")))?;
+            let files: Vec<usize> = (0..zip.len())
+                .filter(|&i| zip.by_index(i).map(|f| f.is_file()).unwrap_or(false))
+                .collect();
+            let [index] = files[..] else {
+                return Err(DecodeError::Archive(format!(
+                    "expected exactly one file in the zip, found {}",
+                    files.len()
+                )));
+            };
+            let mut entry = zip
+                .by_index(index)
+                .map_err(|e| DecodeError::Archive(format!("zip entry unreadable: {e}")))?;
+            f(&mut entry)
+        }
+    }
+}

@@ -1,0 +1,430 @@
+//! One run of one pipeline: discover → reconcile → transfer → decode →
+//! transform → write → commit.
+//!
+//! Owns: the order of the stages, retries per artifact, and the decision
+//! between retry, quarantine and failure. Every step is restartable: outputs
+//! are published atomically under names derived from the artifact, and the
+//! manifest entry is written last, so a crash anywhere leaves the lake
+//! consistent and the next run finishes the job without duplicating rows.
+//! It must not parse exchange data (plugins do) or know file formats beyond
+//! what [`crate::lake`] and [`crate::transfer`] expose.
+
+mod decode;
+mod report;
+
+use std::time::Instant;
+
+use futures::StreamExt;
+use serde::Serialize;
+
+pub use decode::{Configured, DecodeError};
+pub use report::{ArtifactReport, Outcome, RunReport};
+
+use crate::config::{MissingChecksumPolicy, PipelineSpec};
+use crate::lake::manifest::{self, Lineage, ManifestEntry, OutputFile, SourceIdentity};
+use crate::lake::parquet::ParquetSink;
+use crate::lake::{Lake, layout};
+use crate::plugin::{Artifact, ChecksumSource, PluginCallError, Window};
+use crate::telemetry::metrics;
+use crate::transfer::{self, TransferError};
+
+/// Everything a pipeline run needs.
+#[derive(Clone)]
+pub struct PipelineRun {
+    /// The pipeline.
+    pub spec: PipelineSpec,
+    /// Its source plugin and params.
+    pub source: Configured,
+    /// Its transforms and params.
+    pub transforms: Vec<Configured>,
+    /// The lake.
+    pub lake: Lake,
+    /// HTTP client for transfers.
+    pub http: reqwest::Client,
+}
+
+/// Why an artifact is (re)processed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reason {
+    /// Never processed.
+    New,
+    /// The source re-published it under the same key.
+    Republished,
+    /// Its manifest entry exists but an output is missing.
+    OutputsMissing,
+}
+
+/// A run-level failure (no artifact could even be planned).
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// Discovery failed.
+    #[error("pipeline `{pipeline}`: discovery failed: {source}")]
+    Discover {
+        /// The pipeline.
+        pipeline: String,
+        /// The cause.
+        source: PluginCallError,
+    },
+    /// The lake could not be read.
+    #[error("pipeline `{pipeline}`: {source}")]
+    Lake {
+        /// The pipeline.
+        pipeline: String,
+        /// The cause.
+        source: crate::lake::LakeError,
+    },
+    /// A blocking task panicked or was cancelled.
+    #[error("pipeline `{pipeline}`: internal task failed: {message}")]
+    Task {
+        /// The pipeline.
+        pipeline: String,
+        /// What happened.
+        message: String,
+    },
+}
+
+impl PipelineRun {
+    /// Lists what exists and decides what must be done.
+    pub async fn plan(&self, window: &Window) -> Result<(Vec<(Artifact, Reason)>, usize), PipelineError> {
+        let source = self.source.clone();
+        let window_owned = window.clone();
+        let discovered = tokio::task::spawn_blocking(move || {
+            source.plugin.discover(&source.params, &window_owned)
+        })
+        .await
+        .map_err(|e| self.task_error(e))?
+        .map_err(|source| PipelineError::Discover {
+            pipeline: self.spec.name.clone(),
+            source,
+        })?;
+        let total = discovered.len();
+        let mut todo = Vec::new();
+        for artifact in discovered {
+            let recorded = manifest::read(&self.lake, &self.spec.name, &artifact.key)
+                .await
+                .map_err(|source| self.lake_error(source))?;
+            let reason = match recorded {
+                None => Some(Reason::New),
+                Some(entry) if !entry.source.same_publication(&SourceIdentity::of(&artifact)) => {
+                    Some(Reason::Republished)
+                }
+                Some(entry) => {
+                    let present = manifest::outputs_present(&self.lake, &entry)
+                        .await
+                        .map_err(|source| self.lake_error(source))?;
+                    (!present).then_some(Reason::OutputsMissing)
+                }
+            };
+            if let Some(reason) = reason {
+                todo.push((artifact, reason));
+            }
+        }
+        Ok((todo, total))
+    }
+
+    /// Runs the pipeline over `window`.
+    pub async fn run(&self, window: &Window) -> Result<RunReport, PipelineError> {
+        let started = Instant::now();
+        let (todo, discovered) = self.plan(window).await?;
+        tracing::info!(
+            pipeline = %self.spec.name,
+            discovered,
+            to_process = todo.len(),
+            up_to_date = discovered - todo.len(),
+            "Planned pipeline run."
+        );
+        let artifacts: Vec<ArtifactReport> = futures::stream::iter(todo)
+            .map(|(artifact, reason)| self.process(artifact, reason))
+            .buffer_unordered(self.spec.concurrency)
+            .collect()
+            .await;
+        let report = RunReport::new(&self.spec.name, discovered, artifacts, started.elapsed());
+        tracing::info!(
+            pipeline = %self.spec.name,
+            completed = report.completed,
+            failed = report.failed,
+            quarantined = report.quarantined,
+            rows = report.rows,
+            elapsed_ms = report.elapsed_ms,
+            "Pipeline run finished."
+        );
+        Ok(report)
+    }
+
+    fn task_error(&self, error: tokio::task::JoinError) -> PipelineError {
+        PipelineError::Task {
+            pipeline: self.spec.name.clone(),
+            message: error.to_string(),
+        }
+    }
+
+    fn lake_error(&self, source: crate::lake::LakeError) -> PipelineError {
+        PipelineError::Lake {
+            pipeline: self.spec.name.clone(),
+            source,
+        }
+    }
+
+    /// Processes one artifact to completion, quarantine or failure.
+    async fn process(&self, artifact: Artifact, reason: Reason) -> ArtifactReport {
+        let started = Instant::now();
+        let key = artifact.key.clone();
+        let outcome = self.process_with_retries(&artifact).await;
+        let report = ArtifactReport::new(key, reason, outcome, started.elapsed());
+        metrics::artifact_finished(&self.spec.name, report.outcome.label());
+        match &report.outcome {
+            Outcome::Completed { rows, .. } => tracing::info!(
+                pipeline = %self.spec.name,
+                artifact = %report.key,
+                reason = ?reason,
+                rows,
+                "Artifact committed to the lake."
+            ),
+            Outcome::Quarantined { reason } => tracing::warn!(
+                pipeline = %self.spec.name,
+                artifact = %report.key,
+                error = %reason,
+                "Artifact quarantined; it was not written to the lake as good data."
+            ),
+            Outcome::Failed { error, .. } => tracing::error!(
+                pipeline = %self.spec.name,
+                artifact = %report.key,
+                error = %error,
+                "Artifact failed; the other artifacts continue."
+            ),
+        }
+        report
+    }
+
+    async fn process_with_retries(&self, artifact: &Artifact) -> Outcome {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let last = attempt >= self.spec.attempts;
+            match self.attempt(artifact).await {
+                Ok(outcome) => return outcome,
+                Err(Attempt::Retry { error, wait }) if !last => {
+                    let wait = wait.unwrap_or_else(|| transfer::backoff(attempt));
+                    tracing::warn!(
+                        pipeline = %self.spec.name,
+                        artifact = %artifact.key,
+                        attempt,
+                        wait_ms = wait.as_millis() as u64,
+                        error = %error,
+                        "Artifact attempt failed; retrying."
+                    );
+                    tokio::time::sleep(wait).await;
+                }
+                Err(Attempt::Retry { error, .. }) => {
+                    return Outcome::Failed { error, attempts: attempt };
+                }
+                Err(Attempt::Mismatch { staged, expected, actual }) if last => {
+                    let reason = format!(
+                        "SHA-256 mismatch after {attempt} attempts: the published checksum is {expected}, the archive hashes to {actual}"
+                    );
+                    return self.quarantine(artifact, staged, reason).await;
+                }
+                Err(Attempt::Mismatch { expected, actual, .. }) => {
+                    tracing::warn!(
+                        pipeline = %self.spec.name,
+                        artifact = %artifact.key,
+                        attempt,
+                        expected = %expected,
+                        actual = %actual,
+                        "Archive checksum mismatch; downloading again."
+                    );
+                    tokio::time::sleep(transfer::backoff(attempt)).await;
+                }
+                Err(Attempt::Quarantine { staged, reason }) => {
+                    return self.quarantine(artifact, staged, reason).await;
+                }
+                Err(Attempt::Fail(error)) => {
+                    return Outcome::Failed { error, attempts: attempt };
+                }
+            }
+        }
+    }
+
+    /// One attempt: checksum, download, verify, decode, publish, commit.
+    async fn attempt(&self, artifact: &Artifact) -> Result<Outcome, Attempt> {
+        let checksum = match &artifact.checksum {
+            ChecksumSource::SidecarUrl(url) => Some(
+                transfer::fetch_checksum(&self.http, url)
+                    .await
+                    .map_err(|e| Attempt::from_transfer(e, "checksum"))?,
+            ),
+            ChecksumSource::Sha256(hex) => Some(transfer::ChecksumFile {
+                raw: Vec::new(),
+                sha256: hex.to_ascii_lowercase(),
+            }),
+            ChecksumSource::None => {
+                if self.spec.missing_checksum == MissingChecksumPolicy::Reject {
+                    return Err(Attempt::Fail(
+                        "the source publishes no checksum and missing_checksum = \"reject\"".into(),
+                    ));
+                }
+                None
+            }
+        };
+
+        let staged = self.lake.staging_file().map_err(|e| Attempt::Fail(e.to_string()))?;
+        let downloaded = transfer::download(&self.http, &artifact.url, staged.path())
+            .await
+            .map_err(|e| Attempt::from_transfer(e, "archive"))?;
+        metrics::bytes_downloaded(&self.spec.name, downloaded.bytes);
+        if let Some(checksum) = &checksum
+            && checksum.sha256 != downloaded.sha256
+        {
+            return Err(Attempt::Mismatch {
+                staged,
+                expected: checksum.sha256.clone(),
+                actual: downloaded.sha256,
+            });
+        }
+
+        // Decode → transform → write, on a blocking thread.
+        let output_key = layout::output_key(&self.spec.table, &artifact.partition, &artifact.key);
+        let parquet = self.lake.staging_file().map_err(|e| Attempt::Fail(e.to_string()))?;
+        let (source, transforms) = (self.source.clone(), self.transforms.clone());
+        let (artifact_owned, archive_path) = (artifact.clone(), staged.path().to_owned());
+        let out_file = parquet.reopen().map_err(|e| Attempt::Fail(e.to_string()))?;
+        let decoded = tokio::task::spawn_blocking(move || {
+            let mut sink = ParquetSink::new(out_file, artifact_owned.partition.clone());
+            let rows = decode::decode_archive(&source, &transforms, &artifact_owned, &archive_path, &mut sink)?;
+            let wrote = sink.finish().map_err(DecodeError::Write)?;
+            Ok::<_, DecodeError>((rows, wrote))
+        })
+        .await
+        .map_err(|e| Attempt::Fail(format!("decode task failed: {e}")))?;
+        let (rows, wrote) = match decoded {
+            Ok(done) => done,
+            Err(DecodeError::Archive(message)) => {
+                return Err(Attempt::Quarantine {
+                    staged,
+                    reason: format!("archive verified but unusable: {message}"),
+                });
+            }
+            Err(DecodeError::Plugin(error)) if error.is_malformed_input() => {
+                return Err(Attempt::Quarantine {
+                    staged,
+                    reason: error.to_string(),
+                });
+            }
+            Err(DecodeError::Plugin(error)) if error.is_transient() => {
+                return Err(Attempt::Retry { error: error.to_string(), wait: None });
+            }
+            Err(error) => return Err(Attempt::Fail(error.to_string())),
+        };
+
+        // Publish: outputs, then the raw copy, then the manifest entry last.
+        let mut outputs = Vec::new();
+        if wrote {
+            self.lake
+                .publish(parquet, &output_key)
+                .map_err(|e| Attempt::Fail(e.to_string()))?;
+            outputs.push(OutputFile { key: output_key, rows });
+        }
+        let raw_key = if self.spec.raw {
+            let raw_key = layout::raw_key(&artifact.key);
+            self.lake.publish(staged, &raw_key).map_err(|e| Attempt::Fail(e.to_string()))?;
+            if let Some(checksum) = checksum.as_ref().filter(|c| !c.raw.is_empty()) {
+                self.lake
+                    .put(&layout::raw_checksum_key(&artifact.key), checksum.raw.clone())
+                    .await
+                    .map_err(|e| Attempt::Fail(e.to_string()))?;
+            }
+            Some(raw_key)
+        } else {
+            None
+        };
+        let mut plugins = vec![Lineage::from(self.source.plugin.identity())];
+        plugins.extend(self.transforms.iter().map(|t| Lineage::from(t.plugin.identity())));
+        let entry = ManifestEntry {
+            version: manifest::ENTRY_VERSION,
+            pipeline: self.spec.name.clone(),
+            source: SourceIdentity::of(artifact),
+            sha256: downloaded.sha256,
+            checksum_verified: checksum.is_some(),
+            raw_key,
+            table: self.spec.table.clone(),
+            outputs,
+            rows,
+            plugins,
+            completed_at: manifest::now_rfc3339(),
+        };
+        manifest::write(&self.lake, &entry)
+            .await
+            .map_err(|e| Attempt::Fail(e.to_string()))?;
+        metrics::rows_written(&self.spec.table, rows);
+        Ok(Outcome::Completed {
+            rows,
+            bytes: downloaded.bytes,
+        })
+    }
+
+    /// Moves a refused archive to quarantine with its reason.
+    async fn quarantine(&self, artifact: &Artifact, staged: tempfile::NamedTempFile, reason: String) -> Outcome {
+        let key = layout::quarantine_key(&self.spec.name, &artifact.key);
+        let note = serde_json::json!({
+            "pipeline": self.spec.name,
+            "source": SourceIdentity::of(artifact),
+            "reason": reason,
+            "quarantined_at": manifest::now_rfc3339(),
+        });
+        let stored = match self.lake.publish(staged, &key) {
+            Ok(()) => self
+                .lake
+                .put(
+                    &layout::quarantine_reason_key(&self.spec.name, &artifact.key),
+                    serde_json::to_vec_pretty(&note).unwrap_or_default(),
+                )
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(error) = stored {
+            return Outcome::Failed {
+                error: format!("{reason}; and quarantining it failed: {error}"),
+                attempts: self.spec.attempts,
+            };
+        }
+        Outcome::Quarantined { reason }
+    }
+}
+
+/// How one attempt ended short of success.
+enum Attempt {
+    /// Worth another attempt.
+    Retry {
+        error: String,
+        wait: Option<std::time::Duration>,
+    },
+    /// The bytes do not match the published checksum.
+    Mismatch {
+        staged: tempfile::NamedTempFile,
+        expected: String,
+        actual: String,
+    },
+    /// The archive must not enter the lake.
+    Quarantine {
+        staged: tempfile::NamedTempFile,
+        reason: String,
+    },
+    /// Final failure; no retry can help.
+    Fail(String),
+}
+
+impl Attempt {
+    fn from_transfer(error: TransferError, what: &str) -> Self {
+        let message = format!("{what}: {error}");
+        if error.is_transient() {
+            Attempt::Retry {
+                error: message,
+                wait: error.retry_after(),
+            }
+        } else {
+            Attempt::Fail(message)
+        }
+    }
+}

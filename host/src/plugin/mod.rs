@@ -1,0 +1,264 @@
+//! The plugin runtime: loading, sandboxing and calling WASM component plugins.
+//!
+//! Owns: one shared [`wasmtime::Engine`] with epoch interruption, the compile
+//! cache, the linker with the host capabilities, each loaded plugin's
+//! pre-instantiated handle and its pool of instances, and the limits around
+//! every call (memory cap, epoch deadline, wall-clock timeout). A trap or a
+//! timeout poisons the instance: it is dropped and the next call gets a fresh
+//! one; instances are also recycled after a configured number of calls, since
+//! linear memory never shrinks. Every output crossing back is validated.
+//!
+//! It must not do pipeline work (transfer, Parquet, manifests): callers get
+//! typed artifacts and batches and decide what to do with them.
+
+pub mod bindings;
+mod cache;
+mod capabilities;
+mod engine;
+mod error;
+mod instance;
+mod pattern;
+mod session;
+mod validate;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, Linker, types::ComponentItem};
+
+pub use bindings::types::{
+    Artifact, Batch, ChecksumSource, Column, ColumnValues, Compression, PartitionValues, Window,
+};
+pub use cache::{CacheOutcome, CompileCache};
+pub use capabilities::{HostState, HttpLender};
+pub use error::{CallErrorKind, GuestError, PluginCallError, PluginLoadError};
+pub use instance::Plugin;
+pub use pattern::HostPattern;
+pub use session::{DecoderSession, TransformSession};
+
+use crate::config::PluginSpec;
+use engine::TickingEngine;
+
+/// The WIT package version this host implements.
+pub const WIT_VERSION: &str = "0.1.0";
+
+/// What a plugin is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PluginKind {
+    /// Exports `cryptolake:plugin/source`.
+    Source,
+    /// Exports `cryptolake:plugin/transform`.
+    Transform,
+}
+
+impl std::fmt::Display for PluginKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PluginKind::Source => "source",
+            PluginKind::Transform => "transform",
+        })
+    }
+}
+
+/// A loaded plugin's identity, for lineage and `plugin inspect`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PluginIdentity {
+    /// The name the configuration gives it.
+    pub name: String,
+    /// The name the plugin gives itself.
+    pub plugin_name: String,
+    /// The plugin's version.
+    pub version: String,
+    /// One-sentence description.
+    pub description: String,
+    /// Source or transform.
+    #[serde(serialize_with = "serialize_display")]
+    pub kind: PluginKind,
+    /// WIT package version it was built against, from its export names.
+    pub wit_version: String,
+    /// SHA-256 of the `.wasm` bytes.
+    pub sha256: String,
+    /// JSON Schema of its params.
+    pub params_schema: String,
+}
+
+fn serialize_display<S: serde::Serializer>(
+    value: &PluginKind,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(value)
+}
+
+/// The engine, linker, cache and HTTP client shared by all plugins.
+pub struct Runtime {
+    engine: TickingEngine,
+    linker: Linker<HostState>,
+    cache: CompileCache,
+    http_client: reqwest::Client,
+    tokio: tokio::runtime::Handle,
+}
+
+impl Runtime {
+    /// Creates the runtime. `tokio` drives the HTTP lent to plugins; plugin
+    /// calls themselves must run on blocking threads (`spawn_blocking`).
+    pub fn new(
+        cache_dir: Option<PathBuf>,
+        http_client: reqwest::Client,
+        tokio: tokio::runtime::Handle,
+    ) -> anyhow::Result<Self> {
+        let engine = TickingEngine::new()?;
+        let mut linker = Linker::new(engine.engine());
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        bindings::source::SourcePlugin::add_to_linker::<
+            HostState,
+            wasmtime::component::HasSelf<HostState>,
+        >(&mut linker, |state| state)?;
+        Ok(Self {
+            engine,
+            linker,
+            cache: CompileCache::new(cache_dir),
+            http_client,
+            tokio,
+        })
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &wasmtime::Engine {
+        self.engine.engine()
+    }
+
+    /// The compile cache.
+    pub fn cache(&self) -> &CompileCache {
+        &self.cache
+    }
+
+    /// Loads the plugin described by `spec` (built-in or file).
+    pub fn load(&self, spec: &PluginSpec) -> Result<Arc<Plugin>, PluginLoadError> {
+        let origin = spec.location.to_string();
+        let bytes = match &spec.location {
+            crate::config::PluginLocation::Builtin(name) => crate::builtin::bytes(name)
+                .ok_or_else(|| PluginLoadError::new(&origin, "no such built-in plugin"))?
+                .to_vec(),
+            crate::config::PluginLocation::File(path) => std::fs::read(path)
+                .map_err(|e| PluginLoadError::new(&origin, format!("cannot read the file: {e}")))?,
+        };
+        self.load_bytes(spec, &origin, &bytes)
+    }
+
+    /// Loads a plugin from `bytes`; `origin` names it in errors.
+    pub fn load_bytes(
+        &self,
+        spec: &PluginSpec,
+        origin: &str,
+        bytes: &[u8],
+    ) -> Result<Arc<Plugin>, PluginLoadError> {
+        let sha256 = hex::encode(Sha256::digest(bytes));
+        if let Some(pinned) = &spec.sha256
+            && *pinned != sha256
+        {
+            return Err(PluginLoadError::new(
+                origin,
+                format!("its sha256 is {sha256} but the configuration pins {pinned}"),
+            ));
+        }
+        let (component, outcome) = self
+            .cache
+            .load(self.engine(), bytes, &sha256)
+            .map_err(|e| {
+                PluginLoadError::new(
+                    origin,
+                    format!("not a valid WebAssembly component: {}", error::root_cause(&e)),
+                )
+            })?;
+        let (kind, wit_version) = self.world_of(&component).map_err(|m| PluginLoadError::new(origin, m))?;
+        let pre = self.linker.instantiate_pre(&component).map_err(|e| {
+            PluginLoadError::new(
+                origin,
+                format!("imports something this host does not provide: {e:#}"),
+            )
+        })?;
+        let http = HttpLender {
+            client: self.http_client.clone(),
+            runtime: self.tokio.clone(),
+            allowed: spec.allowed_hosts.clone().into(),
+            timeout: spec.limits.fetch_timeout,
+            max_body: spec.limits.max_response_bytes,
+        };
+        let plugin = Plugin::new(spec, origin, kind, wit_version, sha256, pre, http)
+            .map_err(|e| PluginLoadError::new(origin, e))?;
+        tracing::info!(
+            plugin = %spec.name,
+            origin,
+            kind = %kind,
+            version = %plugin.identity().version,
+            sha256 = %plugin.identity().sha256,
+            compile_cache = ?outcome,
+            "Loaded plugin."
+        );
+        Ok(Arc::new(plugin))
+    }
+
+    /// Finds which of our worlds a component exports, and its WIT version.
+    fn world_of(&self, component: &Component) -> Result<(PluginKind, String), String> {
+        let ty = component.component_type();
+        let mut found = Vec::new();
+        for (name, item) in ty.exports(self.engine()) {
+            if !matches!(item.ty, ComponentItem::ComponentInstance(_)) {
+                continue;
+            }
+            let Some(rest) = name.strip_prefix("cryptolake:plugin/") else {
+                continue;
+            };
+            let (interface, version) = rest.split_once('@').unwrap_or((rest, ""));
+            let kind = match interface {
+                "source" => PluginKind::Source,
+                "transform" => PluginKind::Transform,
+                _ => continue,
+            };
+            found.push((kind, version.to_owned()));
+        }
+        match found.as_slice() {
+            [(kind, version)] => {
+                if !wit_compatible(version) {
+                    return Err(format!(
+                        "it was built against cryptolake:plugin@{version}, but this host supports {WIT_VERSION}"
+                    ));
+                }
+                Ok((*kind, version.clone()))
+            }
+            [] => Err(
+                "it exports neither cryptolake:plugin/source nor cryptolake:plugin/transform \
+                 (is it built against this project's WIT?)"
+                    .to_owned(),
+            ),
+            _ => Err("it exports more than one plugin interface".to_owned()),
+        }
+    }
+}
+
+/// Whether a guest's WIT version can be served by this host (same 0.x minor).
+fn wit_compatible(version: &str) -> bool {
+    let ours: Vec<&str> = WIT_VERSION.split('.').collect();
+    let theirs: Vec<&str> = version.split('.').collect();
+    theirs.len() == 3 && theirs[0] == ours[0] && theirs[1] == ours[1]
+}
+
+/// Creates the HTTP client shared by plugin fetches and transfers. TLS uses
+/// rustls with the ring provider and the platform's trust store.
+pub fn http_client() -> anyhow::Result<reqwest::Client> {
+    crate::transfer::http_client()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wit_versions() {
+        assert!(wit_compatible("0.1.0"));
+        assert!(wit_compatible("0.1.7"));
+        assert!(!wit_compatible("0.2.0"));
+        assert!(!wit_compatible(""));
+    }
+}

@@ -1,0 +1,250 @@
+//! Moving archive bytes from a source into the agent, verified.
+//!
+//! Owns: the shared HTTP client, retry timing (exponential backoff with
+//! jitter, `Retry-After`), streamed downloads to a spool file that hash while
+//! they write (memory stays bounded whatever the size), and reading
+//! `sha256sum`-style checksum sidecars. It must not decide what an artifact
+//! is or where it goes in the lake.
+
+use std::path::Path;
+use std::time::Duration;
+
+use futures::StreamExt;
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+
+/// A failed transfer.
+#[derive(Debug, thiserror::Error)]
+pub enum TransferError {
+    /// The source says the object does not exist.
+    #[error("{url} answered 404 Not Found")]
+    NotFound {
+        /// The URL.
+        url: String,
+    },
+    /// Any other non-success status.
+    #[error("{url} answered HTTP {status}")]
+    Status {
+        /// The URL.
+        url: String,
+        /// The status code.
+        status: u16,
+        /// `Retry-After`, when given.
+        retry_after: Option<Duration>,
+    },
+    /// Connection, TLS, timeout, reset or truncated body.
+    #[error("{url}: {message}")]
+    Network {
+        /// The URL.
+        url: String,
+        /// The cause chain.
+        message: String,
+    },
+    /// Writing the spool file failed.
+    #[error("{url}: writing the local spool file failed: {source}")]
+    Io {
+        /// The URL.
+        url: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The checksum sidecar is not `<sha256 hex> <name>`.
+    #[error("{url}: checksum file is malformed: {reason}")]
+    BadChecksumFile {
+        /// The URL.
+        url: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl TransferError {
+    /// Whether trying again may succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            TransferError::Network { .. } => true,
+            TransferError::Status { status, .. } => *status == 408 || *status == 429 || *status >= 500,
+            _ => false,
+        }
+    }
+
+    /// How long the server asked us to wait, if it did.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            TransferError::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// Builds the HTTP client shared by transfers and plugin fetches: rustls with
+/// the ring provider and the platform's roots, no proxy discovery, explicit
+/// timeouts. Idle reads time out, not whole transfers, so large archives on
+/// slow links still finish.
+pub fn http_client() -> anyhow::Result<reqwest::Client> {
+    // Installing twice is harmless; the first provider wins.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    Ok(reqwest::Client::builder()
+        .user_agent(concat!("cryptolake/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(10))
+        .read_timeout(Duration::from_secs(60))
+        .pool_idle_timeout(Duration::from_secs(30))
+        .build()?)
+}
+
+/// Exponential backoff with full jitter: up to 250 ms × 2^(attempt-1),
+/// capped at 20 s.
+pub fn backoff(attempt: u32) -> Duration {
+    let ceiling_ms = 250u64.saturating_mul(1 << attempt.saturating_sub(1).min(7)).min(20_000);
+    Duration::from_millis(fastrand::u64(ceiling_ms / 2..=ceiling_ms))
+}
+
+/// Parses a `Retry-After` header given in seconds (capped at 120 s).
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    let seconds: u64 = value.trim().parse().ok()?;
+    Some(Duration::from_secs(seconds.min(120)))
+}
+
+/// An error and its sources, joined with `: `.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    message
+}
+
+async fn get(client: &reqwest::Client, url: &str) -> Result<reqwest::Response, TransferError> {
+    let response = client.get(url).send().await.map_err(|e| TransferError::Network {
+        url: url.to_owned(),
+        message: error_chain(&e),
+    })?;
+    let status = response.status().as_u16();
+    match status {
+        200..=299 => Ok(response),
+        404 => Err(TransferError::NotFound { url: url.to_owned() }),
+        _ => Err(TransferError::Status {
+            url: url.to_owned(),
+            status,
+            retry_after: retry_after(response.headers()),
+        }),
+    }
+}
+
+/// A completed download.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Downloaded {
+    /// Bytes written.
+    pub bytes: u64,
+    /// SHA-256 of those bytes, lowercase hex.
+    pub sha256: String,
+}
+
+/// Streams `url` into `dest`, hashing as it writes. A body shorter than its
+/// `Content-Length` is reported as a network error, never accepted.
+pub async fn download(client: &reqwest::Client, url: &str, dest: &Path) -> Result<Downloaded, TransferError> {
+    let response = get(client, url).await?;
+    let expected = response.content_length();
+    let io = |source| TransferError::Io { url: url.to_owned(), source };
+    let mut file = tokio::fs::File::create(dest).await.map_err(io)?;
+    let mut hasher = Sha256::new();
+    let mut bytes = 0u64;
+    let mut stream = response.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| TransferError::Network {
+            url: url.to_owned(),
+            message: error_chain(&e),
+        })?;
+        hasher.update(&chunk);
+        bytes += chunk.len() as u64;
+        file.write_all(&chunk).await.map_err(io)?;
+    }
+    file.flush().await.map_err(io)?;
+    if let Some(expected) = expected
+        && expected != bytes
+    {
+        return Err(TransferError::Network {
+            url: url.to_owned(),
+            message: format!("body ended after {bytes} of {expected} bytes"),
+        });
+    }
+    Ok(Downloaded {
+        bytes,
+        sha256: hex::encode(hasher.finalize()),
+    })
+}
+
+/// A checksum sidecar, as published and as parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChecksumFile {
+    /// The file's exact bytes (mirrored into the raw zone).
+    pub raw: Vec<u8>,
+    /// The digest it states, lowercase hex.
+    pub sha256: String,
+}
+
+/// Fetches and parses a `sha256sum`-style sidecar (`<hex>  <name>`, often
+/// without a trailing newline).
+pub async fn fetch_checksum(client: &reqwest::Client, url: &str) -> Result<ChecksumFile, TransferError> {
+    let response = get(client, url).await?;
+    let raw = response.bytes().await.map_err(|e| TransferError::Network {
+        url: url.to_owned(),
+        message: error_chain(&e),
+    })?;
+    if raw.len() > 4096 {
+        return Err(TransferError::BadChecksumFile {
+            url: url.to_owned(),
+            reason: format!("{} bytes is too long for a checksum file", raw.len()),
+        });
+    }
+    let sha256 = parse_checksum(&raw).map_err(|reason| TransferError::BadChecksumFile {
+        url: url.to_owned(),
+        reason,
+    })?;
+    Ok(ChecksumFile {
+        raw: raw.to_vec(),
+        sha256,
+    })
+}
+
+/// Takes the first whitespace-separated token and checks it is a SHA-256.
+pub fn parse_checksum(raw: &[u8]) -> Result<String, String> {
+    let text = std::str::from_utf8(raw).map_err(|_| "not UTF-8".to_owned())?;
+    let token = text
+        .split_whitespace()
+        .next()
+        .ok_or_else(|| "it is empty".to_owned())?;
+    if token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(token.to_ascii_lowercase())
+    } else {
+        Err(format!("`{}` is not a SHA-256 hex digest", token.chars().take(80).collect::<String>()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checksum_without_trailing_newline() {
+        let hex = "a".repeat(64);
+        assert_eq!(parse_checksum(format!("{hex}  BTCUSDT-1m-2024-01-01.zip").as_bytes()), Ok(hex.clone()));
+        assert_eq!(parse_checksum(format!("{}  x.zip\n", hex.to_uppercase()).as_bytes()), Ok(hex));
+        assert!(parse_checksum(b"<Error>NoSuchKey</Error>").is_err());
+        assert!(parse_checksum(b"").is_err());
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert!(backoff(1) <= Duration::from_millis(250));
+        assert!(backoff(3) >= Duration::from_millis(500));
+        assert!(backoff(30) <= Duration::from_secs(20));
+    }
+}

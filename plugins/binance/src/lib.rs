@@ -1,0 +1,73 @@
+//! The Binance public-archive source connector.
+//!
+//! Owns: what exists in `data.binance.vision` (discovery by S3 ListObjects
+//! v1 with marker pagination) and how its CSVs decode. It must not move or
+//! verify bytes: the host downloads, checks `.CHECKSUM`s and unzips.
+
+pub mod discovery;
+pub mod klines;
+pub mod listing;
+pub mod params;
+
+use std::cell::RefCell;
+
+use cryptolake_plugin_sdk::source::{Decoder, Guest, GuestDecoder};
+use cryptolake_plugin_sdk::{Artifact, Batch, PluginError, PluginInfo, Window, host};
+
+use params::Params;
+
+/// The exported plugin.
+pub struct BinanceSource;
+
+impl Guest for BinanceSource {
+    type Decoder = KlineStream;
+
+    fn info() -> PluginInfo {
+        PluginInfo {
+            name: "binance".to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            description: "Binance public data archive (data.binance.vision): klines for spot and futures."
+                .to_owned(),
+            params_schema: params::SCHEMA.to_owned(),
+        }
+    }
+
+    fn discover(params: String, window: Window) -> Result<Vec<Artifact>, PluginError> {
+        let params = Params::parse(&params)?;
+        let artifacts = discovery::discover(&params, &window, |url| {
+            let response = host::get_ok(url)?;
+            String::from_utf8(response.body)
+                .map_err(|_| PluginError::Transient(format!("listing at {url} is not UTF-8")))
+        })?;
+        host::counter_add("artifacts_listed", artifacts.len() as u64);
+        Ok(artifacts)
+    }
+}
+
+/// A decoder resource: one kline file.
+pub struct KlineStream(RefCell<klines::KlineDecoder>);
+
+impl GuestDecoder for KlineStream {
+    fn open(params: String, artifact: Artifact) -> Result<Decoder, PluginError> {
+        let params = Params::parse(&params)?;
+        if !params::KLINE_TYPES.contains(&artifact.partition.data_type.as_str()) {
+            return Err(PluginError::InvalidParams(format!(
+                "no decoder for data type `{}`",
+                artifact.partition.data_type
+            )));
+        }
+        Ok(Decoder::new(KlineStream(RefCell::new(
+            klines::KlineDecoder::new(params.batch_rows),
+        ))))
+    }
+
+    fn push(&self, chunk: Vec<u8>) -> Result<Vec<Batch>, PluginError> {
+        self.0.borrow_mut().push(&chunk)
+    }
+
+    fn finish(&self) -> Result<Vec<Batch>, PluginError> {
+        self.0.borrow_mut().finish()
+    }
+}
+
+cryptolake_plugin_sdk::export_source_plugin!(BinanceSource);

@@ -1,0 +1,229 @@
+//! Column builders and readers for the WIT's columnar batches.
+//!
+//! Owns: building [`Column`]s value by value with an optional null mask, and
+//! typed, by-name access to the columns of an incoming [`Batch`]. It must not
+//! know any exchange's schema.
+
+use crate::{Batch, Column, ColumnValues};
+
+/// Accumulates the values of one column, with nulls.
+#[derive(Debug, Clone)]
+pub struct ColumnBuilder<T> {
+    values: Vec<T>,
+    nulls: Option<Vec<bool>>,
+}
+
+impl<T> Default for ColumnBuilder<T> {
+    fn default() -> Self {
+        Self {
+            values: Vec::new(),
+            nulls: None,
+        }
+    }
+}
+
+impl<T: Default> ColumnBuilder<T> {
+    /// An empty builder with room for `capacity` values.
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self {
+            values: Vec::with_capacity(capacity),
+            nulls: None,
+        }
+    }
+
+    /// Appends a value.
+    pub fn push(&mut self, value: T) {
+        if let Some(nulls) = &mut self.nulls {
+            nulls.push(false);
+        }
+        self.values.push(value);
+    }
+
+    /// Appends a null.
+    pub fn push_null(&mut self) {
+        let len = self.values.len();
+        self.nulls.get_or_insert_with(|| vec![false; len]).push(true);
+        self.values.push(T::default());
+    }
+
+    /// Appends a value or a null.
+    pub fn push_option(&mut self, value: Option<T>) {
+        match value {
+            Some(value) => self.push(value),
+            None => self.push_null(),
+        }
+    }
+
+    /// Number of values (nulls included).
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// Whether no value was pushed.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// Takes the values and null mask out, leaving the builder empty.
+    fn take(&mut self) -> (Vec<T>, Option<Vec<bool>>) {
+        let capacity = self.values.capacity();
+        (
+            std::mem::replace(&mut self.values, Vec::with_capacity(capacity)),
+            self.nulls.take(),
+        )
+    }
+}
+
+macro_rules! finishers {
+    ($($method:ident: $ty:ty => $variant:ident),* $(,)?) => {$(
+        impl ColumnBuilder<$ty> {
+            #[doc = concat!("Finishes a `", stringify!($variant), "` column named `name` and empties the builder.")]
+            pub fn $method(&mut self, name: &str) -> Column {
+                let (values, nulls) = self.take();
+                Column { name: name.to_owned(), values: ColumnValues::$variant(values), nulls }
+            }
+        }
+    )*};
+}
+
+finishers! {
+    finish_int64: i64 => Int64,
+    finish_float64: f64 => Float64,
+    finish_boolean: bool => Boolean,
+    finish_utf8: String => Utf8,
+}
+
+impl ColumnBuilder<i64> {
+    /// Finishes a `timestamp-us` column (values in microseconds since the epoch).
+    pub fn finish_timestamp_us(&mut self, name: &str) -> Column {
+        let (values, nulls) = self.take();
+        Column {
+            name: name.to_owned(),
+            values: ColumnValues::TimestampUs(values),
+            nulls,
+        }
+    }
+}
+
+/// Makes a batch from columns, taking the row count from the first column.
+pub fn batch(columns: Vec<Column>) -> Batch {
+    let rows = columns.first().map_or(0, |c| values_len(&c.values));
+    Batch {
+        rows: u32::try_from(rows).unwrap_or(u32::MAX),
+        columns,
+    }
+}
+
+/// A column whose every row holds `value`.
+pub fn constant_utf8(name: &str, value: &str, rows: usize) -> Column {
+    Column {
+        name: name.to_owned(),
+        values: ColumnValues::Utf8(vec![value.to_owned(); rows]),
+        nulls: None,
+    }
+}
+
+/// A column of `rows` nulls of type float64.
+pub fn null_float64(name: &str, rows: usize) -> Column {
+    Column {
+        name: name.to_owned(),
+        values: ColumnValues::Float64(vec![0.0; rows]),
+        nulls: Some(vec![true; rows]),
+    }
+}
+
+/// A column of `rows` nulls of type int64.
+pub fn null_int64(name: &str, rows: usize) -> Column {
+    Column {
+        name: name.to_owned(),
+        values: ColumnValues::Int64(vec![0; rows]),
+        nulls: Some(vec![true; rows]),
+    }
+}
+
+/// Number of entries in a column's value list.
+pub fn values_len(values: &ColumnValues) -> usize {
+    match values {
+        ColumnValues::Int64(v) | ColumnValues::TimestampUs(v) => v.len(),
+        ColumnValues::Float64(v) => v.len(),
+        ColumnValues::Boolean(v) => v.len(),
+        ColumnValues::Utf8(v) => v.len(),
+    }
+}
+
+impl Batch {
+    /// The column named `name`, if any.
+    pub fn column(&self, name: &str) -> Option<&Column> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+
+    /// Takes the column named `name` out of the batch, if any.
+    pub fn take_column(&mut self, name: &str) -> Option<Column> {
+        let index = self.columns.iter().position(|c| c.name == name)?;
+        Some(self.columns.remove(index))
+    }
+}
+
+impl Column {
+    /// The values if this is a float64 column.
+    pub fn as_float64(&self) -> Option<&[f64]> {
+        match &self.values {
+            ColumnValues::Float64(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The values if this is an int64 column.
+    pub fn as_int64(&self) -> Option<&[i64]> {
+        match &self.values {
+            ColumnValues::Int64(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The values if this is a timestamp-us column.
+    pub fn as_timestamp_us(&self) -> Option<&[i64]> {
+        match &self.values {
+            ColumnValues::TimestampUs(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// Renames the column.
+    pub fn renamed(mut self, name: &str) -> Column {
+        self.name = name.to_owned();
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn null_mask_appears_only_when_a_null_is_pushed() {
+        let mut b = ColumnBuilder::<f64>::default();
+        b.push(1.0);
+        b.push(2.0);
+        let c = b.finish_float64("x");
+        assert_eq!(c.nulls, None);
+
+        b.push(1.0);
+        b.push_null();
+        b.push(3.0);
+        let c = b.finish_float64("x");
+        assert_eq!(c.nulls, Some(vec![false, true, false]));
+        assert_eq!(c.as_float64(), Some(&[1.0, 0.0, 3.0][..]));
+        assert!(b.is_empty());
+    }
+
+    #[test]
+    fn batch_counts_rows_from_first_column() {
+        let mut b = ColumnBuilder::<i64>::default();
+        b.push(5);
+        b.push(6);
+        let batch = batch(vec![b.finish_timestamp_us("t"), constant_utf8("s", "X", 2)]);
+        assert_eq!(batch.rows, 2);
+        assert!(batch.column("s").is_some());
+    }
+}

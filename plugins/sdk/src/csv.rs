@@ -1,0 +1,315 @@
+//! CSV helpers for exchange archives.
+//!
+//! Owns: splitting a byte stream that arrives in arbitrary chunks into lines
+//! (`\n` or `\r\n`, a last line without newline), counting 1-based line
+//! numbers, detecting a header row, and detecting and normalising epoch time
+//! units. Exchange archives use unquoted CSV, so fields are split on commas.
+//! It must not know any exchange's columns.
+
+use crate::PluginError;
+
+/// Splits chunks into complete lines, carrying a partial last line over to
+/// the next chunk. Empty lines are skipped but counted.
+#[derive(Debug, Default)]
+pub struct LineReader {
+    pending: Vec<u8>,
+    line: u64,
+}
+
+impl LineReader {
+    /// A reader at line 0.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The number of the last line handed out (1-based; 0 before the first).
+    pub fn line_number(&self) -> u64 {
+        self.line
+    }
+
+    /// Feeds `chunk`, calling `on_line(line_number, line)` for every complete
+    /// line, without its line ending.
+    pub fn push<E>(
+        &mut self,
+        chunk: &[u8],
+        mut on_line: impl FnMut(u64, &str) -> Result<(), E>,
+    ) -> Result<(), E>
+    where
+        E: From<PluginError>,
+    {
+        let mut rest = chunk;
+        if !self.pending.is_empty() {
+            match memchr_newline(rest) {
+                Some(end) => {
+                    self.pending.extend_from_slice(&rest[..end]);
+                    rest = &rest[end + 1..];
+                    let pending = std::mem::take(&mut self.pending);
+                    self.emit(&pending, &mut on_line)?;
+                }
+                None => {
+                    self.pending.extend_from_slice(rest);
+                    return Ok(());
+                }
+            }
+        }
+        while let Some(end) = memchr_newline(rest) {
+            self.emit(&rest[..end], &mut on_line)?;
+            rest = &rest[end + 1..];
+        }
+        self.pending.extend_from_slice(rest);
+        Ok(())
+    }
+
+    /// Signals the end of input, emitting a last line that had no newline.
+    pub fn finish<E>(&mut self, mut on_line: impl FnMut(u64, &str) -> Result<(), E>) -> Result<(), E>
+    where
+        E: From<PluginError>,
+    {
+        let pending = std::mem::take(&mut self.pending);
+        if pending.is_empty() {
+            return Ok(());
+        }
+        self.emit(&pending, &mut on_line)
+    }
+
+    fn emit<E>(
+        &mut self,
+        raw: &[u8],
+        on_line: &mut impl FnMut(u64, &str) -> Result<(), E>,
+    ) -> Result<(), E>
+    where
+        E: From<PluginError>,
+    {
+        self.line += 1;
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        if raw.is_empty() {
+            return Ok(());
+        }
+        let text = std::str::from_utf8(raw)
+            .map_err(|e| PluginError::malformed(Some(self.line), format!("not UTF-8: {e}")))?;
+        on_line(self.line, text)
+    }
+}
+
+fn memchr_newline(bytes: &[u8]) -> Option<usize> {
+    bytes.iter().position(|&b| b == b'\n')
+}
+
+/// Splits an unquoted CSV line into exactly `N` leading fields, ignoring any
+/// extra trailing fields. Returns `None` when there are fewer than `N`.
+pub fn split_fields<const N: usize>(line: &str) -> Option<[&str; N]> {
+    let mut out = [""; N];
+    let mut parts = line.split(',');
+    for slot in &mut out {
+        *slot = parts.next()?;
+    }
+    Some(out)
+}
+
+/// Whether a line is a header row: its first field is not a number.
+///
+/// Binance archives sometimes carry a header and sometimes not, for the same
+/// market, so this must be decided per file from the data itself.
+pub fn is_header(line: &str) -> bool {
+    let first = line.split(',').next().unwrap_or("").trim();
+    first.is_empty() || first.parse::<f64>().is_err()
+}
+
+/// The unit of an integer epoch timestamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EpochUnit {
+    /// Seconds (10 digits for current dates).
+    Seconds,
+    /// Milliseconds (13 digits for current dates).
+    Millis,
+    /// Microseconds (16 digits for current dates).
+    Micros,
+}
+
+impl EpochUnit {
+    /// Detects the unit from one value's magnitude: each unit is accepted for
+    /// instants between 1973 and about 5000 AD, ranges that do not overlap.
+    pub fn detect(value: i64) -> Option<EpochUnit> {
+        match value {
+            100_000_000..=99_999_999_999 => Some(EpochUnit::Seconds),
+            100_000_000_000..=99_999_999_999_999 => Some(EpochUnit::Millis),
+            100_000_000_000_000..=99_999_999_999_999_999 => Some(EpochUnit::Micros),
+            _ => None,
+        }
+    }
+
+    /// Converts a value in this unit to microseconds.
+    pub fn to_micros(self, value: i64) -> i64 {
+        match self {
+            EpochUnit::Seconds => value.saturating_mul(1_000_000),
+            EpochUnit::Millis => value.saturating_mul(1_000),
+            EpochUnit::Micros => value,
+        }
+    }
+
+    /// Human name, for error messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            EpochUnit::Seconds => "seconds",
+            EpochUnit::Millis => "milliseconds",
+            EpochUnit::Micros => "microseconds",
+        }
+    }
+}
+
+/// Per-file epoch normalisation: the first value fixes the unit, and every
+/// later value must have the same magnitude, so a file mixing units is
+/// reported instead of silently producing wrong instants.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct EpochNormalizer {
+    unit: Option<EpochUnit>,
+}
+
+impl EpochNormalizer {
+    /// The unit fixed by the first value, if any was seen.
+    pub fn unit(&self) -> Option<EpochUnit> {
+        self.unit
+    }
+
+    /// Parses `field` as an integer epoch and returns microseconds.
+    pub fn micros(&mut self, field: &str, line: u64, column: &str) -> Result<i64, PluginError> {
+        let value: i64 = parse_int(field, line, column)?;
+        let detected = EpochUnit::detect(value).ok_or_else(|| {
+            PluginError::malformed(
+                Some(line),
+                format!("{column}: {value} is not an epoch timestamp in s, ms or µs"),
+            )
+        })?;
+        match self.unit {
+            None => self.unit = Some(detected),
+            Some(unit) if unit != detected => {
+                return Err(PluginError::malformed(
+                    Some(line),
+                    format!(
+                        "{column}: {value} is in {} but this file's timestamps are in {}",
+                        detected.name(),
+                        unit.name()
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
+        Ok(detected.to_micros(value))
+    }
+}
+
+/// Parses an integer field, naming the column and line on failure.
+pub fn parse_int(field: &str, line: u64, column: &str) -> Result<i64, PluginError> {
+    field.trim().parse::<i64>().map_err(|_| {
+        PluginError::malformed(Some(line), format!("{column}: `{field}` is not an integer"))
+    })
+}
+
+/// Parses a decimal field, naming the column and line on failure.
+pub fn parse_float(field: &str, line: u64, column: &str) -> Result<f64, PluginError> {
+    let value = field.trim().parse::<f64>().map_err(|_| {
+        PluginError::malformed(Some(line), format!("{column}: `{field}` is not a number"))
+    })?;
+    if value.is_finite() {
+        Ok(value)
+    } else {
+        Err(PluginError::malformed(
+            Some(line),
+            format!("{column}: `{field}` is not a finite number"),
+        ))
+    }
+}
+
+/// Parses `true`/`false` in any letter case (spot files say `True`).
+pub fn parse_bool(field: &str, line: u64, column: &str) -> Result<bool, PluginError> {
+    let field = field.trim();
+    if field.eq_ignore_ascii_case("true") {
+        Ok(true)
+    } else if field.eq_ignore_ascii_case("false") {
+        Ok(false)
+    } else {
+        Err(PluginError::malformed(
+            Some(line),
+            format!("{column}: `{field}` is not true or false"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collect(chunks: &[&[u8]]) -> Vec<(u64, String)> {
+        let mut reader = LineReader::new();
+        let mut out = Vec::new();
+        for chunk in chunks {
+            reader
+                .push::<PluginError>(chunk, |n, l| {
+                    out.push((n, l.to_owned()));
+                    Ok(())
+                })
+                .unwrap();
+        }
+        reader
+            .finish::<PluginError>(|n, l| {
+                out.push((n, l.to_owned()));
+                Ok(())
+            })
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn lines_split_across_chunks_crlf_and_no_final_newline() {
+        let lines = collect(&[b"a,1\r\nb,", b"2\r", b"\n\nc,3"]);
+        assert_eq!(
+            lines,
+            vec![(1, "a,1".into()), (2, "b,2".into()), (4, "c,3".into())]
+        );
+    }
+
+    #[test]
+    fn one_byte_chunks_give_the_same_lines() {
+        let text = b"x,1\ny,2\r\nz,3\n";
+        let chunks: Vec<&[u8]> = text.chunks(1).collect();
+        assert_eq!(collect(&chunks).len(), 3);
+    }
+
+    #[test]
+    fn header_detection_is_by_content() {
+        assert!(is_header("open_time,open,high"));
+        assert!(!is_header("1704067200000,42283.58,42298.62"));
+    }
+
+    #[test]
+    fn epoch_units_by_magnitude() {
+        assert_eq!(EpochUnit::detect(1_704_067_200), Some(EpochUnit::Seconds));
+        assert_eq!(EpochUnit::detect(1_704_067_200_000), Some(EpochUnit::Millis));
+        assert_eq!(
+            EpochUnit::detect(1_735_689_600_000_000),
+            Some(EpochUnit::Micros)
+        );
+        assert_eq!(EpochUnit::detect(42), None);
+    }
+
+    #[test]
+    fn a_file_mixing_units_is_malformed() {
+        let mut n = EpochNormalizer::default();
+        assert_eq!(n.micros("1704067200000", 1, "t").unwrap(), 1_704_067_200_000_000);
+        let err = n.micros("1735689600000000", 2, "t").unwrap_err();
+        assert!(matches!(err, PluginError::MalformedInput(m) if m.line == Some(2)));
+    }
+
+    #[test]
+    fn split_fields_takes_leading_fields() {
+        assert_eq!(split_fields::<2>("a,b,c"), Some(["a", "b"]));
+        assert_eq!(split_fields::<3>("a,b"), None);
+    }
+
+    #[test]
+    fn bools_in_any_case() {
+        assert!(parse_bool("True", 1, "x").unwrap());
+        assert!(!parse_bool("false", 1, "x").unwrap());
+        assert!(parse_bool("yes", 1, "x").is_err());
+    }
+}

@@ -1,0 +1,96 @@
+//! Guest SDK for cryptolake plugins.
+//!
+//! Owns: the Rust bindings of the `cryptolake:plugin@0.1.0` WIT package (one
+//! place generates them, for both worlds), column builders that produce the
+//! WIT's columnar batches, and the CSV helpers every exchange decoder needs
+//! (line splitting across chunk boundaries, header and epoch-unit detection).
+//! It must not hold exchange knowledge: that belongs to the connectors.
+//!
+//! A source plugin implements [`source::Guest`] and [`source::GuestDecoder`]
+//! and calls [`export_source_plugin!`]; a transform implements
+//! [`transform::Guest`] and [`transform::GuestTransformer`] and calls
+//! [`export_transform_plugin!`]. See `docs/plugin-authoring.md`.
+
+pub mod columns;
+pub mod csv;
+pub mod host;
+
+/// Generated bindings. Prefer the re-exports at the crate root.
+#[allow(missing_docs, clippy::all)]
+pub mod bindings {
+    /// Bindings of the `source-plugin` world.
+    pub mod source {
+        wit_bindgen::generate!({
+            path: "../../wit",
+            world: "source-plugin",
+            pub_export_macro: true,
+            export_macro_name: "export_source_plugin",
+            default_bindings_module: "cryptolake_plugin_sdk::bindings::source",
+        });
+    }
+
+    /// Bindings of the `transform-plugin` world; the shared interfaces are
+    /// those of the source world, so one set of types serves both.
+    pub mod transform {
+        wit_bindgen::generate!({
+            path: "../../wit",
+            world: "transform-plugin",
+            pub_export_macro: true,
+            export_macro_name: "export_transform_plugin",
+            default_bindings_module: "cryptolake_plugin_sdk::bindings::transform",
+            with: {
+                "cryptolake:plugin/types@0.1.0": crate::bindings::source::cryptolake::plugin::types,
+                "cryptolake:plugin/http@0.1.0": crate::bindings::source::cryptolake::plugin::http,
+                "cryptolake:plugin/log@0.1.0": crate::bindings::source::cryptolake::plugin::log,
+                "cryptolake:plugin/metrics@0.1.0": crate::bindings::source::cryptolake::plugin::metrics,
+                "cryptolake:plugin/clock@0.1.0": crate::bindings::source::cryptolake::plugin::clock,
+            },
+        });
+    }
+}
+
+pub use bindings::source::export_source_plugin;
+pub use bindings::transform::export_transform_plugin;
+
+/// The WIT version this SDK implements.
+pub const WIT_VERSION: &str = "0.1.0";
+
+pub use bindings::source::cryptolake::plugin::types::{
+    Artifact, Batch, ChecksumSource, Column, ColumnValues, Compression, Malformed, PartitionValues,
+    PluginError, PluginInfo, S3Location, Window,
+};
+
+/// What a source plugin implements.
+pub mod source {
+    pub use crate::bindings::source::exports::cryptolake::plugin::source::{
+        Decoder, DecoderBorrow, Guest, GuestDecoder,
+    };
+}
+
+/// What a transform plugin implements.
+pub mod transform {
+    pub use crate::bindings::transform::exports::cryptolake::plugin::transform::{
+        Guest, GuestTransformer, Transformer, TransformerBorrow,
+    };
+}
+
+impl PluginError {
+    /// A malformed-input error at a 1-based line.
+    pub fn malformed(line: Option<u64>, message: impl Into<String>) -> Self {
+        PluginError::MalformedInput(Malformed {
+            message: message.into(),
+            line,
+        })
+    }
+
+    /// An invalid-params error from a params parse failure.
+    pub fn invalid_params(error: impl std::fmt::Display) -> Self {
+        PluginError::InvalidParams(error.to_string())
+    }
+}
+
+/// Parses plugin params (JSON) into `T`, mapping failures to
+/// [`PluginError::InvalidParams`] with the offending field's path.
+pub fn parse_params<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, PluginError> {
+    serde_json::from_str(json).map_err(PluginError::invalid_params)
+}

@@ -1,0 +1,31 @@
+//! Reads the lake back with DuckDB (Python package), an independent reader.
+
+use std::path::Path;
+use std::process::Command;
+
+/// Runs `sql` in DuckDB with `{lake}` replaced by the lake's path; returns
+/// each row as a JSON object.
+pub fn query(lake: &Path, sql: &str) -> Vec<serde_json::Value> {
+    let sql = sql.replace("{lake}", &lake.display().to_string());
+    let script = r#"
+import json, sys, duckdb
+con = duckdb.connect()
+cur = con.execute(sys.argv[1])
+cols = [d[0] for d in cur.description]
+for row in cur.fetchall():
+    print(json.dumps(dict(zip(cols, [v if isinstance(v, (int, float, str, bool)) or v is None else str(v) for v in row]))))
+"#;
+    let output = Command::new("python3")
+        .args(["-c", script, &sql])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        output.status.success(),
+        "duckdb query failed: {sql}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json row"))
+        .collect()
+}

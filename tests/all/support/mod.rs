@@ -1,0 +1,52 @@
+//! Test support: real servers and independent readers, started for real.
+//!
+//! - [`s3::Moto`]: a moto S3 server on loopback, serving a public-read
+//!   `data.binance.vision` bucket anonymously, as the real archive does.
+//! - [`archive`]: writes kline archives in Binance's exact format.
+//! - [`duckdb`]: reads the lake back with DuckDB (an independent reader).
+//! - [`runtime`]: one shared plugin runtime per test binary.
+
+pub mod archive;
+pub mod duckdb;
+pub mod runtime;
+pub mod s3;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The `cryptolake` binary under test.
+pub fn cryptolake() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cryptolake"));
+    // Compiled plugins are cached across test runs (keyed by wasm hash and
+    // engine), so the binary does not recompile them for every test.
+    command.env("XDG_CACHE_HOME", compile_cache_dir());
+    command.env("RUST_LOG", "info");
+    command.env_remove("CRYPTOLAKE_CONFIG");
+    command
+}
+
+/// Runs the binary with `args`, returning its output.
+pub fn run_cryptolake(args: &[&str]) -> Output {
+    cryptolake()
+        .args(args)
+        .output()
+        .expect("the cryptolake binary runs")
+}
+
+/// A compile cache shared by the tests of this workspace.
+pub fn compile_cache_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("target")
+        .join("test-compile-cache")
+}
+
+/// stdout and stderr of an output, for assertion messages.
+pub fn describe(output: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}

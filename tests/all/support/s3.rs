@@ -1,0 +1,127 @@
+//! A real S3 protocol server on loopback: moto (`moto_server`, from PyPI).
+//!
+//! Each [`Moto`] is its own server process on a free port, killed on drop, so
+//! tests do not share state. Seeding uses the S3 REST API directly; reads by
+//! the agent are anonymous, which moto allows once the bucket has a
+//! public-read policy, as the real Binance bucket has.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The archive bucket's real name.
+pub const ARCHIVE_BUCKET: &str = "data.binance.vision";
+
+/// A running moto server.
+pub struct Moto {
+    child: Child,
+    port: u16,
+    client: reqwest::blocking::Client,
+}
+
+impl Moto {
+    /// Starts a server and waits until it answers.
+    pub fn start() -> Moto {
+        let port = free_port();
+        let child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            // Explicit test credentials: nothing may fall back to a cloud
+            // metadata endpoint.
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_DEFAULT_REGION", "ap-northeast-1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto_server is installed (pip install 'moto[server]'; .ci/run does it)");
+        let client = reqwest::blocking::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client");
+        let moto = Moto { child, port, client };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if moto.client.get(moto.url("")).send().is_ok() {
+                return moto;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("moto_server did not answer on port {port} within 30 s");
+    }
+
+    /// The server's base URL.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// `host:port`, for allow-lists.
+    pub fn host_port(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// URL of a path on the server.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/{}", self.endpoint(), path)
+    }
+
+    /// Creates a bucket readable (get and list) by anyone.
+    pub fn create_public_bucket(&self, bucket: &str) {
+        let response = self.client.put(self.url(bucket)).send().expect("create bucket");
+        assert!(response.status().is_success(), "create bucket: {}", response.status());
+        let policy = serde_json::json!({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Sid": "PublicRead",
+                "Effect": "Allow",
+                "Principal": "*",
+                "Action": ["s3:GetObject", "s3:ListBucket"],
+                "Resource": [format!("arn:aws:s3:::{bucket}"), format!("arn:aws:s3:::{bucket}/*")]
+            }]
+        });
+        let response = self
+            .client
+            .put(format!("{}?policy", self.url(bucket)))
+            .header("content-type", "application/json")
+            .body(policy.to_string())
+            .send()
+            .expect("put policy");
+        assert!(response.status().is_success(), "put policy: {}", response.status());
+    }
+
+    /// Stores an object.
+    pub fn put(&self, bucket: &str, key: &str, body: Vec<u8>) {
+        let response = self
+            .client
+            .put(self.url(&format!("{bucket}/{key}")))
+            .header("content-type", "application/octet-stream")
+            .body(body)
+            .send()
+            .expect("put object");
+        assert!(response.status().is_success(), "put {key}: {}", response.status());
+    }
+
+    /// Deletes an object.
+    pub fn delete(&self, bucket: &str, key: &str) {
+        let response = self
+            .client
+            .delete(self.url(&format!("{bucket}/{key}")))
+            .send()
+            .expect("delete object");
+        assert!(response.status().is_success(), "delete {key}: {}", response.status());
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
