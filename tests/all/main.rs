@@ -1,1 +1,13 @@
-//! x
+//! cryptolake's integration tests: one binary, one module per topic.
+//!
+//! They start real components: a moto S3 server on loopback for the public
+//! archive, the `cryptolake` binary itself, and DuckDB to read the lake back.
+
+mod support;
+
+mod config_errors;
+mod discovery;
+mod plugin_containment;
+mod plugin_loading;
+mod sync_end_to_end;
+mod sync_failures;

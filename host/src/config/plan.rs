@@ -456,7 +456,7 @@ transforms = [{ plugin = "ohlcv" }]
     #[test]
     fn unknown_field_names_its_path() {
         let e = load_str(&format!("{MINIMAL}colour = 1\n")).unwrap_err();
-        assert_eq!(e.problems[0].field, "pipelines[0]");
+        assert_eq!(e.problems[0].field, "pipelines[0].colour");
         assert!(e.problems[0].message.contains("colour"), "{e}");
         assert!(e.to_string().contains("agent.toml"), "{e}");
     }

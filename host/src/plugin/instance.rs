@@ -15,7 +15,7 @@ use super::bindings::{source, transform};
 use super::capabilities::{HostState, HttpLender};
 use super::engine::ticks_for;
 use super::error::{CallErrorKind, GuestError, PluginCallError};
-use super::{PluginIdentity, PluginKind};
+use super::{CacheOutcome, PluginIdentity, PluginKind};
 use crate::config::{Limits, PluginSpec};
 use crate::telemetry::metrics;
 
@@ -48,6 +48,7 @@ pub struct Plugin {
     pre: Pre,
     http: HttpLender,
     limits: Limits,
+    cache_outcome: CacheOutcome,
     idle: Mutex<Vec<Instance>>,
 }
 
@@ -60,6 +61,7 @@ impl Plugin {
         sha256: String,
         pre: InstancePre<HostState>,
         http: HttpLender,
+        cache_outcome: CacheOutcome,
     ) -> Result<Self, String> {
         let exports_error = |e: wasmtime::Error| {
             format!("does not export the {kind} world this host expects: {e:#}")
@@ -86,6 +88,7 @@ impl Plugin {
             pre,
             http,
             limits: spec.limits.clone(),
+            cache_outcome,
             idle: Mutex::new(Vec::new()),
         };
         // A plugin that cannot answer `info()` is rejected at load time, not
@@ -114,6 +117,11 @@ impl Plugin {
     /// Its configured name.
     pub fn name(&self) -> &str {
         &self.identity.name
+    }
+
+    /// Whether its native code came from the compile cache.
+    pub fn cache_outcome(&self) -> CacheOutcome {
+        self.cache_outcome
     }
 
     /// Its limits.

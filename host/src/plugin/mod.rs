@@ -185,7 +185,7 @@ impl Runtime {
             timeout: spec.limits.fetch_timeout,
             max_body: spec.limits.max_response_bytes,
         };
-        let plugin = Plugin::new(spec, origin, kind, wit_version, sha256, pre, http)
+        let plugin = Plugin::new(spec, origin, kind, wit_version, sha256, pre, http, outcome)
             .map_err(|e| PluginLoadError::new(origin, e))?;
         tracing::info!(
             plugin = %spec.name,

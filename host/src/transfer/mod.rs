@@ -6,6 +6,8 @@
 //! `sha256sum`-style checksum sidecars. It must not decide what an artifact
 //! is or where it goes in the lake.
 
+pub mod sigv4;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -82,14 +84,20 @@ impl TransferError {
 /// timeouts. Idle reads time out, not whole transfers, so large archives on
 /// slow links still finish.
 pub fn http_client() -> anyhow::Result<reqwest::Client> {
-    // Installing twice is harmless; the first provider wins.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    install_tls_provider();
     Ok(reqwest::Client::builder()
         .user_agent(concat!("cryptolake/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(10))
         .read_timeout(Duration::from_secs(60))
         .pool_idle_timeout(Duration::from_secs(30))
         .build()?)
+}
+
+/// Selects rustls' ring provider for every TLS client in the process (we
+/// build reqwest without a default provider to avoid aws-lc's C build).
+/// Installing twice is harmless; the first provider wins.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// Exponential backoff with full jitter: up to 250 ms × 2^(attempt-1),

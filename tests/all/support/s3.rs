@@ -1,13 +1,16 @@
 //! A real S3 protocol server on loopback: moto (`moto_server`, from PyPI).
 //!
 //! Each [`Moto`] is its own server process on a free port, killed on drop, so
-//! tests do not share state. Seeding uses the S3 REST API directly; reads by
-//! the agent are anonymous, which moto allows once the bucket has a
-//! public-read policy, as the real Binance bucket has.
+//! tests do not share state. Seeding uses the S3 REST API, signed (SigV4)
+//! with explicit test credentials; reads by the agent are anonymous, which
+//! moto allows once the bucket has a public-read policy, as the real Binance
+//! bucket has.
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use cryptolake::transfer::sigv4::{self, Credentials};
 
 /// The archive bucket's real name.
 pub const ARCHIVE_BUCKET: &str = "data.binance.vision";
@@ -34,6 +37,7 @@ impl Moto {
             .stderr(Stdio::null())
             .spawn()
             .expect("moto_server is installed (pip install 'moto[server]'; .ci/run does it)");
+        cryptolake::transfer::install_tls_provider();
         let client = reqwest::blocking::Client::builder()
             .no_proxy()
             .timeout(Duration::from_secs(30))
@@ -67,7 +71,7 @@ impl Moto {
 
     /// Creates a bucket readable (get and list) by anyone.
     pub fn create_public_bucket(&self, bucket: &str) {
-        let response = self.client.put(self.url(bucket)).send().expect("create bucket");
+        let response = self.signed("PUT", bucket, "", Vec::new());
         assert!(response.status().is_success(), "create bucket: {}", response.status());
         let policy = serde_json::json!({
             "Version": "2012-10-17",
@@ -79,36 +83,51 @@ impl Moto {
                 "Resource": [format!("arn:aws:s3:::{bucket}"), format!("arn:aws:s3:::{bucket}/*")]
             }]
         });
-        let response = self
-            .client
-            .put(format!("{}?policy", self.url(bucket)))
-            .header("content-type", "application/json")
-            .body(policy.to_string())
-            .send()
-            .expect("put policy");
+        let response = self.signed("PUT", &format!("{bucket}?policy"), "application/json", policy.to_string().into_bytes());
         assert!(response.status().is_success(), "put policy: {}", response.status());
     }
 
     /// Stores an object.
     pub fn put(&self, bucket: &str, key: &str, body: Vec<u8>) {
-        let response = self
-            .client
-            .put(self.url(&format!("{bucket}/{key}")))
-            .header("content-type", "application/octet-stream")
-            .body(body)
-            .send()
-            .expect("put object");
+        let response = self.signed("PUT", &format!("{bucket}/{key}"), "application/octet-stream", body);
         assert!(response.status().is_success(), "put {key}: {}", response.status());
     }
+}
 
-    /// Deletes an object.
-    pub fn delete(&self, bucket: &str, key: &str) {
-        let response = self
+impl Moto {
+    /// Sends a request signed with the test credentials.
+    fn signed(&self, method: &str, path: &str, content_type: &str, body: Vec<u8>) -> reqwest::blocking::Response {
+        let url = url::Url::parse(&self.url(path)).expect("url");
+        let credentials = Credentials {
+            access_key_id: "test".into(),
+            secret_access_key: "test".into(),
+            session_token: None,
+        };
+        let mut signed_headers = Vec::new();
+        if !content_type.is_empty() {
+            signed_headers.push(("content-type", content_type));
+        }
+        let headers = sigv4::sign(
+            method,
+            &url,
+            &signed_headers,
+            &sigv4::payload_hash(&body),
+            &credentials,
+            "us-east-1",
+            "s3",
+            &sigv4::amz_date_now(),
+        );
+        let mut request = self
             .client
-            .delete(self.url(&format!("{bucket}/{key}")))
-            .send()
-            .expect("delete object");
-        assert!(response.status().is_success(), "delete {key}: {}", response.status());
+            .request(method.parse().expect("method"), url)
+            .body(body);
+        if !content_type.is_empty() {
+            request = request.header("content-type", content_type);
+        }
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        request.send().expect("request to moto")
     }
 }
 

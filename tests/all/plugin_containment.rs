@@ -1,0 +1,170 @@
+//! Hostile plugins are contained: the host survives each misbehaviour, the
+//! error names the plugin and what happened, and the next call gets a fresh,
+//! working instance.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cryptolake::config::{Limits, PluginLocation};
+use cryptolake::plugin::{
+    Artifact, CallErrorKind, ChecksumSource, Compression, GuestError, PartitionValues, Plugin,
+    Window,
+};
+use cryptolake::telemetry::metrics::{self, Metric};
+
+use crate::support::runtime;
+
+fn hostile() -> Arc<Plugin> {
+    let limits = Limits {
+        memory_bytes: 64 << 20,
+        call_timeout: Duration::from_millis(500),
+        ..Limits::default()
+    };
+    let path = env!("CRYPTOLAKE_TEST_GUEST_HOSTILE");
+    runtime::runtime()
+        .load(&runtime::spec(
+            "hostile",
+            PluginLocation::File(path.into()),
+            &["127.0.0.1:1"],
+            limits,
+        ))
+        .expect("the hostile plugin loads (it only misbehaves when asked)")
+}
+
+fn discover(plugin: &Plugin, mode: &str) -> Result<Vec<Artifact>, cryptolake::plugin::PluginCallError> {
+    let params = serde_json::json!({ "mode": mode }).to_string();
+    plugin.discover(&params, &Window { start: None, end: None })
+}
+
+fn assert_recovers(plugin: &Plugin) {
+    let artifacts = discover(plugin, "ok").expect("a fresh instance serves the next call");
+    assert_eq!(artifacts.len(), 1);
+}
+
+#[test]
+fn a_panic_is_a_trap_that_names_the_plugin_and_its_message() {
+    let plugin = hostile();
+    let error = discover(&plugin, "panic").expect_err("panics");
+    assert_eq!(error.plugin, "hostile");
+    assert!(matches!(&error.kind, CallErrorKind::Trap(m) if m.contains("panics on purpose")), "{error}");
+    assert_recovers(&plugin);
+}
+
+#[test]
+fn an_infinite_loop_is_interrupted_at_the_deadline() {
+    let plugin = hostile();
+    let before = metrics::value(Metric::PluginFaults, &[("plugin", "hostile"), ("kind", "timeout")]);
+    let error = discover(&plugin, "loop").expect_err("times out");
+    assert!(matches!(error.kind, CallErrorKind::Timeout(d) if d == Duration::from_millis(500)), "{error}");
+    assert!(error.to_string().contains("plugin `hostile` failed in discover: timed out"), "{error}");
+    let after = metrics::value(Metric::PluginFaults, &[("plugin", "hostile"), ("kind", "timeout")]);
+    assert_eq!(after, before + 1.0);
+    assert_recovers(&plugin);
+}
+
+#[test]
+fn a_memory_bomb_hits_the_memory_cap() {
+    let plugin = hostile();
+    let error = discover(&plugin, "memory").expect_err("hits the cap");
+    assert!(matches!(error.kind, CallErrorKind::MemoryLimit(l) if l == 64 << 20), "{error}");
+    assert_recovers(&plugin);
+}
+
+#[test]
+fn a_request_to_a_host_not_allowed_is_denied() {
+    let plugin = hostile();
+    let denied_before = metrics::value(Metric::PluginFetchDenied, &[("plugin", "hostile")]);
+    let error = discover(&plugin, "forbidden-host").expect_err("denied");
+    assert!(
+        matches!(&error.kind, CallErrorKind::Guest(GuestError::InvalidParams(m)) if m.contains("forbidden.example")),
+        "{error}"
+    );
+    assert_eq!(metrics::value(Metric::PluginFetchDenied, &[("plugin", "hostile")]), denied_before + 1.0);
+    assert_recovers(&plugin);
+}
+
+#[test]
+fn an_artifact_key_that_escapes_the_lake_is_rejected() {
+    let plugin = hostile();
+    let error = discover(&plugin, "escape-key").expect_err("rejected");
+    assert!(
+        matches!(&error.kind, CallErrorKind::InvalidOutput(m) if m.contains("../../etc/passwd")),
+        "{error}"
+    );
+    assert_recovers(&plugin);
+}
+
+fn artifact() -> Artifact {
+    Artifact {
+        key: "data/x.csv".into(),
+        url: "http://127.0.0.1:1/data/x.csv".into(),
+        s3: None,
+        size: None,
+        last_modified: None,
+        etag: None,
+        checksum: ChecksumSource::None,
+        compression: Compression::None,
+        partition: PartitionValues {
+            exchange: "hostile".into(),
+            market: "spot".into(),
+            data_type: "klines".into(),
+            symbol: "EVIL".into(),
+            interval: Some("1m".into()),
+            period: "2024-01-01".into(),
+        },
+    }
+}
+
+#[test]
+fn a_ragged_batch_from_a_decoder_is_rejected() {
+    let plugin = hostile();
+    let params = serde_json::json!({ "mode": "decode-ragged" }).to_string();
+    let mut decoder = plugin.open_decoder(&params, &artifact()).expect("open");
+    let error = decoder.push(b"anything").expect_err("ragged");
+    assert!(
+        matches!(&error.kind, CallErrorKind::InvalidOutput(m) if m.contains("column `b` has 1 values but the batch has 2 rows")),
+        "{error}"
+    );
+    assert_eq!(error.call, "decoder.push");
+    assert_recovers(&plugin);
+}
+
+#[test]
+fn a_panic_inside_a_decoder_ends_only_that_session() {
+    let plugin = hostile();
+    let params = serde_json::json!({ "mode": "decode-panic" }).to_string();
+    let mut decoder = plugin.open_decoder(&params, &artifact()).expect("open");
+    let error = decoder.push(b"x").expect_err("panics");
+    assert!(matches!(error.kind, CallErrorKind::Trap(_)), "{error}");
+    let again = decoder.push(b"x").expect_err("session is over");
+    assert!(again.to_string().contains("session already ended"), "{again}");
+    drop(decoder);
+    let ok = serde_json::json!({ "mode": "ok" }).to_string();
+    let mut fresh = plugin.open_decoder(&ok, &artifact()).expect("open on a fresh instance");
+    assert!(fresh.push(b"x").expect("push").is_empty());
+    assert!(fresh.finish().expect("finish").is_empty());
+}
+
+#[test]
+fn instances_are_recycled_after_their_call_budget() {
+    let limits = Limits {
+        recycle_after_calls: 2,
+        ..Limits::default()
+    };
+    let plugin = runtime::runtime()
+        .load(&runtime::spec(
+            "hostile-recycled",
+            PluginLocation::File(env!("CRYPTOLAKE_TEST_GUEST_HOSTILE").into()),
+            &["127.0.0.1:1"],
+            limits,
+        ))
+        .expect("loads");
+    let created = || metrics::value(Metric::PluginInstantiations, &[("plugin", "hostile-recycled")]);
+    let start = created();
+    for _ in 0..6 {
+        assert_recovers(&plugin);
+    }
+    // Load's info() call plus six discovers is seven calls; at two calls per
+    // instance that takes at least three new instances.
+    assert!(created() - start >= 3.0, "{} instances", created() - start);
+}

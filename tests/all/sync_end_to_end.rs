@@ -1,0 +1,222 @@
+//! `cryptolake sync` against a real S3 server, read back with DuckDB.
+
+use std::path::Path;
+
+use time::macros::date;
+
+use crate::support::archive::{KlineFile, Row, sha256_hex};
+use crate::support::s3::{ARCHIVE_BUCKET, Moto};
+use crate::support::{describe, duckdb, run_cryptolake};
+
+/// Writes a config whose listing and download endpoints are the local server.
+pub fn write_config(dir: &Path, moto: &Moto, extra_pipelines: &str) -> std::path::PathBuf {
+    let endpoint = moto.endpoint();
+    let config = format!(
+        r#"
+[lake]
+url = "lake"
+
+[runtime]
+cache_dir = "{cache}"
+
+[plugins.binance]
+file = "builtin:binance"
+allowed_hosts = ["{host}"]
+
+[[pipelines]]
+name = "spot-1m"
+table = "ohlcv"
+concurrency = 3
+window = {{ start = "2024-12-28", end = "2025-01-02" }}
+source = {{ plugin = "binance", params = {{ market = "spot", interval = "1m", symbols = ["BTCUSDT", "ETHUSDT"], listing_url = "{endpoint}/{bucket}", download_url = "{endpoint}/{bucket}" }} }}
+transforms = [{{ plugin = "ohlcv" }}]
+
+[[pipelines]]
+name = "um-1m"
+table = "ohlcv"
+window = {{ start = "2024-12-31", end = "2024-12-31" }}
+source = {{ plugin = "binance", params = {{ market = "futures/um", interval = "1m", symbols = ["BTCUSDT"], listing_url = "{endpoint}/{bucket}", download_url = "{endpoint}/{bucket}" }} }}
+transforms = [{{ plugin = "ohlcv" }}]
+{extra_pipelines}
+"#,
+        cache = crate::support::compile_cache_dir().display(),
+        host = moto.host_port(),
+        bucket = ARCHIVE_BUCKET,
+    );
+    let path = dir.join("agent.toml");
+    std::fs::write(&path, config).expect("write config");
+    path
+}
+
+/// The archive set: spot ms (2024) and µs (2025) files, a missing day, a
+/// futures file with a header, and files outside the window.
+pub fn seed(moto: &Moto) -> Vec<(KlineFile, Vec<u8>)> {
+    moto.create_public_bucket(ARCHIVE_BUCKET);
+    let files = vec![
+        KlineFile::spot("BTCUSDT", date!(2024 - 12 - 27), 3), // before the window
+        KlineFile::spot("BTCUSDT", date!(2024 - 12 - 28), 5),
+        // 2024-12-29 is missing, as real days sometimes are.
+        KlineFile::spot("BTCUSDT", date!(2024 - 12 - 30), 5),
+        KlineFile::spot("BTCUSDT", date!(2024 - 12 - 31), 1440),
+        KlineFile::spot("BTCUSDT", date!(2025 - 01 - 01), 1440),
+        KlineFile::spot("BTCUSDT", date!(2025 - 01 - 02), 7),
+        KlineFile::spot("BTCUSDT", date!(2025 - 01 - 03), 3), // after the window
+        KlineFile::spot("ETHUSDT", date!(2024 - 12 - 31), 4),
+        KlineFile::spot("ETHUSDT", date!(2025 - 01 - 01), 4),
+        KlineFile::futures_um("BTCUSDT", date!(2024 - 12 - 31), 6),
+    ];
+    files
+        .into_iter()
+        .map(|f| {
+            let zip = f.upload(moto);
+            (f, zip)
+        })
+        .collect()
+}
+
+fn in_window(file: &KlineFile) -> bool {
+    let day = file.day();
+    if file.market == "spot" {
+        ("2024-12-28".."2025-01-03").contains(&day.as_str())
+    } else {
+        day == "2024-12-31"
+    }
+}
+
+const ROWS_SQL: &str = "SELECT exchange, market, symbol, \"interval\", CAST(date AS VARCHAR) AS date, \
+    epoch_us(open_time) AS open_time, open, high, low, close, volume, quote_volume, trade_count, \
+    taker_buy_base_volume, taker_buy_quote_volume \
+    FROM read_parquet('{lake}/ohlcv/**/*.parquet', hive_partitioning = true) \
+    ORDER BY market, symbol, open_time";
+
+#[test]
+fn sync_mirrors_archives_into_query_ready_parquet() {
+    let moto = Moto::start();
+    let files = seed(&moto);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), &moto, "");
+    let lake = dir.path().join("lake");
+
+    let output = run_cryptolake(&["sync", "--config", config.to_str().unwrap(), "--output", "json"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json report");
+    let spot = &report["pipelines"][0];
+    assert_eq!(spot["pipeline"], "spot-1m");
+    assert_eq!(spot["discovered"], 7, "{report:#}");
+    assert_eq!(spot["completed"], 7, "{report:#}");
+    assert_eq!(report["pipelines"][1]["completed"], 1, "{report:#}");
+
+    // Every row, every value, read back by DuckDB with hive partitioning.
+    let rows = duckdb::query(&lake, ROWS_SQL);
+    let mut expected: Vec<(&KlineFile, Row)> = files
+        .iter()
+        .filter(|(f, _)| in_window(f))
+        .flat_map(|(f, _)| f.expected_rows().into_iter().map(move |r| (f, r)))
+        .collect();
+    expected.sort_by(|(fa, ra), (fb, rb)| {
+        (market_partition(fa.market), fa.symbol, ra.open_time_us).cmp(&(market_partition(fb.market), fb.symbol, rb.open_time_us))
+    });
+    assert_eq!(rows.len(), expected.len());
+    for (got, (file, want)) in rows.iter().zip(&expected) {
+        let context = format!("{} {} {}", file.market, file.symbol, want.open_time_us);
+        assert_eq!(got["exchange"], "binance", "{context}");
+        assert_eq!(got["market"], market_partition(file.market), "{context}");
+        assert_eq!(got["symbol"], file.symbol, "{context}");
+        assert_eq!(got["interval"], "1m", "{context}");
+        assert_eq!(got["date"], file.day(), "{context}");
+        assert_eq!(got["open_time"], want.open_time_us, "{context}");
+        assert_eq!(got["open"], want.open, "{context}");
+        assert_eq!(got["high"], want.high, "{context}");
+        assert_eq!(got["low"], want.low, "{context}");
+        assert_eq!(got["close"], want.close, "{context}");
+        assert_eq!(got["volume"], want.volume, "{context}");
+        assert_eq!(got["quote_volume"], want.quote_volume, "{context}");
+        assert_eq!(got["trade_count"], want.count, "{context}");
+        assert_eq!(got["taker_buy_base_volume"], want.taker_buy_volume, "{context}");
+        assert_eq!(got["taker_buy_quote_volume"], want.taker_buy_quote_volume, "{context}");
+    }
+
+    // ms files (2024) and µs files (2025) land in the same unit: the last
+    // minute of 2024 and the first of 2025 are exactly one minute apart.
+    let boundary = duckdb::query(
+        &lake,
+        "SELECT CAST(open_time AS VARCHAR) AS t FROM read_parquet('{lake}/ohlcv/**/*.parquet', hive_partitioning = true) \
+         WHERE market = 'spot' AND symbol = 'BTCUSDT' AND open_time BETWEEN '2024-12-31 23:59:00+00' AND '2025-01-01 00:00:00+00' ORDER BY 1",
+    );
+    let times: Vec<&str> = boundary.iter().map(|r| r["t"].as_str().unwrap_or("")).collect();
+    assert_eq!(times.len(), 2, "{boundary:?}");
+    assert!(times[0].starts_with("2024-12-31 23:59:00"), "{times:?}");
+    assert!(times[1].starts_with("2025-01-01 00:00:00"), "{times:?}");
+
+    // The raw zone holds the archives byte for byte, with their checksums.
+    for (file, zip) in files.iter().filter(|(f, _)| in_window(f)) {
+        let raw = std::fs::read(lake.join("raw").join(file.key())).expect("raw copy");
+        assert_eq!(sha256_hex(&raw), sha256_hex(zip), "{}", file.key());
+        let checksum = std::fs::read_to_string(lake.join("raw").join(format!("{}.CHECKSUM", file.key()))).expect("raw checksum");
+        assert!(checksum.starts_with(&sha256_hex(zip)));
+    }
+
+    // Each manifest entry records identity, outputs and lineage.
+    let entry_path = lake.join("_cryptolake/manifest/spot-1m").join(format!(
+        "{}.json",
+        files[3].0.key()
+    ));
+    let entry: serde_json::Value = serde_json::from_slice(&std::fs::read(&entry_path).expect("manifest entry")).expect("json");
+    assert_eq!(entry["rows"], 1440);
+    assert_eq!(entry["checksum_verified"], true);
+    assert_eq!(entry["sha256"], sha256_hex(&files[3].1));
+    assert_eq!(entry["plugins"][0]["name"], "binance");
+    assert_eq!(entry["plugins"][1]["name"], "ohlcv");
+    assert_eq!(entry["plugins"][0]["sha256"].as_str().map(str::len), Some(64));
+
+    // No staging file is left behind, and nothing partial is visible.
+    let staging: Vec<_> = std::fs::read_dir(lake.join("_cryptolake/staging"))
+        .map(|d| d.flatten().collect())
+        .unwrap_or_default();
+    assert!(staging.is_empty(), "{staging:?}");
+
+    // A second run finds everything up to date and leaves row counts alone.
+    let output = run_cryptolake(&["sync", "--config", config.to_str().unwrap(), "--output", "json"]);
+    assert!(output.status.success(), "{}", describe(&output));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json report");
+    assert_eq!(report["pipelines"][0]["up_to_date"], 7, "{report:#}");
+    assert_eq!(report["pipelines"][0]["completed"], 0, "{report:#}");
+    let count = duckdb::query(&lake, "SELECT count(*) AS n FROM read_parquet('{lake}/ohlcv/**/*.parquet')");
+    assert_eq!(count[0]["n"], expected.len());
+}
+
+#[test]
+fn a_republished_archive_is_transferred_again() {
+    let moto = Moto::start();
+    let files = seed(&moto);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), &moto, "");
+    let args = ["sync", "--config", config.to_str().unwrap(), "--pipeline", "spot-1m", "--output", "json"];
+    let output = run_cryptolake(&args);
+    assert!(output.status.success(), "{}", describe(&output));
+
+    // Binance re-publishes a corrected day under the same key.
+    let corrected = KlineFile::spot("BTCUSDT", date!(2024 - 12 - 30), 9);
+    assert_eq!(corrected.key(), files[2].0.key());
+    corrected.upload(&moto);
+
+    let output = run_cryptolake(&args);
+    assert!(output.status.success(), "{}", describe(&output));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    let spot = &report["pipelines"][0];
+    assert_eq!(spot["completed"], 1, "{report:#}");
+    assert_eq!(spot["artifacts"][0]["reason"], "republished", "{report:#}");
+    let rows = duckdb::query(
+        &dir.path().join("lake"),
+        "SELECT count(*) AS n FROM read_parquet('{lake}/ohlcv/**/*.parquet', hive_partitioning = true) WHERE date = '2024-12-30'",
+    );
+    assert_eq!(rows[0]["n"], 9, "the corrected file replaced the old rows, without duplicates");
+}
+
+fn market_partition(market: &str) -> &'static str {
+    match market {
+        "spot" => "spot",
+        "futures/um" => "futures-um",
+        _ => "futures-cm",
+    }
+}
