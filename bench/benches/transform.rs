@@ -1,1 +1,162 @@
-fn main(){}
+//! The `ohlcv` transform on 100k-row batches: through the WASM plugin (as
+//! the agent runs it: lower the batch into the sandbox, transform, lift the
+//! result back, validate) versus the same Rust function compiled natively.
+//!
+//! Run: `cargo bench -p cryptolake-bench --bench transform`
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use cryptolake::config::{Limits, PluginLocation, PluginSpec};
+use cryptolake::plugin::{self as host, Runtime};
+use cryptolake_plugin_sdk as sdk;
+
+const ROWS: usize = 100_000;
+
+/// Column values shared by both representations.
+struct Klines {
+    open_time: Vec<i64>,
+    prices: [Vec<f64>; 5],
+    close_time: Vec<i64>,
+    quote_volume: Vec<f64>,
+    count: Vec<i64>,
+    taker_buy_volume: Vec<f64>,
+    taker_buy_quote_volume: Vec<f64>,
+}
+
+fn klines() -> Klines {
+    let t0 = 1_735_689_600_000_000_i64;
+    let f = |k: f64| {
+        (0..ROWS)
+            .map(|i| 40_000.0 + k + i as f64 * 0.01)
+            .collect::<Vec<_>>()
+    };
+    Klines {
+        open_time: (0..ROWS as i64).map(|i| t0 + i * 1_000_000).collect(),
+        prices: [f(0.0), f(1.0), f(-1.0), f(0.5), f(10.0)],
+        close_time: (0..ROWS as i64)
+            .map(|i| t0 + i * 1_000_000 + 999_999)
+            .collect(),
+        quote_volume: f(100.0),
+        count: (0..ROWS as i64).collect(),
+        taker_buy_volume: f(5.0),
+        taker_buy_quote_volume: f(50.0),
+    }
+}
+
+const NAMES: [&str; 11] = [
+    "open_time",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "close_time",
+    "quote_volume",
+    "count",
+    "taker_buy_volume",
+    "taker_buy_quote_volume",
+];
+
+macro_rules! batch_of {
+    ($k:expr, $types:path) => {{
+        use $types as t;
+        let k = $k;
+        let col = |name: &str, values: t::ColumnValues| t::Column {
+            name: name.to_owned(),
+            values,
+            nulls: None,
+        };
+        t::Batch {
+            rows: ROWS as u32,
+            columns: vec![
+                col(NAMES[0], t::ColumnValues::TimestampUs(k.open_time.clone())),
+                col(NAMES[1], t::ColumnValues::Float64(k.prices[0].clone())),
+                col(NAMES[2], t::ColumnValues::Float64(k.prices[1].clone())),
+                col(NAMES[3], t::ColumnValues::Float64(k.prices[2].clone())),
+                col(NAMES[4], t::ColumnValues::Float64(k.prices[3].clone())),
+                col(NAMES[5], t::ColumnValues::Float64(k.prices[4].clone())),
+                col(NAMES[6], t::ColumnValues::TimestampUs(k.close_time.clone())),
+                col(NAMES[7], t::ColumnValues::Float64(k.quote_volume.clone())),
+                col(NAMES[8], t::ColumnValues::Int64(k.count.clone())),
+                col(
+                    NAMES[9],
+                    t::ColumnValues::Float64(k.taker_buy_volume.clone()),
+                ),
+                col(
+                    NAMES[10],
+                    t::ColumnValues::Float64(k.taker_buy_quote_volume.clone()),
+                ),
+            ],
+        }
+    }};
+}
+
+macro_rules! partition_of {
+    ($types:path) => {{
+        use $types as t;
+        t::PartitionValues {
+            exchange: "binance".into(),
+            market: "spot".into(),
+            data_type: "klines".into(),
+            symbol: "BTCUSDT".into(),
+            interval: Some("1s".into()),
+            period: "2025-01-01".into(),
+        }
+    }};
+}
+
+fn transform(c: &mut Criterion) {
+    let k = klines();
+    let native_batch: sdk::Batch = batch_of!(&k, sdk);
+    let host_batch: host::Batch = batch_of!(&k, host);
+    let native_partition: sdk::PartitionValues = partition_of!(sdk);
+    let host_partition: host::PartitionValues = partition_of!(host);
+
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("tokio");
+    let runtime = Runtime::new(
+        None,
+        cryptolake::transfer::http_client().expect("http client"),
+        tokio.handle().clone(),
+    )
+    .expect("runtime");
+    let spec = PluginSpec {
+        name: "ohlcv".into(),
+        location: PluginLocation::Builtin("ohlcv".into()),
+        sha256: None,
+        allowed_hosts: Vec::new(),
+        limits: Limits {
+            recycle_after_calls: u64::MAX,
+            ..Limits::default()
+        },
+    };
+    let plugin = runtime.load(&spec).expect("ohlcv loads");
+    let mut session = plugin
+        .open_transformer("{}", &host_partition)
+        .expect("open");
+
+    let mut group = c.benchmark_group("ohlcv_100k_rows");
+    group.throughput(Throughput::Elements(ROWS as u64));
+    group.measurement_time(Duration::from_secs(5));
+    group.bench_function("native", |b| {
+        b.iter(|| {
+            let out = cryptolake_plugin_ohlcv::normalise(
+                black_box(native_batch.clone()),
+                &native_partition,
+            );
+            black_box(out.expect("normalise"))
+        })
+    });
+    group.bench_function("wasm", |b| {
+        b.iter(|| black_box(session.push(black_box(&host_batch)).expect("push")))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, transform);
+criterion_main!(benches);

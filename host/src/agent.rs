@@ -58,7 +58,10 @@ impl Agent {
             return loaded.clone();
         }
         let result = match self.plan.plugins.get(name) {
-            Some(spec) => self.runtime.load(spec).map_err(|e: PluginLoadError| e.to_string()),
+            Some(spec) => self
+                .runtime
+                .load(spec)
+                .map_err(|e: PluginLoadError| e.to_string()),
             None => Err(format!("no plugin named `{name}`")),
         };
         if let Err(error) = &result {

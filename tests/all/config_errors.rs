@@ -8,11 +8,19 @@ fn check(config: &str, expected: &[&str]) {
     std::fs::write(&path, config).expect("write");
     for verb in ["sync", "validate"] {
         let output = run_cryptolake(&[verb, "--config", path.to_str().unwrap()]);
-        assert_eq!(output.status.code(), Some(2), "{verb}: {}", describe(&output));
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{verb}: {}",
+            describe(&output)
+        );
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains("broken.toml"), "{verb}: {stderr}");
         for needle in expected {
-            assert!(stderr.contains(needle), "{verb}: expected `{needle}` in:\n{stderr}");
+            assert!(
+                stderr.contains(needle),
+                "{verb}: expected `{needle}` in:\n{stderr}"
+            );
         }
     }
 }
@@ -31,12 +39,18 @@ fn syntax_error_names_the_line() {
 
 #[test]
 fn unknown_field_names_its_path() {
-    check(&format!("{PIPELINE}concurrenc = 3\n"), &["pipelines[0]", "concurrenc"]);
+    check(
+        &format!("{PIPELINE}concurrenc = 3\n"),
+        &["pipelines[0]", "concurrenc"],
+    );
 }
 
 #[test]
 fn wrong_type_names_its_path() {
-    check(&format!("{PIPELINE}concurrency = \"four\"\n"), &["pipelines[0].concurrency"]);
+    check(
+        &format!("{PIPELINE}concurrency = \"four\"\n"),
+        &["pipelines[0].concurrency"],
+    );
 }
 
 #[test]
@@ -72,7 +86,15 @@ fn an_unknown_pipeline_name_is_a_usage_error() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("agent.toml");
     std::fs::write(&path, PIPELINE).expect("write");
-    let output = run_cryptolake(&["sync", "--config", path.to_str().unwrap(), "--pipeline", "q"]);
+    let output = run_cryptolake(&[
+        "sync",
+        "--config",
+        path.to_str().unwrap(),
+        "--pipeline",
+        "q",
+    ]);
     assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("no pipeline named `q` (pipelines: p)"));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("no pipeline named `q` (pipelines: p)")
+    );
 }

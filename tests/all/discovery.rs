@@ -22,7 +22,11 @@ fn listing_pagination_reaches_every_key() {
         let name = format!("BTCUSDT-1m-{day}.zip");
         let key = format!("data/spot/daily/klines/BTCUSDT/1m/{name}");
         moto.put(ARCHIVE_BUCKET, &key, b"zip".to_vec());
-        moto.put(ARCHIVE_BUCKET, &format!("{key}.CHECKSUM"), checksum_file(b"zip", &name).into_bytes());
+        moto.put(
+            ARCHIVE_BUCKET,
+            &format!("{key}.CHECKSUM"),
+            checksum_file(b"zip", &name).into_bytes(),
+        );
     }
     let binance = runtime::builtin("binance", &[&moto.host_port()]);
     let endpoint = format!("{}/{ARCHIVE_BUCKET}", moto.endpoint());
@@ -33,7 +37,13 @@ fn listing_pagination_reaches_every_key() {
     .to_string();
 
     let all = binance
-        .discover(&params, &Window { start: None, end: None })
+        .discover(
+            &params,
+            &Window {
+                start: None,
+                end: None,
+            },
+        )
         .expect("discover");
     assert_eq!(all.len(), days.len());
     let periods: Vec<&str> = all.iter().map(|a| a.partition.period.as_str()).collect();
@@ -64,7 +74,10 @@ fn listing_pagination_reaches_every_key() {
     assert_eq!(a.size, Some(3));
     assert!(a.etag.is_some() && a.last_modified.is_some());
     let s3 = a.s3.as_ref().expect("s3 location");
-    assert_eq!((s3.bucket.as_str(), s3.region.as_str()), (ARCHIVE_BUCKET, "ap-northeast-1"));
+    assert_eq!(
+        (s3.bucket.as_str(), s3.region.as_str()),
+        (ARCHIVE_BUCKET, "ap-northeast-1")
+    );
 }
 
 #[test]
@@ -77,8 +90,19 @@ fn discovery_of_a_host_outside_the_allow_list_is_denied() {
     })
     .to_string();
     let error = binance
-        .discover(&params, &Window { start: None, end: None })
+        .discover(
+            &params,
+            &Window {
+                start: None,
+                end: None,
+            },
+        )
         .expect_err("denied");
     let text = error.to_string();
-    assert!(text.contains("plugin `binance`") && text.contains("127.0.0.1") && text.contains("allowed_hosts"), "{text}");
+    assert!(
+        text.contains("plugin `binance`")
+            && text.contains("127.0.0.1")
+            && text.contains("allowed_hosts"),
+        "{text}"
+    );
 }

@@ -3,6 +3,9 @@
 //! They start real components: a moto S3 server on loopback for the public
 //! archive, the `cryptolake` binary itself, and DuckDB to read the lake back.
 
+// Helpers here are test code too: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 mod config_errors;

@@ -31,9 +31,18 @@ fn hostile() -> Arc<Plugin> {
         .expect("the hostile plugin loads (it only misbehaves when asked)")
 }
 
-fn discover(plugin: &Plugin, mode: &str) -> Result<Vec<Artifact>, cryptolake::plugin::PluginCallError> {
+fn discover(
+    plugin: &Plugin,
+    mode: &str,
+) -> Result<Vec<Artifact>, cryptolake::plugin::PluginCallError> {
     let params = serde_json::json!({ "mode": mode }).to_string();
-    plugin.discover(&params, &Window { start: None, end: None })
+    plugin.discover(
+        &params,
+        &Window {
+            start: None,
+            end: None,
+        },
+    )
 }
 
 fn assert_recovers(plugin: &Plugin) {
@@ -46,18 +55,35 @@ fn a_panic_is_a_trap_that_names_the_plugin_and_its_message() {
     let plugin = hostile();
     let error = discover(&plugin, "panic").expect_err("panics");
     assert_eq!(error.plugin, "hostile");
-    assert!(matches!(&error.kind, CallErrorKind::Trap(m) if m.contains("panics on purpose")), "{error}");
+    assert!(
+        matches!(&error.kind, CallErrorKind::Trap(m) if m.contains("panics on purpose")),
+        "{error}"
+    );
     assert_recovers(&plugin);
 }
 
 #[test]
 fn an_infinite_loop_is_interrupted_at_the_deadline() {
     let plugin = hostile();
-    let before = metrics::value(Metric::PluginFaults, &[("plugin", "hostile"), ("kind", "timeout")]);
+    let before = metrics::value(
+        Metric::PluginFaults,
+        &[("plugin", "hostile"), ("kind", "timeout")],
+    );
     let error = discover(&plugin, "loop").expect_err("times out");
-    assert!(matches!(error.kind, CallErrorKind::Timeout(d) if d == Duration::from_millis(500)), "{error}");
-    assert!(error.to_string().contains("plugin `hostile` failed in discover: timed out"), "{error}");
-    let after = metrics::value(Metric::PluginFaults, &[("plugin", "hostile"), ("kind", "timeout")]);
+    assert!(
+        matches!(error.kind, CallErrorKind::Timeout(d) if d == Duration::from_millis(500)),
+        "{error}"
+    );
+    assert!(
+        error
+            .to_string()
+            .contains("plugin `hostile` failed in discover: timed out"),
+        "{error}"
+    );
+    let after = metrics::value(
+        Metric::PluginFaults,
+        &[("plugin", "hostile"), ("kind", "timeout")],
+    );
     assert_eq!(after, before + 1.0);
     assert_recovers(&plugin);
 }
@@ -66,7 +92,10 @@ fn an_infinite_loop_is_interrupted_at_the_deadline() {
 fn a_memory_bomb_hits_the_memory_cap() {
     let plugin = hostile();
     let error = discover(&plugin, "memory").expect_err("hits the cap");
-    assert!(matches!(error.kind, CallErrorKind::MemoryLimit(l) if l == 64 << 20), "{error}");
+    assert!(
+        matches!(error.kind, CallErrorKind::MemoryLimit(l) if l == 64 << 20),
+        "{error}"
+    );
     assert_recovers(&plugin);
 }
 
@@ -79,7 +108,10 @@ fn a_request_to_a_host_not_allowed_is_denied() {
         matches!(&error.kind, CallErrorKind::Guest(GuestError::InvalidParams(m)) if m.contains("forbidden.example")),
         "{error}"
     );
-    assert_eq!(metrics::value(Metric::PluginFetchDenied, &[("plugin", "hostile")]), denied_before + 1.0);
+    assert_eq!(
+        metrics::value(Metric::PluginFetchDenied, &[("plugin", "hostile")]),
+        denied_before + 1.0
+    );
     assert_recovers(&plugin);
 }
 
@@ -137,10 +169,15 @@ fn a_panic_inside_a_decoder_ends_only_that_session() {
     let error = decoder.push(b"x").expect_err("panics");
     assert!(matches!(error.kind, CallErrorKind::Trap(_)), "{error}");
     let again = decoder.push(b"x").expect_err("session is over");
-    assert!(again.to_string().contains("session already ended"), "{again}");
+    assert!(
+        again.to_string().contains("session already ended"),
+        "{again}"
+    );
     drop(decoder);
     let ok = serde_json::json!({ "mode": "ok" }).to_string();
-    let mut fresh = plugin.open_decoder(&ok, &artifact()).expect("open on a fresh instance");
+    let mut fresh = plugin
+        .open_decoder(&ok, &artifact())
+        .expect("open on a fresh instance");
     assert!(fresh.push(b"x").expect("push").is_empty());
     assert!(fresh.finish().expect("finish").is_empty());
 }
@@ -159,7 +196,12 @@ fn instances_are_recycled_after_their_call_budget() {
             limits,
         ))
         .expect("loads");
-    let created = || metrics::value(Metric::PluginInstantiations, &[("plugin", "hostile-recycled")]);
+    let created = || {
+        metrics::value(
+            Metric::PluginInstantiations,
+            &[("plugin", "hostile-recycled")],
+        )
+    };
     let start = created();
     for _ in 0..6 {
         assert_recovers(&plugin);

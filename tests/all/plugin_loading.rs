@@ -9,7 +9,12 @@ use crate::support::{describe, run_cryptolake, runtime};
 
 fn load_file(path: &std::path::Path) -> Result<std::sync::Arc<cryptolake::plugin::Plugin>, String> {
     runtime::runtime()
-        .load(&runtime::spec("candidate", PluginLocation::File(path.to_owned()), &[], Limits::default()))
+        .load(&runtime::spec(
+            "candidate",
+            PluginLocation::File(path.to_owned()),
+            &[],
+            Limits::default(),
+        ))
         .map_err(|e| e.to_string())
 }
 
@@ -19,7 +24,10 @@ fn a_file_that_is_not_a_component_is_refused_with_its_name() {
     let garbage = dir.path().join("garbage.wasm");
     std::fs::write(&garbage, b"definitely not wasm").expect("write");
     let error = load_file(&garbage).expect_err("refused");
-    assert!(error.contains("garbage.wasm") && error.contains("not a valid WebAssembly component"), "{error}");
+    assert!(
+        error.contains("garbage.wasm") && error.contains("not a valid WebAssembly component"),
+        "{error}"
+    );
 
     // A core module (not a component) is refused too.
     let core = dir.path().join("core.wasm");
@@ -28,7 +36,10 @@ fn a_file_that_is_not_a_component_is_refused_with_its_name() {
     assert!(error.contains("core.wasm"), "{error}");
 
     let missing = load_file(&dir.path().join("missing.wasm")).expect_err("refused");
-    assert!(missing.contains("missing.wasm") && missing.contains("cannot read"), "{missing}");
+    assert!(
+        missing.contains("missing.wasm") && missing.contains("cannot read"),
+        "{missing}"
+    );
 }
 
 #[test]
@@ -48,7 +59,10 @@ source = { plugin = "ohlcv" }
     let output = run_cryptolake(&["validate", "--config", config.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(2), "{}", describe(&output));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("plugin `ohlcv` is a transform, not a source"), "{stderr}");
+    assert!(
+        stderr.contains("plugin `ohlcv` is a transform, not a source"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -60,14 +74,25 @@ fn a_pinned_sha256_refuses_other_bytes() {
         Limits::default(),
     );
     spec.sha256 = Some("0".repeat(64));
-    let error = runtime::runtime().load(&spec).expect_err("refused").to_string();
-    assert!(error.contains("builtin:ohlcv") && error.contains("pins 0000"), "{error}");
+    let error = runtime::runtime()
+        .load(&spec)
+        .expect_err("refused")
+        .to_string();
+    assert!(
+        error.contains("builtin:ohlcv") && error.contains("pins 0000"),
+        "{error}"
+    );
 }
 
 #[test]
 fn the_compile_cache_serves_a_new_engine_without_recompiling() {
     let cache = tempfile::tempdir().expect("tempdir");
-    let spec = runtime::spec("binance", PluginLocation::Builtin("binance".into()), &[], Limits::default());
+    let spec = runtime::spec(
+        "binance",
+        PluginLocation::Builtin("binance".into()),
+        &[],
+        Limits::default(),
+    );
     let new_runtime = || {
         Runtime::new(
             Some(cache.path().to_owned()),
@@ -100,7 +125,10 @@ fn plugin_inspect_prints_identity_and_schema() {
     let output = run_cryptolake(&["plugin", "inspect", hostile]);
     assert!(output.status.success(), "{}", describe(&output));
     let text = String::from_utf8_lossy(&output.stdout);
-    assert!(text.contains("name:        hostile") && text.contains("kind:        source"), "{text}");
+    assert!(
+        text.contains("name:        hostile") && text.contains("kind:        source"),
+        "{text}"
+    );
 
     let output = run_cryptolake(&["plugin", "inspect", "/nonexistent/x.wasm"]);
     assert_eq!(output.status.code(), Some(1));

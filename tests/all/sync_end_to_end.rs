@@ -97,7 +97,13 @@ fn sync_mirrors_archives_into_query_ready_parquet() {
     let config = write_config(dir.path(), &moto, "");
     let lake = dir.path().join("lake");
 
-    let output = run_cryptolake(&["sync", "--config", config.to_str().unwrap(), "--output", "json"]);
+    let output = run_cryptolake(&[
+        "sync",
+        "--config",
+        config.to_str().unwrap(),
+        "--output",
+        "json",
+    ]);
     assert!(output.status.success(), "{}", describe(&output));
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json report");
     let spot = &report["pipelines"][0];
@@ -114,7 +120,11 @@ fn sync_mirrors_archives_into_query_ready_parquet() {
         .flat_map(|(f, _)| f.expected_rows().into_iter().map(move |r| (f, r)))
         .collect();
     expected.sort_by(|(fa, ra), (fb, rb)| {
-        (market_partition(fa.market), fa.symbol, ra.open_time_us).cmp(&(market_partition(fb.market), fb.symbol, rb.open_time_us))
+        (market_partition(fa.market), fa.symbol, ra.open_time_us).cmp(&(
+            market_partition(fb.market),
+            fb.symbol,
+            rb.open_time_us,
+        ))
     });
     assert_eq!(rows.len(), expected.len());
     for (got, (file, want)) in rows.iter().zip(&expected) {
@@ -132,8 +142,14 @@ fn sync_mirrors_archives_into_query_ready_parquet() {
         assert_eq!(got["volume"], want.volume, "{context}");
         assert_eq!(got["quote_volume"], want.quote_volume, "{context}");
         assert_eq!(got["trade_count"], want.count, "{context}");
-        assert_eq!(got["taker_buy_base_volume"], want.taker_buy_volume, "{context}");
-        assert_eq!(got["taker_buy_quote_volume"], want.taker_buy_quote_volume, "{context}");
+        assert_eq!(
+            got["taker_buy_base_volume"], want.taker_buy_volume,
+            "{context}"
+        );
+        assert_eq!(
+            got["taker_buy_quote_volume"], want.taker_buy_quote_volume,
+            "{context}"
+        );
     }
 
     // ms files (2024) and µs files (2025) land in the same unit: the last
@@ -143,7 +159,10 @@ fn sync_mirrors_archives_into_query_ready_parquet() {
         "SELECT CAST(open_time AS VARCHAR) AS t FROM read_parquet('{lake}/ohlcv/**/*.parquet', hive_partitioning = true) \
          WHERE market = 'spot' AND symbol = 'BTCUSDT' AND open_time BETWEEN '2024-12-31 23:59:00+00' AND '2025-01-01 00:00:00+00' ORDER BY 1",
     );
-    let times: Vec<&str> = boundary.iter().map(|r| r["t"].as_str().unwrap_or("")).collect();
+    let times: Vec<&str> = boundary
+        .iter()
+        .map(|r| r["t"].as_str().unwrap_or(""))
+        .collect();
     assert_eq!(times.len(), 2, "{boundary:?}");
     assert!(times[0].starts_with("2024-12-31 23:59:00"), "{times:?}");
     assert!(times[1].starts_with("2025-01-01 00:00:00"), "{times:?}");
@@ -152,22 +171,27 @@ fn sync_mirrors_archives_into_query_ready_parquet() {
     for (file, zip) in files.iter().filter(|(f, _)| in_window(f)) {
         let raw = std::fs::read(lake.join("raw").join(file.key())).expect("raw copy");
         assert_eq!(sha256_hex(&raw), sha256_hex(zip), "{}", file.key());
-        let checksum = std::fs::read_to_string(lake.join("raw").join(format!("{}.CHECKSUM", file.key()))).expect("raw checksum");
+        let checksum =
+            std::fs::read_to_string(lake.join("raw").join(format!("{}.CHECKSUM", file.key())))
+                .expect("raw checksum");
         assert!(checksum.starts_with(&sha256_hex(zip)));
     }
 
     // Each manifest entry records identity, outputs and lineage.
-    let entry_path = lake.join("_cryptolake/manifest/spot-1m").join(format!(
-        "{}.json",
-        files[3].0.key()
-    ));
-    let entry: serde_json::Value = serde_json::from_slice(&std::fs::read(&entry_path).expect("manifest entry")).expect("json");
+    let entry_path = lake
+        .join("_cryptolake/manifest/spot-1m")
+        .join(format!("{}.json", files[3].0.key()));
+    let entry: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&entry_path).expect("manifest entry")).expect("json");
     assert_eq!(entry["rows"], 1440);
     assert_eq!(entry["checksum_verified"], true);
     assert_eq!(entry["sha256"], sha256_hex(&files[3].1));
     assert_eq!(entry["plugins"][0]["name"], "binance");
     assert_eq!(entry["plugins"][1]["name"], "ohlcv");
-    assert_eq!(entry["plugins"][0]["sha256"].as_str().map(str::len), Some(64));
+    assert_eq!(
+        entry["plugins"][0]["sha256"].as_str().map(str::len),
+        Some(64)
+    );
 
     // No staging file is left behind, and nothing partial is visible.
     let staging: Vec<_> = std::fs::read_dir(lake.join("_cryptolake/staging"))
@@ -176,12 +200,21 @@ fn sync_mirrors_archives_into_query_ready_parquet() {
     assert!(staging.is_empty(), "{staging:?}");
 
     // A second run finds everything up to date and leaves row counts alone.
-    let output = run_cryptolake(&["sync", "--config", config.to_str().unwrap(), "--output", "json"]);
+    let output = run_cryptolake(&[
+        "sync",
+        "--config",
+        config.to_str().unwrap(),
+        "--output",
+        "json",
+    ]);
     assert!(output.status.success(), "{}", describe(&output));
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json report");
     assert_eq!(report["pipelines"][0]["up_to_date"], 7, "{report:#}");
     assert_eq!(report["pipelines"][0]["completed"], 0, "{report:#}");
-    let count = duckdb::query(&lake, "SELECT count(*) AS n FROM read_parquet('{lake}/ohlcv/**/*.parquet')");
+    let count = duckdb::query(
+        &lake,
+        "SELECT count(*) AS n FROM read_parquet('{lake}/ohlcv/**/*.parquet')",
+    );
     assert_eq!(count[0]["n"], expected.len());
 }
 
@@ -191,7 +224,15 @@ fn a_republished_archive_is_transferred_again() {
     let files = seed(&moto);
     let dir = tempfile::tempdir().expect("tempdir");
     let config = write_config(dir.path(), &moto, "");
-    let args = ["sync", "--config", config.to_str().unwrap(), "--pipeline", "spot-1m", "--output", "json"];
+    let args = [
+        "sync",
+        "--config",
+        config.to_str().unwrap(),
+        "--pipeline",
+        "spot-1m",
+        "--output",
+        "json",
+    ];
     let output = run_cryptolake(&args);
     assert!(output.status.success(), "{}", describe(&output));
 
@@ -210,7 +251,10 @@ fn a_republished_archive_is_transferred_again() {
         &dir.path().join("lake"),
         "SELECT count(*) AS n FROM read_parquet('{lake}/ohlcv/**/*.parquet', hive_partitioning = true) WHERE date = '2024-12-30'",
     );
-    assert_eq!(rows[0]["n"], 9, "the corrected file replaced the old rows, without duplicates");
+    assert_eq!(
+        rows[0]["n"], 9,
+        "the corrected file replaced the old rows, without duplicates"
+    );
 }
 
 fn market_partition(market: &str) -> &'static str {

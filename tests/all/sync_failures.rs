@@ -43,7 +43,10 @@ fn bad_archives_are_reported_or_quarantined_and_the_rest_complete() {
     let malformed = KlineFile::spot("BTCUSDT", date!(2024 - 03 - 05), 5);
     let mut lines: Vec<String> = malformed.csv().lines().map(str::to_owned).collect();
     lines[2] = lines[2].replacen(',', ",not-a-price,", 1);
-    let zip = zip_one(&malformed.zip_name().replace(".zip", ".csv"), lines.join("\n").as_bytes());
+    let zip = zip_one(
+        &malformed.zip_name().replace(".zip", ".csv"),
+        lines.join("\n").as_bytes(),
+    );
     moto.put(ARCHIVE_BUCKET, &malformed.key(), zip.clone());
     moto.put(
         ARCHIVE_BUCKET,
@@ -77,7 +80,13 @@ transforms = [{{ plugin = "ohlcv" }}]
     )
     .expect("config");
 
-    let output = run_cryptolake(&["sync", "--config", config.to_str().unwrap(), "--output", "json"]);
+    let output = run_cryptolake(&[
+        "sync",
+        "--config",
+        config.to_str().unwrap(),
+        "--output",
+        "json",
+    ]);
     assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
     let spot = &report["pipelines"][0];
@@ -93,17 +102,32 @@ transforms = [{{ plugin = "ohlcv" }}]
     };
     let m = by_key(&mismatch);
     assert_eq!(m["outcome"], "quarantined");
-    assert!(m["reason"].as_str().unwrap_or("").contains("SHA-256 mismatch after 2 attempts"), "{m}");
+    assert!(
+        m["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("SHA-256 mismatch after 2 attempts"),
+        "{m}"
+    );
     let u = by_key(&unverifiable);
     assert_eq!(u["outcome"], "failed");
     assert!(u["error"].as_str().unwrap_or("").contains("404"), "{u}");
     let c = by_key(&corrupt);
     assert_eq!(c["outcome"], "quarantined");
-    assert!(c["reason"].as_str().unwrap_or("").contains("not a valid zip"), "{c}");
+    assert!(
+        c["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("not a valid zip"),
+        "{c}"
+    );
     let mal = by_key(&malformed);
     assert_eq!(mal["outcome"], "quarantined");
     let reason = mal["reason"].as_str().unwrap_or("");
-    assert!(reason.contains("plugin `binance`") && reason.contains("line 3") && reason.contains("open"), "{mal}");
+    assert!(
+        reason.contains("plugin `binance`") && reason.contains("line 3") && reason.contains("open"),
+        "{mal}"
+    );
 
     // Only the good day is in the table; bad bytes are kept aside with a reason.
     let lake = dir.path().join("lake");
@@ -115,11 +139,22 @@ transforms = [{{ plugin = "ohlcv" }}]
     for file in [&mismatch, &corrupt, &malformed] {
         let quarantined = lake.join("_cryptolake/quarantine/spot").join(file.key());
         assert!(quarantined.is_file(), "{}", quarantined.display());
-        let reason = lake.join("_cryptolake/quarantine/spot").join(format!("{}.reason.json", file.key()));
-        let note: serde_json::Value = serde_json::from_slice(&std::fs::read(reason).expect("reason")).expect("json");
+        let reason = lake
+            .join("_cryptolake/quarantine/spot")
+            .join(format!("{}.reason.json", file.key()));
+        let note: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(reason).expect("reason")).expect("json");
         assert_eq!(note["source"]["key"], file.key());
-        assert!(!lake.join("raw").join(file.key()).exists(), "bad bytes never enter the raw zone");
-        assert!(!lake.join("_cryptolake/manifest/spot").join(format!("{}.json", file.key())).exists());
+        assert!(
+            !lake.join("raw").join(file.key()).exists(),
+            "bad bytes never enter the raw zone"
+        );
+        assert!(
+            !lake
+                .join("_cryptolake/manifest/spot")
+                .join(format!("{}.json", file.key()))
+                .exists()
+        );
     }
     let text = String::from_utf8_lossy(&output.stderr);
     assert!(text.contains("Artifact quarantined"), "{text}");

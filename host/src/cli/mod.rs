@@ -23,10 +23,21 @@ pub const EXIT_USAGE: u8 = 2;
 #[command(name = "cryptolake", version, about, propagate_version = true)]
 pub struct Cli {
     /// Log format on stderr.
-    #[arg(long, global = true, value_enum, default_value = "text", env = "CRYPTOLAKE_LOG_FORMAT")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "CRYPTOLAKE_LOG_FORMAT"
+    )]
     pub log_format: LogFormat,
     /// Log level when RUST_LOG is not set (error, warn, info, debug, trace).
-    #[arg(long, global = true, default_value = "info", env = "CRYPTOLAKE_LOG_LEVEL")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "info",
+        env = "CRYPTOLAKE_LOG_LEVEL"
+    )]
     pub log_level: String,
     /// What to do.
     #[command(subcommand)]
@@ -58,7 +69,12 @@ pub enum Output {
 #[derive(Debug, clap::Args)]
 pub struct ConfigArg {
     /// The agent's configuration file.
-    #[arg(long, short, env = "CRYPTOLAKE_CONFIG", default_value = "config/quickstart.toml")]
+    #[arg(
+        long,
+        short,
+        env = "CRYPTOLAKE_CONFIG",
+        default_value = "config/quickstart.toml"
+    )]
     pub config: PathBuf,
 }
 

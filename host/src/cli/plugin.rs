@@ -57,10 +57,13 @@ fn inspect(file: &str, output: Output) -> u8 {
     match output {
         Output::Json => {
             let mut value = serde_json::to_value(id).unwrap_or_default();
-            if let Some(schema) = serde_json::from_str::<serde_json::Value>(&id.params_schema).ok() {
+            if let Ok(schema) = serde_json::from_str::<serde_json::Value>(&id.params_schema) {
                 value["params_schema"] = schema;
             }
-            println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&value).unwrap_or_default()
+            );
         }
         Output::Text => {
             println!("name:        {}", id.plugin_name);

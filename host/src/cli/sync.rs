@@ -26,9 +26,12 @@ pub struct SyncArgs {
 }
 
 fn parse_date(text: &str) -> Result<String, String> {
-    time::Date::parse(text, &time::macros::format_description!("[year]-[month]-[day]"))
-        .map(|_| text.to_owned())
-        .map_err(|_| format!("`{text}` is not a YYYY-MM-DD date"))
+    time::Date::parse(
+        text,
+        &time::macros::format_description!("[year]-[month]-[day]"),
+    )
+    .map(|_| text.to_owned())
+    .map_err(|_| format!("`{text}` is not a YYYY-MM-DD date"))
 }
 
 /// A pipeline that could not even start.
@@ -101,7 +104,10 @@ pub(super) fn run(args: SyncArgs) -> u8 {
     match args.output {
         Output::Json => {
             let json = serde_json::json!({ "pipelines": reports, "not_run": not_run });
-            println!("{}", serde_json::to_string_pretty(&json).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json).unwrap_or_default()
+            );
         }
         Output::Text => print_text(&reports, &not_run),
     }

@@ -34,7 +34,11 @@ pub(super) fn run(args: ValidateArgs) -> u8 {
         .filter_map(|spec| agent.pipeline(spec).err())
         .collect();
     if errors.is_empty() {
-        println!("{}: valid ({} pipeline(s))", file.display(), pipelines.len());
+        println!(
+            "{}: valid ({} pipeline(s))",
+            file.display(),
+            pipelines.len()
+        );
         0
     } else {
         eprintln!("error: invalid configuration in {}", file.display());

@@ -197,7 +197,10 @@ pub fn resolve(path: &Path, file: ConfigFile) -> Result<Plan, ConfigError> {
     for (name, config) in &file.plugins {
         let field = format!("plugins.{name}");
         if !is_identifier(name) {
-            problem(field.clone(), "plugin names use only a-z, 0-9, `_` and `-`".into());
+            problem(
+                field.clone(),
+                "plugin names use only a-z, 0-9, `_` and `-`".into(),
+            );
         }
         if let Some(spec) = resolve_plugin(base, name, config, &field, &mut problem) {
             plugins.insert(name.clone(), spec);
@@ -233,12 +236,18 @@ pub fn resolve(path: &Path, file: ConfigFile) -> Result<Plan, ConfigError> {
             );
         }
         if config.attempts == 0 || config.attempts > 20 {
-            problem(format!("{field}.attempts"), "must be between 1 and 20".into());
+            problem(
+                format!("{field}.attempts"),
+                "must be between 1 and 20".into(),
+            );
         }
         for (name, value) in [("start", &config.window.start), ("end", &config.window.end)] {
             if let Some(value) = value
-                && time::Date::parse(value, &time::macros::format_description!("[year]-[month]-[day]"))
-                    .is_err()
+                && time::Date::parse(
+                    value,
+                    &time::macros::format_description!("[year]-[month]-[day]"),
+                )
+                .is_err()
             {
                 problem(
                     format!("{field}.window.{name}"),
@@ -390,7 +399,11 @@ fn resolve_limits(
         },
     };
     let call_timeout = duration(&config.call_timeout, "call_timeout", defaults.call_timeout);
-    let fetch_timeout = duration(&config.fetch_timeout, "fetch_timeout", defaults.fetch_timeout);
+    let fetch_timeout = duration(
+        &config.fetch_timeout,
+        "fetch_timeout",
+        defaults.fetch_timeout,
+    );
     if memory < (1 << 20) {
         problem(format!("{field}.memory"), "must be at least 1MiB".into());
     }

@@ -80,7 +80,11 @@ mod tests {
             period: "2024-01-01".into(),
         };
         assert_eq!(
-            output_key("ohlcv", &p, "data/spot/daily/klines/BTCUSDT/1m/BTCUSDT-1m-2024-01-01.zip"),
+            output_key(
+                "ohlcv",
+                &p,
+                "data/spot/daily/klines/BTCUSDT/1m/BTCUSDT-1m-2024-01-01.zip"
+            ),
             "ohlcv/exchange=binance/market=spot/symbol=BTCUSDT/date=2024-01-01/part-BTCUSDT-1m-2024-01-01.parquet"
         );
     }

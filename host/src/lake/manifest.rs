@@ -115,7 +115,11 @@ pub struct ManifestEntry {
 }
 
 /// Reads the entry for an artifact, if any.
-pub async fn read(lake: &Lake, pipeline: &str, key: &str) -> Result<Option<ManifestEntry>, LakeError> {
+pub async fn read(
+    lake: &Lake,
+    pipeline: &str,
+    key: &str,
+) -> Result<Option<ManifestEntry>, LakeError> {
     let manifest_key = layout::manifest_key(pipeline, key);
     let Some(bytes) = lake.get(&manifest_key).await? else {
         return Ok(None);

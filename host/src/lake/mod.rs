@@ -113,12 +113,10 @@ impl Lake {
             std::fs::create_dir_all(parent).map_err(io)?;
         }
         staged.as_file().sync_all().map_err(io)?;
-        staged
-            .persist(&dest)
-            .map_err(|e| LakeError::Io {
-                path: dest.clone(),
-                source: e.error,
-            })?;
+        staged.persist(&dest).map_err(|e| LakeError::Io {
+            path: dest.clone(),
+            source: e.error,
+        })?;
         Ok(())
     }
 
@@ -137,10 +135,14 @@ impl Lake {
     /// Reads an object, or `None` when it does not exist.
     pub async fn get(&self, key: &str) -> Result<Option<bytes::Bytes>, LakeError> {
         match self.store.get(&ObjectPath::from(key)).await {
-            Ok(result) => result.bytes().await.map(Some).map_err(|source| LakeError::Store {
-                key: key.to_owned(),
-                source,
-            }),
+            Ok(result) => result
+                .bytes()
+                .await
+                .map(Some)
+                .map_err(|source| LakeError::Store {
+                    key: key.to_owned(),
+                    source,
+                }),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(source) => Err(LakeError::Store {
                 key: key.to_owned(),

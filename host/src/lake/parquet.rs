@@ -115,14 +115,28 @@ impl ParquetSink {
                 .map(|nulls| nulls.iter().map(|null| !null).collect::<Vec<bool>>());
             let nullable = valid.is_some();
             let (data_type, array): (DataType, ArrayRef) = match &column.values {
-                ColumnValues::Int64(v) => (DataType::Int64, Arc::new(Int64Array::new(v.clone().into(), valid.map(Into::into)))),
-                ColumnValues::Float64(v) => (DataType::Float64, Arc::new(Float64Array::new(v.clone().into(), valid.map(Into::into)))),
-                ColumnValues::Boolean(v) => (DataType::Boolean, Arc::new(BooleanArray::new(v.as_slice().into(), valid.map(Into::into)))),
+                ColumnValues::Int64(v) => (
+                    DataType::Int64,
+                    Arc::new(Int64Array::new(v.clone().into(), valid.map(Into::into))),
+                ),
+                ColumnValues::Float64(v) => (
+                    DataType::Float64,
+                    Arc::new(Float64Array::new(v.clone().into(), valid.map(Into::into))),
+                ),
+                ColumnValues::Boolean(v) => (
+                    DataType::Boolean,
+                    Arc::new(BooleanArray::new(
+                        v.as_slice().into(),
+                        valid.map(Into::into),
+                    )),
+                ),
                 ColumnValues::Utf8(v) => {
                     let values: StringArray = v
                         .iter()
                         .zip(0..)
-                        .map(|(s, i)| (!column.nulls.as_ref().is_some_and(|n| n[i])).then_some(s.as_str()))
+                        .map(|(s, i)| {
+                            (!column.nulls.as_ref().is_some_and(|n| n[i])).then_some(s.as_str())
+                        })
                         .collect();
                     (DataType::Utf8, Arc::new(values))
                 }

@@ -66,7 +66,8 @@ fn stream(
         .collect::<Result<Vec<_>, _>>()?;
     let mut buffer = vec![0u8; CHUNK_BYTES];
     loop {
-        let read = read_full(reader, &mut buffer).map_err(|e| DecodeError::Archive(e.to_string()))?;
+        let read =
+            read_full(reader, &mut buffer).map_err(|e| DecodeError::Archive(e.to_string()))?;
         if read == 0 {
             break;
         }
@@ -85,7 +86,10 @@ fn stream(
     Ok(sink.rows())
 }
 
-fn push_through(chain: &mut [TransformSession], mut batches: Vec<Batch>) -> Result<Vec<Batch>, PluginCallError> {
+fn push_through(
+    chain: &mut [TransformSession],
+    mut batches: Vec<Batch>,
+) -> Result<Vec<Batch>, PluginCallError> {
     for session in chain.iter_mut() {
         let mut next = Vec::with_capacity(batches.len());
         for batch in &batches {
@@ -126,7 +130,9 @@ fn with_payload<T>(
     let file = std::fs::File::open(archive).map_err(|e| DecodeError::Archive(e.to_string()))?;
     match compression {
         Compression::None => f(&mut std::io::BufReader::new(file)),
-        Compression::Gzip => f(&mut flate2::read::MultiGzDecoder::new(std::io::BufReader::new(file))),
+        Compression::Gzip => f(&mut flate2::read::MultiGzDecoder::new(
+            std::io::BufReader::new(file),
+        )),
         Compression::Zip => {
             let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file))
                 .map_err(|e| DecodeError::Archive(format!("not a valid zip: {e}")))?;

@@ -86,7 +86,10 @@ pub enum PipelineError {
 
 impl PipelineRun {
     /// Lists what exists and decides what must be done.
-    pub async fn plan(&self, window: &Window) -> Result<(Vec<(Artifact, Reason)>, usize), PipelineError> {
+    pub async fn plan(
+        &self,
+        window: &Window,
+    ) -> Result<(Vec<(Artifact, Reason)>, usize), PipelineError> {
         let source = self.source.clone();
         let window_owned = window.clone();
         let discovered = tokio::task::spawn_blocking(move || {
@@ -106,7 +109,11 @@ impl PipelineRun {
                 .map_err(|source| self.lake_error(source))?;
             let reason = match recorded {
                 None => Some(Reason::New),
-                Some(entry) if !entry.source.same_publication(&SourceIdentity::of(&artifact)) => {
+                Some(entry)
+                    if !entry
+                        .source
+                        .same_publication(&SourceIdentity::of(&artifact)) =>
+                {
                     Some(Reason::Republished)
                 }
                 Some(entry) => {
@@ -217,15 +224,24 @@ impl PipelineRun {
                     tokio::time::sleep(wait).await;
                 }
                 Err(Attempt::Retry { error, .. }) => {
-                    return Outcome::Failed { error, attempts: attempt };
+                    return Outcome::Failed {
+                        error,
+                        attempts: attempt,
+                    };
                 }
-                Err(Attempt::Mismatch { staged, expected, actual }) if last => {
+                Err(Attempt::Mismatch {
+                    staged,
+                    expected,
+                    actual,
+                }) if last => {
                     let reason = format!(
                         "SHA-256 mismatch after {attempt} attempts: the published checksum is {expected}, the archive hashes to {actual}"
                     );
                     return self.quarantine(artifact, staged, reason).await;
                 }
-                Err(Attempt::Mismatch { expected, actual, .. }) => {
+                Err(Attempt::Mismatch {
+                    expected, actual, ..
+                }) => {
                     tracing::warn!(
                         pipeline = %self.spec.name,
                         artifact = %artifact.key,
@@ -240,7 +256,10 @@ impl PipelineRun {
                     return self.quarantine(artifact, staged, reason).await;
                 }
                 Err(Attempt::Fail(error)) => {
-                    return Outcome::Failed { error, attempts: attempt };
+                    return Outcome::Failed {
+                        error,
+                        attempts: attempt,
+                    };
                 }
             }
         }
@@ -268,7 +287,10 @@ impl PipelineRun {
             }
         };
 
-        let staged = self.lake.staging_file().map_err(|e| Attempt::Fail(e.to_string()))?;
+        let staged = self
+            .lake
+            .staging_file()
+            .map_err(|e| Attempt::Fail(e.to_string()))?;
         let downloaded = transfer::download(&self.http, &artifact.url, staged.path())
             .await
             .map_err(|e| Attempt::from_transfer(e, "archive"))?;
@@ -285,13 +307,22 @@ impl PipelineRun {
 
         // Decode → transform → write, on a blocking thread.
         let output_key = layout::output_key(&self.spec.table, &artifact.partition, &artifact.key);
-        let parquet = self.lake.staging_file().map_err(|e| Attempt::Fail(e.to_string()))?;
+        let parquet = self
+            .lake
+            .staging_file()
+            .map_err(|e| Attempt::Fail(e.to_string()))?;
         let (source, transforms) = (self.source.clone(), self.transforms.clone());
         let (artifact_owned, archive_path) = (artifact.clone(), staged.path().to_owned());
         let out_file = parquet.reopen().map_err(|e| Attempt::Fail(e.to_string()))?;
         let decoded = tokio::task::spawn_blocking(move || {
             let mut sink = ParquetSink::new(out_file, artifact_owned.partition.clone());
-            let rows = decode::decode_archive(&source, &transforms, &artifact_owned, &archive_path, &mut sink)?;
+            let rows = decode::decode_archive(
+                &source,
+                &transforms,
+                &artifact_owned,
+                &archive_path,
+                &mut sink,
+            )?;
             let wrote = sink.finish().map_err(DecodeError::Write)?;
             Ok::<_, DecodeError>((rows, wrote))
         })
@@ -312,7 +343,10 @@ impl PipelineRun {
                 });
             }
             Err(DecodeError::Plugin(error)) if error.is_transient() => {
-                return Err(Attempt::Retry { error: error.to_string(), wait: None });
+                return Err(Attempt::Retry {
+                    error: error.to_string(),
+                    wait: None,
+                });
             }
             Err(error) => return Err(Attempt::Fail(error.to_string())),
         };
@@ -323,14 +357,22 @@ impl PipelineRun {
             self.lake
                 .publish(parquet, &output_key)
                 .map_err(|e| Attempt::Fail(e.to_string()))?;
-            outputs.push(OutputFile { key: output_key, rows });
+            outputs.push(OutputFile {
+                key: output_key,
+                rows,
+            });
         }
         let raw_key = if self.spec.raw {
             let raw_key = layout::raw_key(&artifact.key);
-            self.lake.publish(staged, &raw_key).map_err(|e| Attempt::Fail(e.to_string()))?;
+            self.lake
+                .publish(staged, &raw_key)
+                .map_err(|e| Attempt::Fail(e.to_string()))?;
             if let Some(checksum) = checksum.as_ref().filter(|c| !c.raw.is_empty()) {
                 self.lake
-                    .put(&layout::raw_checksum_key(&artifact.key), checksum.raw.clone())
+                    .put(
+                        &layout::raw_checksum_key(&artifact.key),
+                        checksum.raw.clone(),
+                    )
                     .await
                     .map_err(|e| Attempt::Fail(e.to_string()))?;
             }
@@ -339,7 +381,11 @@ impl PipelineRun {
             None
         };
         let mut plugins = vec![Lineage::from(self.source.plugin.identity())];
-        plugins.extend(self.transforms.iter().map(|t| Lineage::from(t.plugin.identity())));
+        plugins.extend(
+            self.transforms
+                .iter()
+                .map(|t| Lineage::from(t.plugin.identity())),
+        );
         let entry = ManifestEntry {
             version: manifest::ENTRY_VERSION,
             pipeline: self.spec.name.clone(),
@@ -364,7 +410,12 @@ impl PipelineRun {
     }
 
     /// Moves a refused archive to quarantine with its reason.
-    async fn quarantine(&self, artifact: &Artifact, staged: tempfile::NamedTempFile, reason: String) -> Outcome {
+    async fn quarantine(
+        &self,
+        artifact: &Artifact,
+        staged: tempfile::NamedTempFile,
+        reason: String,
+    ) -> Outcome {
         let key = layout::quarantine_key(&self.spec.name, &artifact.key);
         let note = serde_json::json!({
             "pipeline": self.spec.name,

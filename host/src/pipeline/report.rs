@@ -93,9 +93,19 @@ pub struct RunReport {
 }
 
 impl RunReport {
-    pub(super) fn new(pipeline: &str, discovered: usize, mut artifacts: Vec<ArtifactReport>, elapsed: Duration) -> Self {
+    pub(super) fn new(
+        pipeline: &str,
+        discovered: usize,
+        mut artifacts: Vec<ArtifactReport>,
+        elapsed: Duration,
+    ) -> Self {
         artifacts.sort_by(|a, b| a.key.cmp(&b.key));
-        let count = |label: &str| artifacts.iter().filter(|a| a.outcome.label() == label).count();
+        let count = |label: &str| {
+            artifacts
+                .iter()
+                .filter(|a| a.outcome.label() == label)
+                .count()
+        };
         let (rows, bytes) = artifacts.iter().fold((0, 0), |(r, b), a| match a.outcome {
             Outcome::Completed { rows, bytes } => (r + rows, b + bytes),
             _ => (r, b),

@@ -16,8 +16,8 @@ use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use super::bindings::source::cryptolake::plugin::{clock, http, log, metrics, types};
 use super::HostPattern;
+use super::bindings::source::cryptolake::plugin::{clock, http, log, metrics, types};
 use crate::telemetry::metrics as host_metrics;
 
 /// Largest panic message or stderr output kept from a guest.
@@ -131,9 +131,10 @@ impl http::Host for HostState {
         let lender = self.http.clone();
         let plugin = Arc::clone(&self.plugin);
         let started = Instant::now();
-        let result = lender
-            .runtime
-            .block_on(fetch_with_retries(&lender, request, url.clone(), timeout));
+        let result =
+            lender
+                .runtime
+                .block_on(fetch_with_retries(&lender, request, url.clone(), timeout));
         tracing::debug!(
             plugin = %plugin,
             url = %redact(&url),
@@ -221,7 +222,8 @@ async fn fetch_once(
     let mut body = Vec::new();
     let mut stream = response.bytes_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| http::HttpError::Network(crate::transfer::error_chain(&e)))?;
+        let chunk =
+            chunk.map_err(|e| http::HttpError::Network(crate::transfer::error_chain(&e)))?;
         if body.len() as u64 + chunk.len() as u64 > lender.max_body {
             return Err(http::HttpError::TooLarge(lender.max_body));
         }

@@ -118,5 +118,10 @@ pub(crate) fn root_cause(error: &anyhow::Error) -> String {
     // wasmparser appends multi-line byte dumps; the first clause is the news.
     let text = error.root_cause().to_string();
     let first = text.lines().next().unwrap_or_default();
-    first.split(" - expected").next().unwrap_or(first).trim().to_owned()
+    first
+        .split(" - expected")
+        .next()
+        .unwrap_or(first)
+        .trim()
+        .to_owned()
 }

@@ -24,6 +24,20 @@ const MAX_IDLE: usize = 16;
 /// Captured stderr above which an instance is recycled.
 const STDERR_RECYCLE_BYTES: usize = 8 << 10;
 
+/// What loading learned about a component before instantiating it.
+pub(super) struct Compiled {
+    /// File path or `builtin:<name>`, for errors.
+    pub origin: String,
+    /// Source or transform.
+    pub kind: PluginKind,
+    /// WIT version from its export names.
+    pub wit_version: String,
+    /// SHA-256 of its bytes.
+    pub sha256: String,
+    /// Whether the compile cache served it.
+    pub cache_outcome: CacheOutcome,
+}
+
 pub(super) enum Pre {
     Source(source::SourcePluginPre<HostState>),
     Transform(transform::TransformPluginPre<HostState>),
@@ -55,14 +69,17 @@ pub struct Plugin {
 impl Plugin {
     pub(super) fn new(
         spec: &PluginSpec,
-        origin: &str,
-        kind: PluginKind,
-        wit_version: String,
-        sha256: String,
+        compiled: Compiled,
         pre: InstancePre<HostState>,
         http: HttpLender,
-        cache_outcome: CacheOutcome,
     ) -> Result<Self, String> {
+        let Compiled {
+            origin,
+            kind,
+            wit_version,
+            sha256,
+            cache_outcome,
+        } = compiled;
         let exports_error = |e: wasmtime::Error| {
             format!("does not export the {kind} world this host expects: {e:#}")
         };
@@ -165,7 +182,10 @@ impl Plugin {
                 bindings,
                 calls: 0,
             }),
-            Err(error) => Err(self.error(call, self.classify(&store, &error, CallErrorKind::Instantiate))),
+            Err(error) => Err(self.error(
+                call,
+                self.classify(&store, &error, CallErrorKind::Instantiate),
+            )),
         }
     }
 
@@ -198,14 +218,24 @@ impl Plugin {
         &self,
         instance: &mut Instance,
         call: &'static str,
-        f: impl FnOnce(&mut Store<HostState>, &Bindings) -> wasmtime::Result<Result<R, super::bindings::types::PluginError>>,
+        f: impl FnOnce(
+            &mut Store<HostState>,
+            &Bindings,
+        ) -> wasmtime::Result<Result<R, super::bindings::types::PluginError>>,
     ) -> Result<R, PluginCallError> {
         instance.calls += 1;
-        instance.store.set_epoch_deadline(ticks_for(self.limits.call_timeout));
+        instance
+            .store
+            .set_epoch_deadline(ticks_for(self.limits.call_timeout));
         instance.store.data_mut().deadline = Instant::now() + self.limits.call_timeout;
         let started = Instant::now();
         let outcome = f(&mut instance.store, &instance.bindings);
-        metrics::plugin_call(&self.identity.name, call, started.elapsed(), outcome.is_ok());
+        metrics::plugin_call(
+            &self.identity.name,
+            call,
+            started.elapsed(),
+            outcome.is_ok(),
+        );
         match outcome {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(guest)) => Err(self.error(call, CallErrorKind::Guest(GuestError::from(guest)))),
@@ -227,7 +257,10 @@ impl Plugin {
     pub(super) fn with_instance<R>(
         &self,
         call: &'static str,
-        f: impl FnOnce(&mut Store<HostState>, &Bindings) -> wasmtime::Result<Result<R, super::bindings::types::PluginError>>,
+        f: impl FnOnce(
+            &mut Store<HostState>,
+            &Bindings,
+        ) -> wasmtime::Result<Result<R, super::bindings::types::PluginError>>,
     ) -> Result<R, PluginCallError> {
         let mut instance = self.checkout(call)?;
         let result = self.call(&mut instance, call, f);
@@ -271,6 +304,8 @@ impl Plugin {
 
 impl std::fmt::Debug for Plugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Plugin").field("identity", &self.identity).finish()
+        f.debug_struct("Plugin")
+            .field("identity", &self.identity)
+            .finish()
     }
 }

@@ -33,6 +33,7 @@ pub use bindings::types::{
 pub use cache::{CacheOutcome, CompileCache};
 pub use capabilities::{HostState, HttpLender};
 pub use error::{CallErrorKind, GuestError, PluginCallError, PluginLoadError};
+use instance::Compiled;
 pub use instance::Plugin;
 pub use pattern::HostPattern;
 pub use session::{DecoderSession, TransformSession};
@@ -168,10 +169,15 @@ impl Runtime {
             .map_err(|e| {
                 PluginLoadError::new(
                     origin,
-                    format!("not a valid WebAssembly component: {}", error::root_cause(&e)),
+                    format!(
+                        "not a valid WebAssembly component: {}",
+                        error::root_cause(&e)
+                    ),
                 )
             })?;
-        let (kind, wit_version) = self.world_of(&component).map_err(|m| PluginLoadError::new(origin, m))?;
+        let (kind, wit_version) = self
+            .world_of(&component)
+            .map_err(|m| PluginLoadError::new(origin, m))?;
         let pre = self.linker.instantiate_pre(&component).map_err(|e| {
             PluginLoadError::new(
                 origin,
@@ -185,8 +191,15 @@ impl Runtime {
             timeout: spec.limits.fetch_timeout,
             max_body: spec.limits.max_response_bytes,
         };
-        let plugin = Plugin::new(spec, origin, kind, wit_version, sha256, pre, http, outcome)
-            .map_err(|e| PluginLoadError::new(origin, e))?;
+        let compiled = Compiled {
+            origin: origin.to_owned(),
+            kind,
+            wit_version,
+            sha256,
+            cache_outcome: outcome,
+        };
+        let plugin =
+            Plugin::new(spec, compiled, pre, http).map_err(|e| PluginLoadError::new(origin, e))?;
         tracing::info!(
             plugin = %spec.name,
             origin,

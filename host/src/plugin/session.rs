@@ -14,9 +14,15 @@ impl Plugin {
     /// Lists the artifacts a source plugin finds for `params` in `window`.
     /// Every artifact is validated: a safe relative key, an allowed URL host,
     /// path-safe partition values, unique keys.
-    pub fn discover(&self, params: &str, window: &Window) -> Result<Vec<Artifact>, PluginCallError> {
+    pub fn discover(
+        &self,
+        params: &str,
+        window: &Window,
+    ) -> Result<Vec<Artifact>, PluginCallError> {
         let artifacts = self.with_instance("discover", |store, bindings| match bindings {
-            Bindings::Source(b) => b.cryptolake_plugin_source().call_discover(store, params, window),
+            Bindings::Source(b) => b
+                .cryptolake_plugin_source()
+                .call_discover(store, params, window),
             Bindings::Transform(_) => Ok(Ok(Vec::new())),
         })?;
         validate::artifacts(&artifacts, &self.http().allowed)
@@ -31,10 +37,17 @@ impl Plugin {
         artifact: &Artifact,
     ) -> Result<DecoderSession, PluginCallError> {
         let mut instance = self.checkout("decoder.open")?;
-        let opened = self.call(&mut instance, "decoder.open", |store, bindings| match bindings {
-            Bindings::Source(b) => b.cryptolake_plugin_source().decoder().call_open(store, params, artifact),
-            Bindings::Transform(_) => Err(wasmtime::Error::msg("a transform has no decoder")),
-        });
+        let opened = self.call(
+            &mut instance,
+            "decoder.open",
+            |store, bindings| match bindings {
+                Bindings::Source(b) => b
+                    .cryptolake_plugin_source()
+                    .decoder()
+                    .call_open(store, params, artifact),
+                Bindings::Transform(_) => Err(wasmtime::Error::msg("a transform has no decoder")),
+            },
+        );
         let resource = self.keep_if_healthy(instance, opened)?;
         Ok(DecoderSession {
             session: Session::new(Arc::clone(self), resource),
@@ -48,13 +61,17 @@ impl Plugin {
         partition: &PartitionValues,
     ) -> Result<TransformSession, PluginCallError> {
         let mut instance = self.checkout("transformer.open")?;
-        let opened = self.call(&mut instance, "transformer.open", |store, bindings| match bindings {
-            Bindings::Transform(b) => b
-                .cryptolake_plugin_transform()
-                .transformer()
-                .call_open(store, params, partition),
-            Bindings::Source(_) => Err(wasmtime::Error::msg("a source has no transformer")),
-        });
+        let opened = self.call(
+            &mut instance,
+            "transformer.open",
+            |store, bindings| match bindings {
+                Bindings::Transform(b) => b
+                    .cryptolake_plugin_transform()
+                    .transformer()
+                    .call_open(store, params, partition),
+                Bindings::Source(_) => Err(wasmtime::Error::msg("a source has no transformer")),
+            },
+        );
         let resource = self.keep_if_healthy(instance, opened)?;
         Ok(TransformSession {
             session: Session::new(Arc::clone(self), resource),
@@ -101,7 +118,8 @@ impl Session {
             &mut wasmtime::Store<super::HostState>,
             &Bindings,
             ResourceAny,
-        ) -> wasmtime::Result<Result<Vec<Batch>, super::bindings::types::PluginError>>,
+        )
+            -> wasmtime::Result<Result<Vec<Batch>, super::bindings::types::PluginError>>,
     ) -> Result<Vec<Batch>, PluginCallError> {
         let Some((instance, resource)) = self.live.as_mut() else {
             return Err(self.plugin.error(
@@ -110,9 +128,9 @@ impl Session {
             ));
         };
         let resource = *resource;
-        let result = self
-            .plugin
-            .call(instance, call, |store, bindings| f(store, bindings, resource));
+        let result = self.plugin.call(instance, call, |store, bindings| {
+            f(store, bindings, resource)
+        });
         let result = result.and_then(|batches| {
             validate::batches(&batches)
                 .map(|()| batches)
@@ -151,18 +169,28 @@ pub struct DecoderSession {
 impl DecoderSession {
     /// Feeds a chunk of decompressed bytes.
     pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<Batch>, PluginCallError> {
-        self.session.call("decoder.push", |store, bindings, resource| match bindings {
-            Bindings::Source(b) => b.cryptolake_plugin_source().decoder().call_push(store, resource, chunk),
-            Bindings::Transform(_) => Err(wasmtime::Error::msg("not a source")),
-        })
+        self.session
+            .call("decoder.push", |store, bindings, resource| match bindings {
+                Bindings::Source(b) => b
+                    .cryptolake_plugin_source()
+                    .decoder()
+                    .call_push(store, resource, chunk),
+                Bindings::Transform(_) => Err(wasmtime::Error::msg("not a source")),
+            })
     }
 
     /// Ends the input.
     pub fn finish(mut self) -> Result<Vec<Batch>, PluginCallError> {
-        let result = self.session.call("decoder.finish", |store, bindings, resource| match bindings {
-            Bindings::Source(b) => b.cryptolake_plugin_source().decoder().call_finish(store, resource),
-            Bindings::Transform(_) => Err(wasmtime::Error::msg("not a source")),
-        });
+        let result = self.session.call(
+            "decoder.finish",
+            |store, bindings, resource| match bindings {
+                Bindings::Source(b) => b
+                    .cryptolake_plugin_source()
+                    .decoder()
+                    .call_finish(store, resource),
+                Bindings::Transform(_) => Err(wasmtime::Error::msg("not a source")),
+            },
+        );
         self.session.close();
         result
     }
@@ -176,24 +204,31 @@ pub struct TransformSession {
 impl TransformSession {
     /// Feeds one batch.
     pub fn push(&mut self, batch: &Batch) -> Result<Vec<Batch>, PluginCallError> {
-        self.session.call("transformer.push", |store, bindings, resource| match bindings {
-            Bindings::Transform(b) => b
-                .cryptolake_plugin_transform()
-                .transformer()
-                .call_push(store, resource, batch),
-            Bindings::Source(_) => Err(wasmtime::Error::msg("not a transform")),
-        })
+        self.session.call(
+            "transformer.push",
+            |store, bindings, resource| match bindings {
+                Bindings::Transform(b) => b
+                    .cryptolake_plugin_transform()
+                    .transformer()
+                    .call_push(store, resource, batch),
+                Bindings::Source(_) => Err(wasmtime::Error::msg("not a transform")),
+            },
+        )
     }
 
     /// Ends the stream.
     pub fn finish(mut self) -> Result<Vec<Batch>, PluginCallError> {
-        let result = self.session.call("transformer.finish", |store, bindings, resource| match bindings {
-            Bindings::Transform(b) => b
-                .cryptolake_plugin_transform()
-                .transformer()
-                .call_finish(store, resource),
-            Bindings::Source(_) => Err(wasmtime::Error::msg("not a transform")),
-        });
+        let result =
+            self.session.call(
+                "transformer.finish",
+                |store, bindings, resource| match bindings {
+                    Bindings::Transform(b) => b
+                        .cryptolake_plugin_transform()
+                        .transformer()
+                        .call_finish(store, resource),
+                    Bindings::Source(_) => Err(wasmtime::Error::msg("not a transform")),
+                },
+            );
         self.session.close();
         result
     }

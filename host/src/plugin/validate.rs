@@ -25,7 +25,9 @@ pub fn artifacts(artifacts: &[Artifact], allowed: &[HostPattern]) -> Result<(), 
             .map_err(|e| format!("artifact `{}` has an invalid URL: {e}", artifact.key))?;
         let host = url.host_str().unwrap_or("").to_ascii_lowercase();
         let port = url.port_or_known_default();
-        if !matches!(url.scheme(), "http" | "https") || !allowed.iter().any(|p| p.matches(&host, port)) {
+        if !matches!(url.scheme(), "http" | "https")
+            || !allowed.iter().any(|p| p.matches(&host, port))
+        {
             return Err(format!(
                 "artifact `{}` points at `{}`, outside the plugin's allowed_hosts",
                 artifact.key, artifact.url
@@ -44,7 +46,9 @@ pub fn key(key: &str) -> Result<(), String> {
         || key.starts_with('/')
         || key.contains('\\')
         || key.chars().any(char::is_control)
-        || key.split('/').any(|s| s.is_empty() || s == "." || s == "..");
+        || key
+            .split('/')
+            .any(|s| s.is_empty() || s == "." || s == "..");
     if bad {
         Err(format!("artifact key `{key}` is not a safe relative path"))
     } else {
@@ -101,7 +105,9 @@ pub fn batches(batches: &[Batch]) -> Result<(), String> {
     for batch in batches {
         let rows = batch.rows as usize;
         if rows > MAX_BATCH_ROWS {
-            return Err(format!("a batch of {rows} rows exceeds the {MAX_BATCH_ROWS}-row limit"));
+            return Err(format!(
+                "a batch of {rows} rows exceeds the {MAX_BATCH_ROWS}-row limit"
+            ));
         }
         let mut names = HashSet::with_capacity(batch.columns.len());
         for column in &batch.columns {

@@ -112,7 +112,11 @@ pub(crate) fn plugin_call(plugin: &str, call: &str, elapsed: Duration, ok: bool)
 }
 
 pub(crate) fn plugin_fault(plugin: &str, kind: &str) {
-    add(Metric::PluginFaults, &[("plugin", plugin), ("kind", kind)], 1.0);
+    add(
+        Metric::PluginFaults,
+        &[("plugin", plugin), ("kind", kind)],
+        1.0,
+    );
 }
 
 pub(crate) fn plugin_instantiated(plugin: &str) {
@@ -140,11 +144,19 @@ pub(crate) fn plugin_gauge_set(plugin: &str, name: &str, value: f64, extra: &[(S
 }
 
 pub(crate) fn artifact_finished(pipeline: &str, outcome: &str) {
-    add(Metric::Artifacts, &[("pipeline", pipeline), ("outcome", outcome)], 1.0);
+    add(
+        Metric::Artifacts,
+        &[("pipeline", pipeline), ("outcome", outcome)],
+        1.0,
+    );
 }
 
 pub(crate) fn bytes_downloaded(pipeline: &str, bytes: u64) {
-    add(Metric::BytesDownloaded, &[("pipeline", pipeline)], bytes as f64);
+    add(
+        Metric::BytesDownloaded,
+        &[("pipeline", pipeline)],
+        bytes as f64,
+    );
 }
 
 pub(crate) fn rows_written(table: &str, rows: u64) {

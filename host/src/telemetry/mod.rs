@@ -21,8 +21,9 @@ pub enum LogFormat {
 /// Installs the global subscriber. `RUST_LOG` overrides `default_level`.
 /// Logs go to stderr so stdout stays for command output.
 pub fn init(format: LogFormat, default_level: &str) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("{default_level},wasmtime=warn,cranelift=warn")));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new(format!("{default_level},wasmtime=warn,cranelift=warn"))
+    });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

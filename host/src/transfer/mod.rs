@@ -65,7 +65,9 @@ impl TransferError {
     pub fn is_transient(&self) -> bool {
         match self {
             TransferError::Network { .. } => true,
-            TransferError::Status { status, .. } => *status == 408 || *status == 429 || *status >= 500,
+            TransferError::Status { status, .. } => {
+                *status == 408 || *status == 429 || *status >= 500
+            }
             _ => false,
         }
     }
@@ -103,7 +105,9 @@ pub fn install_tls_provider() {
 /// Exponential backoff with full jitter: up to 250 ms × 2^(attempt-1),
 /// capped at 20 s.
 pub fn backoff(attempt: u32) -> Duration {
-    let ceiling_ms = 250u64.saturating_mul(1 << attempt.saturating_sub(1).min(7)).min(20_000);
+    let ceiling_ms = 250u64
+        .saturating_mul(1 << attempt.saturating_sub(1).min(7))
+        .min(20_000);
     Duration::from_millis(fastrand::u64(ceiling_ms / 2..=ceiling_ms))
 }
 
@@ -130,14 +134,20 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
 }
 
 async fn get(client: &reqwest::Client, url: &str) -> Result<reqwest::Response, TransferError> {
-    let response = client.get(url).send().await.map_err(|e| TransferError::Network {
-        url: url.to_owned(),
-        message: error_chain(&e),
-    })?;
+    let response = client
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| TransferError::Network {
+            url: url.to_owned(),
+            message: error_chain(&e),
+        })?;
     let status = response.status().as_u16();
     match status {
         200..=299 => Ok(response),
-        404 => Err(TransferError::NotFound { url: url.to_owned() }),
+        404 => Err(TransferError::NotFound {
+            url: url.to_owned(),
+        }),
         _ => Err(TransferError::Status {
             url: url.to_owned(),
             status,
@@ -157,10 +167,17 @@ pub struct Downloaded {
 
 /// Streams `url` into `dest`, hashing as it writes. A body shorter than its
 /// `Content-Length` is reported as a network error, never accepted.
-pub async fn download(client: &reqwest::Client, url: &str, dest: &Path) -> Result<Downloaded, TransferError> {
+pub async fn download(
+    client: &reqwest::Client,
+    url: &str,
+    dest: &Path,
+) -> Result<Downloaded, TransferError> {
     let response = get(client, url).await?;
     let expected = response.content_length();
-    let io = |source| TransferError::Io { url: url.to_owned(), source };
+    let io = |source| TransferError::Io {
+        url: url.to_owned(),
+        source,
+    };
     let mut file = tokio::fs::File::create(dest).await.map_err(io)?;
     let mut hasher = Sha256::new();
     let mut bytes = 0u64;
@@ -200,7 +217,10 @@ pub struct ChecksumFile {
 
 /// Fetches and parses a `sha256sum`-style sidecar (`<hex>  <name>`, often
 /// without a trailing newline).
-pub async fn fetch_checksum(client: &reqwest::Client, url: &str) -> Result<ChecksumFile, TransferError> {
+pub async fn fetch_checksum(
+    client: &reqwest::Client,
+    url: &str,
+) -> Result<ChecksumFile, TransferError> {
     let response = get(client, url).await?;
     let raw = response.bytes().await.map_err(|e| TransferError::Network {
         url: url.to_owned(),
@@ -232,7 +252,10 @@ pub fn parse_checksum(raw: &[u8]) -> Result<String, String> {
     if token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit()) {
         Ok(token.to_ascii_lowercase())
     } else {
-        Err(format!("`{}` is not a SHA-256 hex digest", token.chars().take(80).collect::<String>()))
+        Err(format!(
+            "`{}` is not a SHA-256 hex digest",
+            token.chars().take(80).collect::<String>()
+        ))
     }
 }
 
@@ -243,8 +266,14 @@ mod tests {
     #[test]
     fn checksum_without_trailing_newline() {
         let hex = "a".repeat(64);
-        assert_eq!(parse_checksum(format!("{hex}  BTCUSDT-1m-2024-01-01.zip").as_bytes()), Ok(hex.clone()));
-        assert_eq!(parse_checksum(format!("{}  x.zip\n", hex.to_uppercase()).as_bytes()), Ok(hex));
+        assert_eq!(
+            parse_checksum(format!("{hex}  BTCUSDT-1m-2024-01-01.zip").as_bytes()),
+            Ok(hex.clone())
+        );
+        assert_eq!(
+            parse_checksum(format!("{}  x.zip\n", hex.to_uppercase()).as_bytes()),
+            Ok(hex)
+        );
         assert!(parse_checksum(b"<Error>NoSuchKey</Error>").is_err());
         assert!(parse_checksum(b"").is_err());
     }

@@ -93,11 +93,10 @@ pub fn sign(
         "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
         hex::encode(Sha256::digest(canonical_request.as_bytes()))
     );
-    let key = [date, region, service, "aws4_request"]
-        .iter()
-        .fold(format!("AWS4{}", credentials.secret_access_key).into_bytes(), |key, part| {
-            hmac(&key, part.as_bytes())
-        });
+    let key = [date, region, service, "aws4_request"].iter().fold(
+        format!("AWS4{}", credentials.secret_access_key).into_bytes(),
+        |key, part| hmac(&key, part.as_bytes()),
+    );
     let signature = hex::encode(hmac(&key, string_to_sign.as_bytes()));
     let mut out = vec![
         ("x-amz-date".to_owned(), amz_date.to_owned()),
@@ -126,7 +125,8 @@ pub fn amz_date_now() -> String {
 }
 
 fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes keys of any length");
+    let mut mac =
+        <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes keys of any length");
     mac.update(data);
     mac.finalize().into_bytes().to_vec()
 }
@@ -137,7 +137,9 @@ fn uri_encode(value: &str, encode_slash: bool) -> String {
     let mut out = String::with_capacity(value.len());
     for b in value.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
             b'/' if !encode_slash => out.push('/'),
             _ => out.push_str(&format!("%{b:02X}")),
         }
@@ -168,7 +170,11 @@ mod tests {
             "s3",
             "20130524T000000Z",
         );
-        let authorization = &headers.iter().find(|(k, _)| k == "authorization").unwrap().1;
+        let authorization = &headers
+            .iter()
+            .find(|(k, _)| k == "authorization")
+            .unwrap()
+            .1;
         assert_eq!(
             authorization,
             "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, \

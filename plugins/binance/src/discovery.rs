@@ -129,7 +129,13 @@ pub fn discover(
             |key| {
                 let name = key.rsplit('/').next().unwrap_or(key);
                 match (period_of(name, &stem, params.period), &end_period) {
-                    (Some(period), Some(end)) => !in_window(&period, &Window { start: None, end: Some(end.clone()) }),
+                    (Some(period), Some(end)) => !in_window(
+                        &period,
+                        &Window {
+                            start: None,
+                            end: Some(end.clone()),
+                        },
+                    ),
                     _ => false,
                 }
             },
@@ -156,7 +162,11 @@ fn to_artifact(
     if !in_window(&period, window) {
         return None;
     }
-    let url = format!("{}/{}", params.download_url.trim_end_matches('/'), object.key);
+    let url = format!(
+        "{}/{}",
+        params.download_url.trim_end_matches('/'),
+        object.key
+    );
     Some(Artifact {
         checksum: ChecksumSource::SidecarUrl(format!("{url}.CHECKSUM")),
         url,
@@ -192,9 +202,13 @@ mod tests {
     fn page(keys: &[&str], truncated: bool) -> String {
         let contents: String = keys
             .iter()
-            .map(|k| format!("<Contents><Key>{k}</Key><Size>10</Size><ETag>\"e\"</ETag></Contents>"))
+            .map(|k| {
+                format!("<Contents><Key>{k}</Key><Size>10</Size><ETag>\"e\"</ETag></Contents>")
+            })
             .collect();
-        format!("<ListBucketResult><IsTruncated>{truncated}</IsTruncated>{contents}</ListBucketResult>")
+        format!(
+            "<ListBucketResult><IsTruncated>{truncated}</IsTruncated>{contents}</ListBucketResult>"
+        )
     }
 
     const P: &str = "data/spot/daily/klines/BTCUSDT/1m/";
@@ -210,7 +224,10 @@ mod tests {
             .collect();
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
         let mut urls = Vec::new();
-        let window = Window { start: Some("2024-01-02".into()), end: Some("2024-01-02".into()) };
+        let window = Window {
+            start: Some("2024-01-02".into()),
+            end: Some("2024-01-02".into()),
+        };
         let artifacts = discover(&params(), &window, |url| {
             urls.push(url.to_owned());
             Ok(page(&keys, false))
@@ -220,19 +237,32 @@ mod tests {
         let a = &artifacts[0];
         assert_eq!(a.key, format!("{P}BTCUSDT-1m-2024-01-02.zip"));
         assert_eq!(a.url, format!("http://cdn/{P}BTCUSDT-1m-2024-01-02.zip"));
-        assert!(matches!(&a.checksum, ChecksumSource::SidecarUrl(u) if u.ends_with(".zip.CHECKSUM")));
+        assert!(
+            matches!(&a.checksum, ChecksumSource::SidecarUrl(u) if u.ends_with(".zip.CHECKSUM"))
+        );
         assert_eq!(a.partition.period, "2024-01-02");
         assert_eq!(a.partition.market, "spot");
-        assert!(urls[0].contains("marker=data%2Fspot%2Fdaily%2Fklines%2FBTCUSDT%2F1m%2FBTCUSDT-1m-2024-01-02"));
+        assert!(urls[0].contains(
+            "marker=data%2Fspot%2Fdaily%2Fklines%2FBTCUSDT%2F1m%2FBTCUSDT-1m-2024-01-02"
+        ));
     }
 
     #[test]
     fn listing_stops_paging_past_the_window_end() {
         let mut calls = 0;
-        let window = Window { start: None, end: Some("2024-01-01".into()) };
+        let window = Window {
+            start: None,
+            end: Some("2024-01-01".into()),
+        };
         let artifacts = discover(&params(), &window, |_| {
             calls += 1;
-            Ok(page(&[&format!("{P}BTCUSDT-1m-2024-01-01.zip"), &format!("{P}BTCUSDT-1m-2024-01-02.zip")], true))
+            Ok(page(
+                &[
+                    &format!("{P}BTCUSDT-1m-2024-01-01.zip"),
+                    &format!("{P}BTCUSDT-1m-2024-01-02.zip"),
+                ],
+                true,
+            ))
         })
         .unwrap();
         assert_eq!(calls, 1);
@@ -241,7 +271,10 @@ mod tests {
 
     #[test]
     fn months_overlapping_the_window_are_kept() {
-        let w = Window { start: Some("2024-01-15".into()), end: Some("2024-03-01".into()) };
+        let w = Window {
+            start: Some("2024-01-15".into()),
+            end: Some("2024-03-01".into()),
+        };
         assert!(in_window("2024-01", &w));
         assert!(in_window("2024-03", &w));
         assert!(!in_window("2024-04", &w));
@@ -250,17 +283,39 @@ mod tests {
 
     #[test]
     fn file_names_outside_the_layout_are_ignored() {
-        assert_eq!(period_of("BTCUSDT-1m-2024-01-01.zip", "BTCUSDT-1m-", Period::Daily).as_deref(), Some("2024-01-01"));
-        assert_eq!(period_of("BTCUSDT-1m-2024-01-01.zip.CHECKSUM", "BTCUSDT-1m-", Period::Daily), None);
-        assert_eq!(period_of("BTCUSDT-1m-2024-13-01.zip", "BTCUSDT-1m-", Period::Daily), None);
-        assert_eq!(period_of("BTCUSDT-1m-2024-01.zip", "BTCUSDT-1m-", Period::Monthly).as_deref(), Some("2024-01"));
+        assert_eq!(
+            period_of("BTCUSDT-1m-2024-01-01.zip", "BTCUSDT-1m-", Period::Daily).as_deref(),
+            Some("2024-01-01")
+        );
+        assert_eq!(
+            period_of(
+                "BTCUSDT-1m-2024-01-01.zip.CHECKSUM",
+                "BTCUSDT-1m-",
+                Period::Daily
+            ),
+            None
+        );
+        assert_eq!(
+            period_of("BTCUSDT-1m-2024-13-01.zip", "BTCUSDT-1m-", Period::Daily),
+            None
+        );
+        assert_eq!(
+            period_of("BTCUSDT-1m-2024-01.zip", "BTCUSDT-1m-", Period::Monthly).as_deref(),
+            Some("2024-01")
+        );
     }
 
     #[test]
     fn bad_windows_are_rejected() {
-        let w = Window { start: Some("2024-02-01".into()), end: Some("2024-01-01".into()) };
+        let w = Window {
+            start: Some("2024-02-01".into()),
+            end: Some("2024-01-01".into()),
+        };
         assert!(check_window(&w).is_err());
-        let w = Window { start: Some("20240101".into()), end: None };
+        let w = Window {
+            start: Some("20240101".into()),
+            end: None,
+        };
         assert!(check_window(&w).is_err());
     }
 }

@@ -26,8 +26,9 @@ impl Guest for BinanceSource {
         PluginInfo {
             name: "binance".to_owned(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
-            description: "Binance public data archive (data.binance.vision): klines for spot and futures."
-                .to_owned(),
+            description:
+                "Binance public data archive (data.binance.vision): klines for spot and futures."
+                    .to_owned(),
             params_schema: params::SCHEMA.to_owned(),
         }
     }
@@ -70,4 +71,7 @@ impl GuestDecoder for KlineStream {
     }
 }
 
+// Component exports exist only in the wasm build; natively the crate is a
+// plain library (for unit tests and benchmarks).
+#[cfg(target_arch = "wasm32")]
 cryptolake_plugin_sdk::export_source_plugin!(BinanceSource);

@@ -96,7 +96,8 @@ pub fn parse_page(xml: &str) -> Result<ListPage, PluginError> {
         )));
     }
     let mut page = ListPage {
-        is_truncated: child_text(root, "IsTruncated").is_some_and(|t| t.eq_ignore_ascii_case("true")),
+        is_truncated: child_text(root, "IsTruncated")
+            .is_some_and(|t| t.eq_ignore_ascii_case("true")),
         next_marker: child_text(root, "NextMarker").filter(|m| !m.is_empty()),
         ..ListPage::default()
     };
@@ -219,14 +220,23 @@ mod tests {
             r#"<ListBucketResult><IsTruncated>false</IsTruncated><Contents><Key>p/b</Key></Contents></ListBucketResult>"#,
         ];
         let mut urls = Vec::new();
-        let objects = list_all("http://x/bucket/", "p/", None, |_| false, |url| {
-            urls.push(url.to_owned());
-            Ok(pages[urls.len() - 1].to_owned())
-        })
+        let objects = list_all(
+            "http://x/bucket/",
+            "p/",
+            None,
+            |_| false,
+            |url| {
+                urls.push(url.to_owned());
+                Ok(pages[urls.len() - 1].to_owned())
+            },
+        )
         .unwrap();
         assert_eq!(objects.len(), 2);
         assert_eq!(urls[0], "http://x/bucket?delimiter=%2F&prefix=p%2F");
-        assert_eq!(urls[1], "http://x/bucket?delimiter=%2F&prefix=p%2F&marker=p%2Fa");
+        assert_eq!(
+            urls[1],
+            "http://x/bucket?delimiter=%2F&prefix=p%2F&marker=p%2Fa"
+        );
     }
 
     #[test]

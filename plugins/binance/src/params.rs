@@ -13,7 +13,8 @@ pub const DEFAULT_DOWNLOAD_URL: &str = "https://data.binance.vision";
 
 /// Kline intervals Binance publishes, in archive spelling.
 pub const INTERVALS: &[&str] = &[
-    "1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1mo",
+    "1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w",
+    "1mo",
 ];
 
 /// Data types whose files hold kline rows and live under an interval folder.

@@ -42,7 +42,10 @@ pub struct Built {
 /// message when the target is missing or the nested build fails.
 pub fn build_guests(workspace_root: &Path, guests: &[Guest<'_>]) -> Vec<Built> {
     for dir in ["wit", "plugins/sdk", "Cargo.lock", "Cargo.toml"] {
-        println!("cargo:rerun-if-changed={}", workspace_root.join(dir).display());
+        println!(
+            "cargo:rerun-if-changed={}",
+            workspace_root.join(dir).display()
+        );
     }
     for guest in guests {
         println!(

@@ -74,7 +74,11 @@ pub fn normalise(mut input: Batch, partition: &PartitionValues) -> Result<Batch,
         .collect::<Result<_, _>>()?;
 
     let mut out = Vec::with_capacity(OUTPUT_COLUMNS.len());
-    out.push(columns::constant_utf8("exchange", &partition.exchange, rows));
+    out.push(columns::constant_utf8(
+        "exchange",
+        &partition.exchange,
+        rows,
+    ));
     out.push(columns::constant_utf8("market", &partition.market, rows));
     out.push(columns::constant_utf8("symbol", &partition.symbol, rows));
     out.push(columns::constant_utf8("interval", interval, rows));
@@ -100,7 +104,11 @@ pub fn normalise(mut input: Batch, partition: &PartitionValues) -> Result<Batch,
 }
 
 /// Takes an optional float64 column, renamed, or a column of nulls.
-fn optional_float(input: &mut Batch, (from, to): (&str, &str), rows: usize) -> Result<Column, PluginError> {
+fn optional_float(
+    input: &mut Batch,
+    (from, to): (&str, &str),
+    rows: usize,
+) -> Result<Column, PluginError> {
     match input.take_column(from) {
         Some(c) if c.as_float64().is_some() => Ok(c.renamed(to)),
         Some(_) => Err(PluginError::InvalidParams(format!(
@@ -150,6 +158,9 @@ impl GuestTransformer for OhlcvStream {
     }
 }
 
+// Component exports exist only in the wasm build; natively the crate is a
+// plain library (for unit tests and benchmarks).
+#[cfg(target_arch = "wasm32")]
 cryptolake_plugin_sdk::export_transform_plugin!(Ohlcv);
 
 #[cfg(test)]
@@ -190,7 +201,9 @@ mod tests {
         let out = normalise(input, &partition()).unwrap();
         let names: Vec<&str> = out.columns.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, OUTPUT_COLUMNS);
-        assert!(matches!(&out.column("symbol").unwrap().values, ColumnValues::Utf8(v) if v == &["BTCUSDT"]));
+        assert!(
+            matches!(&out.column("symbol").unwrap().values, ColumnValues::Utf8(v) if v == &["BTCUSDT"])
+        );
         assert_eq!(out.column("trade_count").unwrap().nulls, Some(vec![true]));
     }
 

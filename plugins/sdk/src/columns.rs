@@ -42,7 +42,9 @@ impl<T: Default> ColumnBuilder<T> {
     /// Appends a null.
     pub fn push_null(&mut self) {
         let len = self.values.len();
-        self.nulls.get_or_insert_with(|| vec![false; len]).push(true);
+        self.nulls
+            .get_or_insert_with(|| vec![false; len])
+            .push(true);
         self.values.push(T::default());
     }
 

@@ -61,7 +61,10 @@ impl LineReader {
     }
 
     /// Signals the end of input, emitting a last line that had no newline.
-    pub fn finish<E>(&mut self, mut on_line: impl FnMut(u64, &str) -> Result<(), E>) -> Result<(), E>
+    pub fn finish<E>(
+        &mut self,
+        mut on_line: impl FnMut(u64, &str) -> Result<(), E>,
+    ) -> Result<(), E>
     where
         E: From<PluginError>,
     {
@@ -284,7 +287,10 @@ mod tests {
     #[test]
     fn epoch_units_by_magnitude() {
         assert_eq!(EpochUnit::detect(1_704_067_200), Some(EpochUnit::Seconds));
-        assert_eq!(EpochUnit::detect(1_704_067_200_000), Some(EpochUnit::Millis));
+        assert_eq!(
+            EpochUnit::detect(1_704_067_200_000),
+            Some(EpochUnit::Millis)
+        );
         assert_eq!(
             EpochUnit::detect(1_735_689_600_000_000),
             Some(EpochUnit::Micros)
@@ -295,7 +301,10 @@ mod tests {
     #[test]
     fn a_file_mixing_units_is_malformed() {
         let mut n = EpochNormalizer::default();
-        assert_eq!(n.micros("1704067200000", 1, "t").unwrap(), 1_704_067_200_000_000);
+        assert_eq!(
+            n.micros("1704067200000", 1, "t").unwrap(),
+            1_704_067_200_000_000
+        );
         let err = n.micros("1735689600000000", 2, "t").unwrap_err();
         assert!(matches!(err, PluginError::MalformedInput(m) if m.line == Some(2)));
     }

@@ -62,12 +62,22 @@ pub struct Row {
 impl KlineFile {
     /// A spot 1m file.
     pub fn spot(symbol: &'static str, date: time::Date, rows: usize) -> Self {
-        Self { market: "spot", symbol, date, rows }
+        Self {
+            market: "spot",
+            symbol,
+            date,
+            rows,
+        }
     }
 
     /// A USDⓈ-M futures 1m file.
     pub fn futures_um(symbol: &'static str, date: time::Date, rows: usize) -> Self {
-        Self { market: "futures/um", symbol, date, rows }
+        Self {
+            market: "futures/um",
+            symbol,
+            date,
+            rows,
+        }
     }
 
     /// `YYYY-MM-DD`.
@@ -84,7 +94,12 @@ impl KlineFile {
 
     /// The zip's key in the bucket.
     pub fn key(&self) -> String {
-        format!("data/{}/daily/klines/{}/1m/{}", self.market, self.symbol, self.zip_name())
+        format!(
+            "data/{}/daily/klines/{}/1m/{}",
+            self.market,
+            self.symbol,
+            self.zip_name()
+        )
     }
 
     /// Whether this file has a header row (futures files do).
@@ -104,7 +119,13 @@ impl KlineFile {
     /// The rows, deterministic from symbol, date and index.
     pub fn expected_rows(&self) -> Vec<Row> {
         let midnight_us = self.date.midnight().assume_utc().unix_timestamp() * 1_000_000;
-        let base = 100.0 + f64::from(self.date.ordinal()) + if self.symbol == "BTCUSDT" { 40_000.0 } else { 3_000.0 };
+        let base = 100.0
+            + f64::from(self.date.ordinal())
+            + if self.symbol == "BTCUSDT" {
+                40_000.0
+            } else {
+                3_000.0
+            };
         (0..self.rows)
             .map(|i| {
                 let t = midnight_us + i as i64 * 60_000_000;
@@ -116,7 +137,9 @@ impl KlineFile {
                     low: open - 0.75,
                     close: open + 0.5,
                     volume: 10.125 + i as f64,
-                    close_time_us: t + 59_999_000 + if self.unit() == Unit::Micros { 999 } else { 0 },
+                    close_time_us: t
+                        + 59_999_000
+                        + if self.unit() == Unit::Micros { 999 } else { 0 },
                     quote_volume: 1000.5 + i as f64,
                     count: 100 + i as i64,
                     taker_buy_volume: 5.0625 + i as f64,
@@ -162,7 +185,10 @@ impl KlineFile {
 
     /// The zip bytes: one deflated CSV entry named like the zip.
     pub fn zip(&self) -> Vec<u8> {
-        zip_one(&self.zip_name().replace(".zip", ".csv"), self.csv().as_bytes())
+        zip_one(
+            &self.zip_name().replace(".zip", ".csv"),
+            self.csv().as_bytes(),
+        )
     }
 
     /// Uploads the zip and its `.CHECKSUM`.

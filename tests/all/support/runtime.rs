@@ -20,8 +20,12 @@ fn shared() -> &'static Shared {
             .build()
             .expect("tokio");
         let http = cryptolake::transfer::http_client().expect("http client");
-        let runtime = Runtime::new(Some(super::compile_cache_dir()), http, tokio.handle().clone())
-            .expect("plugin runtime");
+        let runtime = Runtime::new(
+            Some(super::compile_cache_dir()),
+            http,
+            tokio.handle().clone(),
+        )
+        .expect("plugin runtime");
         Shared { tokio, runtime }
     })
 }
@@ -37,7 +41,12 @@ pub fn tokio() -> &'static tokio::runtime::Runtime {
 }
 
 /// A plugin spec for `location` with `allowed_hosts` and `limits`.
-pub fn spec(name: &str, location: PluginLocation, allowed_hosts: &[&str], limits: Limits) -> PluginSpec {
+pub fn spec(
+    name: &str,
+    location: PluginLocation,
+    allowed_hosts: &[&str],
+    limits: Limits,
+) -> PluginSpec {
     PluginSpec {
         name: name.to_owned(),
         location,
@@ -53,6 +62,11 @@ pub fn spec(name: &str, location: PluginLocation, allowed_hosts: &[&str], limits
 /// Loads the built-in plugin `name` with `allowed_hosts`.
 pub fn builtin(name: &str, allowed_hosts: &[&str]) -> Arc<Plugin> {
     runtime()
-        .load(&spec(name, PluginLocation::Builtin(name.to_owned()), allowed_hosts, Limits::default()))
+        .load(&spec(
+            name,
+            PluginLocation::Builtin(name.to_owned()),
+            allowed_hosts,
+            Limits::default(),
+        ))
         .expect("built-in plugin loads")
 }

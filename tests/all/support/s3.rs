@@ -43,7 +43,11 @@ impl Moto {
             .timeout(Duration::from_secs(30))
             .build()
             .expect("client");
-        let moto = Moto { child, port, client };
+        let moto = Moto {
+            child,
+            port,
+            client,
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if moto.client.get(moto.url("")).send().is_ok() {
@@ -72,7 +76,11 @@ impl Moto {
     /// Creates a bucket readable (get and list) by anyone.
     pub fn create_public_bucket(&self, bucket: &str) {
         let response = self.signed("PUT", bucket, "", Vec::new());
-        assert!(response.status().is_success(), "create bucket: {}", response.status());
+        assert!(
+            response.status().is_success(),
+            "create bucket: {}",
+            response.status()
+        );
         let policy = serde_json::json!({
             "Version": "2012-10-17",
             "Statement": [{
@@ -83,20 +91,44 @@ impl Moto {
                 "Resource": [format!("arn:aws:s3:::{bucket}"), format!("arn:aws:s3:::{bucket}/*")]
             }]
         });
-        let response = self.signed("PUT", &format!("{bucket}?policy"), "application/json", policy.to_string().into_bytes());
-        assert!(response.status().is_success(), "put policy: {}", response.status());
+        let response = self.signed(
+            "PUT",
+            &format!("{bucket}?policy"),
+            "application/json",
+            policy.to_string().into_bytes(),
+        );
+        assert!(
+            response.status().is_success(),
+            "put policy: {}",
+            response.status()
+        );
     }
 
     /// Stores an object.
     pub fn put(&self, bucket: &str, key: &str, body: Vec<u8>) {
-        let response = self.signed("PUT", &format!("{bucket}/{key}"), "application/octet-stream", body);
-        assert!(response.status().is_success(), "put {key}: {}", response.status());
+        let response = self.signed(
+            "PUT",
+            &format!("{bucket}/{key}"),
+            "application/octet-stream",
+            body,
+        );
+        assert!(
+            response.status().is_success(),
+            "put {key}: {}",
+            response.status()
+        );
     }
 }
 
 impl Moto {
     /// Sends a request signed with the test credentials.
-    fn signed(&self, method: &str, path: &str, content_type: &str, body: Vec<u8>) -> reqwest::blocking::Response {
+    fn signed(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> reqwest::blocking::Response {
         let url = url::Url::parse(&self.url(path)).expect("url");
         let credentials = Credentials {
             access_key_id: "test".into(),

@@ -123,4 +123,7 @@ impl GuestDecoder for HostileDecoder {
     }
 }
 
+// Component exports exist only in the wasm build; natively the crate is a
+// plain library (for unit tests and benchmarks).
+#[cfg(target_arch = "wasm32")]
 cryptolake_plugin_sdk::export_source_plugin!(Hostile);
