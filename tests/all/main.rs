@@ -12,5 +12,6 @@ mod config_errors;
 mod discovery;
 mod plugin_containment;
 mod plugin_loading;
+mod s3_signing;
 mod sync_end_to_end;
 mod sync_failures;

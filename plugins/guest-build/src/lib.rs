@@ -113,24 +113,45 @@ pub fn build_guests(workspace_root: &Path, guests: &[Guest<'_>]) -> Vec<Built> {
         .collect()
 }
 
-/// Fails the build with the command that fixes it when the target's standard
-/// library is not installed (rustup does not add `rust-toolchain.toml`
-/// targets by itself when `RUSTUP_AUTO_INSTALL=0`).
+/// Makes sure the target's standard library is installed. rustup does not
+/// add `rust-toolchain.toml` targets by itself when `RUSTUP_AUTO_INSTALL=0`,
+/// so this adds it (for the toolchain cargo runs under) and fails the build
+/// with the command that fixes it when that is impossible.
 fn ensure_target_installed() {
+    if target_installed() {
+        return;
+    }
+    println!(
+        "cargo:warning=adding the {GUEST_TARGET} target with `rustup target add {GUEST_TARGET}`"
+    );
+    let added = Command::new("rustup")
+        .args(["target", "add", GUEST_TARGET])
+        .status()
+        .is_ok_and(|status| status.success());
+    assert!(
+        added && target_installed(),
+        "the Rust standard library for {GUEST_TARGET} is not installed, so the plugins cannot be built.\n\
+         Fix: rustup target add {GUEST_TARGET}"
+    );
+}
+
+fn target_installed() -> bool {
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned());
     let output = Command::new(&rustc)
         .args(["--print", "target-libdir", "--target", GUEST_TARGET])
         .output();
-    let installed = match output {
+    match output {
         Ok(output) if output.status.success() => {
             let libdir = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-            Path::new(&libdir).is_dir()
+            // The directory must hold the standard library, not merely exist.
+            std::fs::read_dir(&libdir)
+                .map(|entries| {
+                    entries
+                        .flatten()
+                        .any(|e| e.file_name().to_string_lossy().starts_with("libstd-"))
+                })
+                .unwrap_or(false)
         }
         _ => false,
-    };
-    assert!(
-        installed,
-        "the Rust standard library for {GUEST_TARGET} is not installed, so the plugins cannot be built.\n\
-         Fix: rustup target add {GUEST_TARGET}"
-    );
+    }
 }

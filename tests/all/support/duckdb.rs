@@ -6,6 +6,7 @@ use std::process::Command;
 /// Runs `sql` in DuckDB with `{lake}` replaced by the lake's path; returns
 /// each row as a JSON object.
 pub fn query(lake: &Path, sql: &str) -> Vec<serde_json::Value> {
+    super::tools::ensure_python_tools();
     let sql = sql.replace("{lake}", &lake.display().to_string());
     let script = r#"
 import json, sys, duckdb

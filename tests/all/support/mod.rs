@@ -10,6 +10,7 @@ pub mod archive;
 pub mod duckdb;
 pub mod runtime;
 pub mod s3;
+pub mod tools;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -25,24 +25,20 @@ pub struct Moto {
 impl Moto {
     /// Starts a server and waits until it answers.
     pub fn start() -> Moto {
+        super::tools::ensure_python_tools();
         let port = free_port();
         let child = Command::new("moto_server")
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             // Explicit test credentials: nothing may fall back to a cloud
             // metadata endpoint.
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_ACCESS_KEY_ID", "cryptolake-test")
+            .env("AWS_SECRET_ACCESS_KEY", "cryptolake-test-secret")
             .env("AWS_DEFAULT_REGION", "ap-northeast-1")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("moto_server is installed (pip install 'moto[server]'; .ci/run does it)");
-        cryptolake::transfer::install_tls_provider();
-        let client = reqwest::blocking::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("client");
+        let client = client();
         let moto = Moto {
             child,
             port,
@@ -120,8 +116,62 @@ impl Moto {
     }
 }
 
+/// Credentials the test servers are started with.
+pub fn test_credentials() -> Credentials {
+    Credentials {
+        access_key_id: "cryptolake-test".into(),
+        secret_access_key: "cryptolake-test-secret".into(),
+        session_token: None,
+    }
+}
+
+/// Sends a SigV4-signed request.
+pub fn signed(
+    client: &reqwest::blocking::Client,
+    credentials: &Credentials,
+    method: &str,
+    url: &str,
+    content_type: &str,
+    body: Vec<u8>,
+) -> reqwest::blocking::Response {
+    let url = url::Url::parse(url).expect("url");
+    let mut signed_headers = Vec::new();
+    if !content_type.is_empty() {
+        signed_headers.push(("content-type", content_type));
+    }
+    let headers = sigv4::sign(
+        method,
+        &url,
+        &signed_headers,
+        &sigv4::payload_hash(&body),
+        credentials,
+        "us-east-1",
+        "s3",
+        &sigv4::amz_date_now(),
+    );
+    let mut request = client
+        .request(method.parse().expect("method"), url)
+        .body(body);
+    if !content_type.is_empty() {
+        request = request.header("content-type", content_type);
+    }
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    request.send().expect("request to the S3 server")
+}
+
+/// A loopback HTTP client that never uses a proxy.
+pub fn client() -> reqwest::blocking::Client {
+    cryptolake::transfer::install_tls_provider();
+    reqwest::blocking::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
+}
+
 impl Moto {
-    /// Sends a request signed with the test credentials.
     fn signed(
         &self,
         method: &str,
@@ -129,37 +179,14 @@ impl Moto {
         content_type: &str,
         body: Vec<u8>,
     ) -> reqwest::blocking::Response {
-        let url = url::Url::parse(&self.url(path)).expect("url");
-        let credentials = Credentials {
-            access_key_id: "test".into(),
-            secret_access_key: "test".into(),
-            session_token: None,
-        };
-        let mut signed_headers = Vec::new();
-        if !content_type.is_empty() {
-            signed_headers.push(("content-type", content_type));
-        }
-        let headers = sigv4::sign(
+        signed(
+            &self.client,
+            &test_credentials(),
             method,
-            &url,
-            &signed_headers,
-            &sigv4::payload_hash(&body),
-            &credentials,
-            "us-east-1",
-            "s3",
-            &sigv4::amz_date_now(),
-        );
-        let mut request = self
-            .client
-            .request(method.parse().expect("method"), url)
-            .body(body);
-        if !content_type.is_empty() {
-            request = request.header("content-type", content_type);
-        }
-        for (name, value) in headers {
-            request = request.header(name, value);
-        }
-        request.send().expect("request to moto")
+            &self.url(path),
+            content_type,
+            body,
+        )
     }
 }
 
@@ -170,7 +197,8 @@ impl Drop for Moto {
     }
 }
 
-fn free_port() -> u16 {
+/// A free loopback TCP port.
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
