@@ -13,12 +13,20 @@ const BUILTINS: &[(&str, &str, &str)] = &[
     ("ohlcv", "cryptolake-plugin-ohlcv", "plugins/ohlcv"),
 ];
 
-/// Guests that exist only for tests: (env var, package, dir).
-const TEST_GUESTS: &[(&str, &str, &str)] = &[(
-    "CRYPTOLAKE_TEST_GUEST_HOSTILE",
-    "cryptolake-guest-hostile",
-    "tests/guests/hostile",
-)];
+/// Guests that are not embedded but are run by the tests (the hostile plugin
+/// and the third-party example): (env var with its path, package, dir).
+const TEST_GUESTS: &[(&str, &str, &str)] = &[
+    (
+        "CRYPTOLAKE_TEST_GUEST_HOSTILE",
+        "cryptolake-guest-hostile",
+        "tests/guests/hostile",
+    ),
+    (
+        "CRYPTOLAKE_TEST_GUEST_ZERO_VOLUME_FILTER",
+        "zero-volume-filter",
+        "examples/zero-volume-filter",
+    ),
+];
 
 fn main() {
     let manifest_dir =

@@ -10,6 +10,7 @@ mod support;
 
 mod config_errors;
 mod discovery;
+mod example_plugin;
 mod plugin_containment;
 mod plugin_loading;
 mod s3_signing;

@@ -130,16 +130,22 @@ impl ParquetSink {
                         valid.map(Into::into),
                     )),
                 ),
-                ColumnValues::Utf8(v) => {
-                    let values: StringArray = v
-                        .iter()
-                        .zip(0..)
-                        .map(|(s, i)| {
-                            (!column.nulls.as_ref().is_some_and(|n| n[i])).then_some(s.as_str())
-                        })
-                        .collect();
-                    (DataType::Utf8, Arc::new(values))
-                }
+                ColumnValues::Utf8(v) => (
+                    DataType::Utf8,
+                    Arc::new(strings(
+                        v.iter().map(String::as_str),
+                        column.nulls.as_deref(),
+                    )),
+                ),
+                // Keys were bounds-checked by `plugin::validate` before any
+                // batch from a plugin reaches a writer.
+                ColumnValues::Utf8Dict(d) => (
+                    DataType::Utf8,
+                    Arc::new(strings(
+                        d.keys.iter().map(|k| d.dictionary[*k as usize].as_str()),
+                        column.nulls.as_deref(),
+                    )),
+                ),
                 ColumnValues::TimestampUs(v) => (
                     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
                     Arc::new(
@@ -155,13 +161,32 @@ impl ParquetSink {
     }
 }
 
+/// A string array from values and an optional null mask (`true` = null).
+/// Dictionary columns are materialised: Parquet dictionary-encodes them again
+/// on write, and readers see one string type whichever form a plugin sent.
+fn strings<'a>(values: impl Iterator<Item = &'a str>, nulls: Option<&[bool]>) -> StringArray {
+    match nulls {
+        None => values.map(Some).collect(),
+        Some(nulls) => values
+            .zip(nulls)
+            .map(|(v, null)| (!null).then_some(v))
+            .collect(),
+    }
+}
+
 /// A partition column must hold the partition's value on every row, since
 /// it is stored once in the path.
 fn check_partition_column(name: &str, values: &ColumnValues, expected: &str) -> Result<(), String> {
-    let ColumnValues::Utf8(values) = values else {
-        return Err(format!("partition column `{name}` must be utf8"));
+    let other = match values {
+        ColumnValues::Utf8(values) => values.iter().find(|v| v.as_str() != expected),
+        ColumnValues::Utf8Dict(d) => d
+            .keys
+            .iter()
+            .map(|k| &d.dictionary[*k as usize])
+            .find(|v| v.as_str() != expected),
+        _ => return Err(format!("partition column `{name}` must be utf8")),
     };
-    match values.iter().find(|v| v.as_str() != expected) {
+    match other {
         Some(other) => Err(format!(
             "partition column `{name}` holds `{other}` but the artifact's partition is `{expected}`"
         )),

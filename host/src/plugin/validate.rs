@@ -132,6 +132,15 @@ pub fn batches(batches: &[Batch]) -> Result<(), String> {
                     column.name
                 ));
             }
+            if let ColumnValues::Utf8Dict(d) = &column.values
+                && let Some(key) = d.keys.iter().find(|k| **k as usize >= d.dictionary.len())
+            {
+                return Err(format!(
+                    "column `{}` has dictionary key {key} but only {} dictionary entries",
+                    column.name,
+                    d.dictionary.len()
+                ));
+            }
             if let Some(nulls) = &column.nulls
                 && nulls.len() != rows
             {
@@ -153,6 +162,7 @@ pub fn values_len(values: &ColumnValues) -> usize {
         ColumnValues::Float64(v) => v.len(),
         ColumnValues::Boolean(v) => v.len(),
         ColumnValues::Utf8(v) => v.len(),
+        ColumnValues::Utf8Dict(d) => d.keys.len(),
     }
 }
 

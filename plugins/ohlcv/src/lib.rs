@@ -202,7 +202,7 @@ mod tests {
         let names: Vec<&str> = out.columns.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, OUTPUT_COLUMNS);
         assert!(
-            matches!(&out.column("symbol").unwrap().values, ColumnValues::Utf8(v) if v == &["BTCUSDT"])
+            matches!(&out.column("symbol").unwrap().values, ColumnValues::Utf8Dict(d) if d.dictionary == ["BTCUSDT"] && d.keys == [0])
         );
         assert_eq!(out.column("trade_count").unwrap().nulls, Some(vec![true]));
     }

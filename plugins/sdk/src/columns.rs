@@ -4,7 +4,7 @@
 //! typed, by-name access to the columns of an incoming [`Batch`]. It must not
 //! know any exchange's schema.
 
-use crate::{Batch, Column, ColumnValues};
+use crate::{Batch, Column, ColumnValues, DictionaryUtf8};
 
 /// Accumulates the values of one column, with nulls.
 #[derive(Debug, Clone)]
@@ -116,11 +116,15 @@ pub fn batch(columns: Vec<Column>) -> Batch {
     }
 }
 
-/// A column whose every row holds `value`.
+/// A column whose every row holds `value` (dictionary-encoded, so it costs
+/// four bytes a row, not a string a row).
 pub fn constant_utf8(name: &str, value: &str, rows: usize) -> Column {
     Column {
         name: name.to_owned(),
-        values: ColumnValues::Utf8(vec![value.to_owned(); rows]),
+        values: ColumnValues::Utf8Dict(DictionaryUtf8 {
+            dictionary: vec![value.to_owned()],
+            keys: vec![0; rows],
+        }),
         nulls: None,
     }
 }
@@ -143,6 +147,42 @@ pub fn null_int64(name: &str, rows: usize) -> Column {
     }
 }
 
+/// Keeps the rows of `batch` whose `keep` flag is true, in every column
+/// (null masks included).
+pub fn filter(batch: Batch, keep: &[bool]) -> Batch {
+    fn pick<T>(values: Vec<T>, keep: &[bool]) -> Vec<T> {
+        values
+            .into_iter()
+            .zip(keep)
+            .filter_map(|(v, k)| k.then_some(v))
+            .collect()
+    }
+    let rows = keep.iter().filter(|k| **k).count();
+    let columns = batch
+        .columns
+        .into_iter()
+        .map(|c| Column {
+            name: c.name,
+            values: match c.values {
+                ColumnValues::Int64(v) => ColumnValues::Int64(pick(v, keep)),
+                ColumnValues::Float64(v) => ColumnValues::Float64(pick(v, keep)),
+                ColumnValues::Boolean(v) => ColumnValues::Boolean(pick(v, keep)),
+                ColumnValues::Utf8(v) => ColumnValues::Utf8(pick(v, keep)),
+                ColumnValues::Utf8Dict(d) => ColumnValues::Utf8Dict(DictionaryUtf8 {
+                    dictionary: d.dictionary,
+                    keys: pick(d.keys, keep),
+                }),
+                ColumnValues::TimestampUs(v) => ColumnValues::TimestampUs(pick(v, keep)),
+            },
+            nulls: c.nulls.map(|n| pick(n, keep)),
+        })
+        .collect();
+    Batch {
+        rows: u32::try_from(rows).unwrap_or(u32::MAX),
+        columns,
+    }
+}
+
 /// Number of entries in a column's value list.
 pub fn values_len(values: &ColumnValues) -> usize {
     match values {
@@ -150,6 +190,7 @@ pub fn values_len(values: &ColumnValues) -> usize {
         ColumnValues::Float64(v) => v.len(),
         ColumnValues::Boolean(v) => v.len(),
         ColumnValues::Utf8(v) => v.len(),
+        ColumnValues::Utf8Dict(d) => d.keys.len(),
     }
 }
 
@@ -217,6 +258,18 @@ mod tests {
         assert_eq!(c.nulls, Some(vec![false, true, false]));
         assert_eq!(c.as_float64(), Some(&[1.0, 0.0, 3.0][..]));
         assert!(b.is_empty());
+    }
+
+    #[test]
+    fn filter_keeps_flagged_rows_and_their_nulls() {
+        let mut b = ColumnBuilder::<f64>::default();
+        b.push(1.0);
+        b.push_null();
+        b.push(3.0);
+        let filtered = filter(batch(vec![b.finish_float64("x")]), &[false, true, true]);
+        assert_eq!(filtered.rows, 2);
+        assert_eq!(filtered.columns[0].nulls, Some(vec![true, false]));
+        assert_eq!(filtered.columns[0].as_float64(), Some(&[0.0, 3.0][..]));
     }
 
     #[test]

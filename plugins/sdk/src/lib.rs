@@ -56,8 +56,8 @@ pub use bindings::transform::export_transform_plugin;
 pub const WIT_VERSION: &str = "0.1.0";
 
 pub use bindings::source::cryptolake::plugin::types::{
-    Artifact, Batch, ChecksumSource, Column, ColumnValues, Compression, Malformed, PartitionValues,
-    PluginError, PluginInfo, S3Location, Window,
+    Artifact, Batch, ChecksumSource, Column, ColumnValues, Compression, DictionaryUtf8, Malformed,
+    PartitionValues, PluginError, PluginInfo, S3Location, Window,
 };
 
 /// What a source plugin implements.
