@@ -6,7 +6,7 @@ use time::macros::date;
 
 use crate::support::archive::{KlineFile, Row, sha256_hex};
 use crate::support::s3::{ARCHIVE_BUCKET, Moto};
-use crate::support::{describe, duckdb, run_cryptolake};
+use crate::support::{duckdb, sync_report};
 
 /// Writes a config whose listing and download endpoints are the local server.
 pub fn write_config(dir: &Path, moto: &Moto, extra_pipelines: &str) -> std::path::PathBuf {
@@ -97,15 +97,7 @@ fn sync_mirrors_archives_into_query_ready_parquet() {
     let config = write_config(dir.path(), &moto, "");
     let lake = dir.path().join("lake");
 
-    let output = run_cryptolake(&[
-        "sync",
-        "--config",
-        config.to_str().unwrap(),
-        "--output",
-        "json",
-    ]);
-    assert!(output.status.success(), "{}", describe(&output));
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json report");
+    let (report, _) = sync_report(&config, &[], 0);
     let spot = &report["pipelines"][0];
     assert_eq!(spot["pipeline"], "spot-1m");
     assert_eq!(spot["discovered"], 7, "{report:#}");
@@ -200,15 +192,7 @@ fn sync_mirrors_archives_into_query_ready_parquet() {
     assert!(staging.is_empty(), "{staging:?}");
 
     // A second run finds everything up to date and leaves row counts alone.
-    let output = run_cryptolake(&[
-        "sync",
-        "--config",
-        config.to_str().unwrap(),
-        "--output",
-        "json",
-    ]);
-    assert!(output.status.success(), "{}", describe(&output));
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json report");
+    let (report, _) = sync_report(&config, &[], 0);
     assert_eq!(report["pipelines"][0]["up_to_date"], 7, "{report:#}");
     assert_eq!(report["pipelines"][0]["completed"], 0, "{report:#}");
     let count = duckdb::query(
@@ -224,26 +208,14 @@ fn a_republished_archive_is_transferred_again() {
     let files = seed(&moto);
     let dir = tempfile::tempdir().expect("tempdir");
     let config = write_config(dir.path(), &moto, "");
-    let args = [
-        "sync",
-        "--config",
-        config.to_str().unwrap(),
-        "--pipeline",
-        "spot-1m",
-        "--output",
-        "json",
-    ];
-    let output = run_cryptolake(&args);
-    assert!(output.status.success(), "{}", describe(&output));
+    sync_report(&config, &["--pipeline", "spot-1m"], 0);
 
     // Binance re-publishes a corrected day under the same key.
     let corrected = KlineFile::spot("BTCUSDT", date!(2024 - 12 - 30), 9);
     assert_eq!(corrected.key(), files[2].0.key());
     corrected.upload(&moto);
 
-    let output = run_cryptolake(&args);
-    assert!(output.status.success(), "{}", describe(&output));
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    let (report, _) = sync_report(&config, &["--pipeline", "spot-1m"], 0);
     let spot = &report["pipelines"][0];
     assert_eq!(spot["completed"], 1, "{report:#}");
     assert_eq!(spot["artifacts"][0]["reason"], "republished", "{report:#}");

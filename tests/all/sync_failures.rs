@@ -7,7 +7,7 @@ use time::macros::date;
 
 use crate::support::archive::{KlineFile, checksum_file, zip_one};
 use crate::support::s3::{ARCHIVE_BUCKET, Moto};
-use crate::support::{describe, duckdb, run_cryptolake};
+use crate::support::{duckdb, sync_report};
 
 #[test]
 fn bad_archives_are_reported_or_quarantined_and_the_rest_complete() {
@@ -80,15 +80,7 @@ transforms = [{{ plugin = "ohlcv" }}]
     )
     .expect("config");
 
-    let output = run_cryptolake(&[
-        "sync",
-        "--config",
-        config.to_str().unwrap(),
-        "--output",
-        "json",
-    ]);
-    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    let (report, output) = sync_report(&config, &[], 1);
     let spot = &report["pipelines"][0];
     assert_eq!(spot["completed"], 1, "{report:#}");
     assert_eq!(spot["quarantined"], 3, "{report:#}");

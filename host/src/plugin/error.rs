@@ -104,6 +104,13 @@ impl PluginCallError {
         matches!(self.kind, CallErrorKind::Guest(GuestError::Transient(_)))
     }
 
+    /// Whether the instance that made the call must be dropped: anything but
+    /// an error value the guest returned on purpose (a trap, a timeout, a
+    /// memory-limit hit, or output that breaks the contract).
+    pub fn poisons_instance(&self) -> bool {
+        !matches!(self.kind, CallErrorKind::Guest(_))
+    }
+
     /// Whether the plugin judged the input data malformed.
     pub fn is_malformed_input(&self) -> bool {
         matches!(

@@ -19,6 +19,9 @@ use super::{CacheOutcome, PluginIdentity, PluginKind};
 use crate::config::{Limits, PluginSpec};
 use crate::telemetry::metrics;
 
+/// What a raw call into a guest returns: a trap, or the guest's own result.
+pub(super) type GuestResult<R> = wasmtime::Result<Result<R, super::bindings::types::PluginError>>;
+
 /// Idle instances kept per plugin; more are dropped when checked in.
 const MAX_IDLE: usize = 16;
 /// Captured stderr above which an instance is recycled.
@@ -169,8 +172,7 @@ impl Plugin {
             HostState::new(plugin, self.http.clone(), self.limits.memory_bytes),
         );
         store.limiter(|state| &mut state.limits);
-        store.set_epoch_deadline(ticks_for(self.limits.call_timeout));
-        store.data_mut().deadline = Instant::now() + self.limits.call_timeout;
+        self.arm_deadline(&mut store);
         let instantiated = match &self.pre {
             Pre::Source(pre) => pre.instantiate(&mut store).map(Bindings::Source),
             Pre::Transform(pre) => pre.instantiate(&mut store).map(Bindings::Transform),
@@ -187,6 +189,13 @@ impl Plugin {
                 self.classify(&store, &error, CallErrorKind::Instantiate),
             )),
         }
+    }
+
+    /// Starts the call's clock: the epoch deadline interrupts guest code, the
+    /// stored deadline bounds the host calls (HTTP) it makes.
+    fn arm_deadline(&self, store: &mut Store<HostState>) {
+        store.set_epoch_deadline(ticks_for(self.limits.call_timeout));
+        store.data_mut().deadline = Instant::now() + self.limits.call_timeout;
     }
 
     fn pre_engine(&self) -> &wasmtime::Engine {
@@ -218,16 +227,10 @@ impl Plugin {
         &self,
         instance: &mut Instance,
         call: &'static str,
-        f: impl FnOnce(
-            &mut Store<HostState>,
-            &Bindings,
-        ) -> wasmtime::Result<Result<R, super::bindings::types::PluginError>>,
+        f: impl FnOnce(&mut Store<HostState>, &Bindings) -> GuestResult<R>,
     ) -> Result<R, PluginCallError> {
         instance.calls += 1;
-        instance
-            .store
-            .set_epoch_deadline(ticks_for(self.limits.call_timeout));
-        instance.store.data_mut().deadline = Instant::now() + self.limits.call_timeout;
+        self.arm_deadline(&mut instance.store);
         let started = Instant::now();
         let outcome = f(&mut instance.store, &instance.bindings);
         metrics::plugin_call(
@@ -257,18 +260,14 @@ impl Plugin {
     pub(super) fn with_instance<R>(
         &self,
         call: &'static str,
-        f: impl FnOnce(
-            &mut Store<HostState>,
-            &Bindings,
-        ) -> wasmtime::Result<Result<R, super::bindings::types::PluginError>>,
+        f: impl FnOnce(&mut Store<HostState>, &Bindings) -> GuestResult<R>,
     ) -> Result<R, PluginCallError> {
         let mut instance = self.checkout(call)?;
         let result = self.call(&mut instance, call, f);
-        let poisoned = matches!(
-            &result,
-            Err(PluginCallError { kind, .. }) if !matches!(kind, CallErrorKind::Guest(_))
-        );
-        if !poisoned {
+        if !result
+            .as_ref()
+            .is_err_and(PluginCallError::poisons_instance)
+        {
             self.checkin(instance);
         }
         result

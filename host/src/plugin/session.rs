@@ -7,7 +7,7 @@ use wasmtime::component::ResourceAny;
 
 use super::bindings::types::{Artifact, Batch, PartitionValues, Window};
 use super::error::{CallErrorKind, PluginCallError};
-use super::instance::{Bindings, Instance, Plugin};
+use super::instance::{Bindings, GuestResult, Instance, Plugin};
 use super::validate;
 
 impl Plugin {
@@ -88,7 +88,7 @@ impl Plugin {
         match opened {
             Ok(resource) => Ok((instance, resource)),
             Err(error) => {
-                if matches!(error.kind, CallErrorKind::Guest(_)) {
+                if !error.poisons_instance() {
                     self.checkin(instance);
                 }
                 Err(error)
@@ -118,8 +118,7 @@ impl Session {
             &mut wasmtime::Store<super::HostState>,
             &Bindings,
             ResourceAny,
-        )
-            -> wasmtime::Result<Result<Vec<Batch>, super::bindings::types::PluginError>>,
+        ) -> GuestResult<Vec<Batch>>,
     ) -> Result<Vec<Batch>, PluginCallError> {
         let Some((instance, resource)) = self.live.as_mut() else {
             return Err(self.plugin.error(
@@ -136,8 +135,9 @@ impl Session {
                 .map(|()| batches)
                 .map_err(|m| self.plugin.error(call, CallErrorKind::InvalidOutput(m)))
         });
-        if let Err(error) = &result
-            && !matches!(error.kind, CallErrorKind::Guest(_))
+        if result
+            .as_ref()
+            .is_err_and(PluginCallError::poisons_instance)
         {
             // Poisoned (or produced garbage): never reuse this instance.
             self.live = None;

@@ -34,6 +34,33 @@ pub fn run_cryptolake(args: &[&str]) -> Output {
         .expect("the cryptolake binary runs")
 }
 
+/// Runs `cryptolake sync --output json` on `config` with `extra` arguments,
+/// asserts the exit code, and returns the parsed report and the output.
+pub fn sync_report(
+    config: &Path,
+    extra: &[&str],
+    expected_code: i32,
+) -> (serde_json::Value, Output) {
+    let mut args = vec![
+        "sync",
+        "--config",
+        config.to_str().expect("UTF-8 path"),
+        "--output",
+        "json",
+    ];
+    args.extend_from_slice(extra);
+    let output = run_cryptolake(&args);
+    assert_eq!(
+        output.status.code(),
+        Some(expected_code),
+        "{}",
+        describe(&output)
+    );
+    let report = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("sync printed no JSON report ({e}): {}", describe(&output)));
+    (report, output)
+}
+
 /// A compile cache shared by the tests of this workspace.
 pub fn compile_cache_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
