@@ -9,6 +9,7 @@
 mod support;
 
 mod config_errors;
+mod data_types;
 mod discovery;
 mod example_plugin;
 mod plugin_containment;

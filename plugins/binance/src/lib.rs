@@ -4,8 +4,9 @@
 //! v1 with marker pagination) and how its CSVs decode. It must not move or
 //! verify bytes: the host downloads, checks `.CHECKSUM`s and unzips.
 
+pub mod datatypes;
+pub mod decoder;
 pub mod discovery;
-pub mod klines;
 pub mod listing;
 pub mod params;
 
@@ -20,7 +21,7 @@ use params::Params;
 pub struct BinanceSource;
 
 impl Guest for BinanceSource {
-    type Decoder = KlineStream;
+    type Decoder = FileDecoder;
 
     fn info() -> PluginInfo {
         PluginInfo {
@@ -45,20 +46,21 @@ impl Guest for BinanceSource {
     }
 }
 
-/// A decoder resource: one kline file.
-pub struct KlineStream(RefCell<klines::KlineDecoder>);
+/// A decoder resource: one archive file.
+pub struct FileDecoder(RefCell<decoder::CsvDecoder>);
 
-impl GuestDecoder for KlineStream {
+impl GuestDecoder for FileDecoder {
     fn open(params: String, artifact: Artifact) -> Result<Decoder, PluginError> {
         let params = Params::parse(&params)?;
-        if !params::KLINE_TYPES.contains(&artifact.partition.data_type.as_str()) {
-            return Err(PluginError::InvalidParams(format!(
-                "no decoder for data type `{}`",
-                artifact.partition.data_type
-            )));
-        }
-        Ok(Decoder::new(KlineStream(RefCell::new(
-            klines::KlineDecoder::new(params.batch_rows),
+        let layout =
+            datatypes::layout(&artifact.partition.data_type, params.market).ok_or_else(|| {
+                PluginError::InvalidParams(format!(
+                    "no decoder for data type `{}`",
+                    artifact.partition.data_type
+                ))
+            })?;
+        Ok(Decoder::new(FileDecoder(RefCell::new(
+            decoder::CsvDecoder::new(layout, params.batch_rows),
         ))))
     }
 

@@ -6,6 +6,8 @@
 use cryptolake_plugin_sdk::PluginError;
 use serde::Deserialize;
 
+use crate::datatypes::{self, ALL_TYPES, KLINE_TYPES};
+
 /// Where the public archive is listed (S3 ListObjects v1, path-style).
 pub const DEFAULT_LISTING_URL: &str = "https://s3-ap-northeast-1.amazonaws.com/data.binance.vision";
 /// Where archive files are downloaded (the CDN in front of the bucket).
@@ -15,14 +17,6 @@ pub const DEFAULT_DOWNLOAD_URL: &str = "https://data.binance.vision";
 pub const INTERVALS: &[&str] = &[
     "1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w",
     "1mo",
-];
-
-/// Data types whose files hold kline rows and live under an interval folder.
-pub const KLINE_TYPES: &[&str] = &[
-    "klines",
-    "indexPriceKlines",
-    "markPriceKlines",
-    "premiumIndexKlines",
 ];
 
 /// A market of the archive.
@@ -94,7 +88,7 @@ pub struct Params {
     pub data_type: String,
     /// Symbols as Binance spells them, e.g. `BTCUSDT`.
     pub symbols: Vec<String>,
-    /// Kline interval, e.g. `1m`.
+    /// Kline interval, e.g. `1m`; only for kline-like data types.
     #[serde(default)]
     pub interval: Option<String>,
     /// S3 ListObjects v1 endpoint of the archive bucket (path-style).
@@ -148,31 +142,45 @@ impl Params {
     }
 
     fn validate(&self) -> Result<(), PluginError> {
-        if !KLINE_TYPES.contains(&self.data_type.as_str()) {
+        if !ALL_TYPES.contains(&self.data_type.as_str()) {
             return Err(PluginError::InvalidParams(format!(
-                "data_type `{}` is not supported by this version; supported: {}",
+                "data_type `{}` is not one of {}",
                 self.data_type,
-                KLINE_TYPES.join(", ")
+                ALL_TYPES.join(", ")
             )));
         }
-        if self.market == Market::Spot && self.data_type != "klines" {
+        if !datatypes::available(&self.data_type, self.market, self.period) {
             return Err(PluginError::InvalidParams(format!(
-                "data_type `{}` exists only for futures markets",
+                "Binance publishes no {} {} files for {}",
+                self.period.path(),
+                self.data_type,
+                self.market.path()
+            )));
+        }
+        if KLINE_TYPES.contains(&self.data_type.as_str()) {
+            let interval = self.interval.as_deref().ok_or_else(|| {
+                PluginError::InvalidParams(format!("interval is required for {}", self.data_type))
+            })?;
+            if !INTERVALS.contains(&interval) {
+                return Err(PluginError::InvalidParams(format!(
+                    "interval `{interval}` is not one of {}",
+                    INTERVALS.join(" ")
+                )));
+            }
+            if self.period == Period::Daily && matches!(interval, "3d" | "1w" | "1mo") {
+                return Err(PluginError::InvalidParams(format!(
+                    "interval `{interval}` is published in monthly files only"
+                )));
+            }
+            if interval == "1s" && self.market != Market::Spot {
+                return Err(PluginError::InvalidParams(
+                    "interval `1s` exists for spot only".to_owned(),
+                ));
+            }
+        } else if let Some(interval) = &self.interval {
+            return Err(PluginError::InvalidParams(format!(
+                "{} files have no interval, but interval = `{interval}` was given",
                 self.data_type
-            )));
-        }
-        let interval = self.interval.as_deref().ok_or_else(|| {
-            PluginError::InvalidParams(format!("interval is required for {}", self.data_type))
-        })?;
-        if !INTERVALS.contains(&interval) {
-            return Err(PluginError::InvalidParams(format!(
-                "interval `{interval}` is not one of {}",
-                INTERVALS.join(" ")
-            )));
-        }
-        if self.period == Period::Daily && matches!(interval, "3d" | "1w" | "1mo") {
-            return Err(PluginError::InvalidParams(format!(
-                "interval `{interval}` is published in monthly files only"
             )));
         }
         if self.symbols.is_empty() {
@@ -210,7 +218,7 @@ pub const SCHEMA: &str = r#"{
   "properties": {
     "market": {"enum": ["spot", "futures/um", "futures/cm"], "default": "spot"},
     "period": {"enum": ["daily", "monthly"], "default": "daily"},
-    "data_type": {"enum": ["klines", "indexPriceKlines", "markPriceKlines", "premiumIndexKlines"], "default": "klines"},
+    "data_type": {"enum": ["klines", "indexPriceKlines", "markPriceKlines", "premiumIndexKlines", "aggTrades", "trades", "fundingRate", "bookTicker", "bookDepth", "metrics", "liquidationSnapshot"], "default": "klines"},
     "symbols": {"type": "array", "items": {"type": "string", "pattern": "^[A-Z0-9_]+$"}, "minItems": 1},
     "interval": {"enum": ["1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1mo"]},
     "listing_url": {"type": "string", "format": "uri", "default": "https://s3-ap-northeast-1.amazonaws.com/data.binance.vision"},
@@ -243,6 +251,18 @@ mod tests {
         assert!(e.to_string().contains("colour"), "{e}");
         let e = Params::parse(r#"{"symbols":["X"],"interval":"1w"}"#).unwrap_err();
         assert!(e.to_string().contains("monthly"), "{e}");
+        let e =
+            Params::parse(r#"{"symbols":["X"],"data_type":"fundingRate","market":"futures/um"}"#)
+                .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("no daily fundingRate files for futures/um"),
+            "{e}"
+        );
+        let e =
+            Params::parse(r#"{"symbols":["X"],"data_type":"trades","interval":"1m"}"#).unwrap_err();
+        assert!(e.to_string().contains("no interval"), "{e}");
+        assert!(Params::parse(r#"{"symbols":["X"],"data_type":"trades"}"#).is_ok());
     }
 
     #[test]

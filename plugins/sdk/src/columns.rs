@@ -107,6 +107,76 @@ impl ColumnBuilder<i64> {
     }
 }
 
+/// Accumulates a low-cardinality string column, dictionary-encoded.
+#[derive(Debug, Default, Clone)]
+pub struct DictionaryBuilder {
+    index: std::collections::HashMap<String, u32>,
+    dictionary: Vec<String>,
+    keys: Vec<u32>,
+    nulls: Option<Vec<bool>>,
+}
+
+impl DictionaryBuilder {
+    /// Appends a value.
+    pub fn push(&mut self, value: &str) {
+        let key = match self.index.get(value) {
+            Some(key) => *key,
+            None => {
+                let key = u32::try_from(self.dictionary.len()).unwrap_or(u32::MAX);
+                self.index.insert(value.to_owned(), key);
+                self.dictionary.push(value.to_owned());
+                key
+            }
+        };
+        if let Some(nulls) = &mut self.nulls {
+            nulls.push(false);
+        }
+        self.keys.push(key);
+    }
+
+    /// Appends a null.
+    pub fn push_null(&mut self) {
+        let len = self.keys.len();
+        self.nulls
+            .get_or_insert_with(|| vec![false; len])
+            .push(true);
+        // Key 0 of an empty dictionary would be out of range: keep one entry.
+        if self.dictionary.is_empty() {
+            self.push_dictionary_entry("");
+        }
+        self.keys.push(0);
+    }
+
+    fn push_dictionary_entry(&mut self, value: &str) {
+        self.index.insert(value.to_owned(), 0);
+        self.dictionary.push(value.to_owned());
+    }
+
+    /// Number of values (nulls included).
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether no value was pushed.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Finishes the column and empties the builder (the dictionary restarts
+    /// too, so each batch carries only the values it uses).
+    pub fn finish(&mut self, name: &str) -> Column {
+        let taken = std::mem::take(self);
+        Column {
+            name: name.to_owned(),
+            values: ColumnValues::Utf8Dict(DictionaryUtf8 {
+                dictionary: taken.dictionary,
+                keys: taken.keys,
+            }),
+            nulls: taken.nulls,
+        }
+    }
+}
+
 /// Makes a batch from columns, taking the row count from the first column.
 pub fn batch(columns: Vec<Column>) -> Batch {
     let rows = columns.first().map_or(0, |c| values_len(&c.values));
@@ -257,6 +327,25 @@ mod tests {
         let c = b.finish_float64("x");
         assert_eq!(c.nulls, Some(vec![false, true, false]));
         assert_eq!(c.as_float64(), Some(&[1.0, 0.0, 3.0][..]));
+        assert!(b.is_empty());
+    }
+
+    #[test]
+    fn dictionary_builder_stores_each_value_once() {
+        let mut b = DictionaryBuilder::default();
+        for v in ["BUY", "SELL", "BUY", "BUY"] {
+            b.push(v);
+        }
+        b.push_null();
+        let c = b.finish("side");
+        match c.values {
+            ColumnValues::Utf8Dict(d) => {
+                assert_eq!(d.dictionary, vec!["BUY", "SELL"]);
+                assert_eq!(d.keys, vec![0, 1, 0, 0, 0]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(c.nulls, Some(vec![false, false, false, false, true]));
         assert!(b.is_empty());
     }
 

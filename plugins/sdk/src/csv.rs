@@ -238,6 +238,69 @@ pub fn parse_bool(field: &str, line: u64, column: &str) -> Result<bool, PluginEr
     }
 }
 
+/// Parses a UTC text datetime `YYYY-MM-DD HH:MM:SS` (a `T` separator and
+/// fractional seconds are accepted) into microseconds since the epoch.
+pub fn parse_datetime_us(field: &str, line: u64, column: &str) -> Result<i64, PluginError> {
+    let bad = || {
+        PluginError::malformed(
+            Some(line),
+            format!("{column}: `{field}` is not a YYYY-MM-DD HH:MM:SS datetime"),
+        )
+    };
+    let text = field.trim();
+    let b = text.as_bytes();
+    if b.len() < 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !(b[10] == b' ' || b[10] == b'T')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return Err(bad());
+    }
+    let num = |range: std::ops::Range<usize>| text.get(range).and_then(|s| s.parse::<i64>().ok());
+    let (Some(year), Some(month), Some(day), Some(hour), Some(minute), Some(second)) = (
+        num(0..4),
+        num(5..7),
+        num(8..10),
+        num(11..13),
+        num(14..16),
+        num(17..19),
+    ) else {
+        return Err(bad());
+    };
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
+        return Err(bad());
+    }
+    let mut micros = 0;
+    if let Some(fraction) = text.get(19..).filter(|f| !f.is_empty()) {
+        let digits = fraction.strip_prefix('.').ok_or_else(bad)?;
+        if digits.is_empty() || digits.len() > 6 || !digits.bytes().all(|d| d.is_ascii_digit()) {
+            return Err(bad());
+        }
+        micros = digits.parse::<i64>().map_err(|_| bad())? * 10_i64.pow(6 - digits.len() as u32);
+    }
+    let days = days_from_civil(year, month, day);
+    Ok(((days * 24 + hour) * 60 + minute) * 60_000_000 + second * 1_000_000 + micros)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
+/// algorithm).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -313,6 +376,21 @@ mod tests {
     fn split_fields_takes_leading_fields() {
         assert_eq!(split_fields::<2>("a,b,c"), Some(["a", "b"]));
         assert_eq!(split_fields::<3>("a,b"), None);
+    }
+
+    #[test]
+    fn text_datetimes_are_utc_micros() {
+        assert_eq!(parse_datetime_us("1970-01-01 00:00:00", 1, "t").unwrap(), 0);
+        assert_eq!(
+            parse_datetime_us("2024-03-01 00:05:00", 1, "t").unwrap(),
+            1_709_251_500_000_000
+        );
+        assert_eq!(
+            parse_datetime_us("2024-02-29T23:59:59.5", 1, "t").unwrap(),
+            1_709_251_199_500_000
+        );
+        assert!(parse_datetime_us("create_time", 1, "t").is_err());
+        assert!(parse_datetime_us("2024-13-01 00:00:00", 1, "t").is_err());
     }
 
     #[test]

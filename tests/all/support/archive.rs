@@ -227,3 +227,16 @@ pub fn checksum_file(zip: &[u8], zip_name: &str) -> String {
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
+
+/// Uploads `csv` as the archive `key` (a zip holding `<stem>.csv`) with its
+/// `.CHECKSUM`, the way Binance publishes any data type.
+pub fn upload_csv(moto: &Moto, key: &str, csv: &str) {
+    let zip_name = key.rsplit('/').next().expect("key has a file name");
+    let zip = zip_one(&zip_name.replace(".zip", ".csv"), csv.as_bytes());
+    moto.put(ARCHIVE_BUCKET, key, zip.clone());
+    moto.put(
+        ARCHIVE_BUCKET,
+        &format!("{key}.CHECKSUM"),
+        checksum_file(&zip, zip_name).into_bytes(),
+    );
+}

@@ -1,0 +1,342 @@
+//! One streaming CSV decoder for every archive data type, driven by the
+//! column layouts in [`crate::datatypes`].
+//!
+//! Owns: per-file header detection (a first line whose first field does not
+//! parse as the first column's type), per-file epoch unit detection shared by
+//! all time columns of the file (spot files switched from ms to µs on
+//! 2025-01-01; a row of another unit is malformed), empty fields as nulls,
+//! and cutting rows into bounded batches. It must not know where bytes come
+//! from.
+
+use cryptolake_plugin_sdk::columns::{self, ColumnBuilder, DictionaryBuilder};
+use cryptolake_plugin_sdk::csv::{self, EpochNormalizer, LineReader};
+use cryptolake_plugin_sdk::{Batch, PluginError};
+
+use crate::datatypes::{Kind, OutputColumn, min_fields};
+
+enum Buffer {
+    Time(ColumnBuilder<i64>),
+    Float(ColumnBuilder<f64>),
+    Int(ColumnBuilder<i64>),
+    Bool(ColumnBuilder<bool>),
+    Text(DictionaryBuilder),
+}
+
+impl Buffer {
+    fn new(kind: Kind, capacity: usize) -> Self {
+        match kind {
+            Kind::Epoch | Kind::DateTime => Buffer::Time(ColumnBuilder::with_capacity(capacity)),
+            Kind::Float => Buffer::Float(ColumnBuilder::with_capacity(capacity)),
+            Kind::Int => Buffer::Int(ColumnBuilder::with_capacity(capacity)),
+            Kind::Bool => Buffer::Bool(ColumnBuilder::with_capacity(capacity)),
+            Kind::Text => Buffer::Text(DictionaryBuilder::default()),
+        }
+    }
+
+    fn push_null(&mut self) {
+        match self {
+            Buffer::Time(b) | Buffer::Int(b) => b.push_null(),
+            Buffer::Float(b) => b.push_null(),
+            Buffer::Bool(b) => b.push_null(),
+            Buffer::Text(b) => b.push_null(),
+        }
+    }
+
+    fn finish(&mut self, name: &str) -> cryptolake_plugin_sdk::Column {
+        match self {
+            Buffer::Time(b) => b.finish_timestamp_us(name),
+            Buffer::Float(b) => b.finish_float64(name),
+            Buffer::Int(b) => b.finish_int64(name),
+            Buffer::Bool(b) => b.finish_boolean(name),
+            Buffer::Text(b) => b.finish(name),
+        }
+    }
+}
+
+/// Decodes one CSV file of a known layout, chunk by chunk.
+pub struct CsvDecoder {
+    layout: &'static [OutputColumn],
+    min_fields: usize,
+    first_field_kind: Option<Kind>,
+    lines: LineReader,
+    epoch: EpochNormalizer,
+    batch_rows: usize,
+    seen_first_line: bool,
+    rows: usize,
+    buffers: Vec<Buffer>,
+    /// Set by the first error: a row may be half pushed then, so the decoder
+    /// refuses further input instead of emitting misaligned columns.
+    failed: bool,
+}
+
+impl CsvDecoder {
+    /// A decoder for `layout`, emitting batches of at most `batch_rows` rows.
+    pub fn new(layout: &'static [OutputColumn], batch_rows: usize) -> Self {
+        let capacity = batch_rows.min(8192);
+        Self {
+            layout,
+            min_fields: min_fields(layout),
+            first_field_kind: layout.iter().find(|c| c.field == Some(0)).map(|c| c.kind),
+            lines: LineReader::new(),
+            epoch: EpochNormalizer::default(),
+            batch_rows,
+            seen_first_line: false,
+            rows: 0,
+            buffers: layout
+                .iter()
+                .map(|c| Buffer::new(c.kind, capacity))
+                .collect(),
+            failed: false,
+        }
+    }
+
+    /// Consumes a chunk, returning the batches it completed.
+    pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<Batch>, PluginError> {
+        self.check_not_failed()?;
+        let mut out = Vec::new();
+        let mut lines = std::mem::take(&mut self.lines);
+        let result = lines.push(chunk, |line_no, line| {
+            self.row(line_no, line)?;
+            if self.rows >= self.batch_rows {
+                out.push(self.flush());
+            }
+            Ok::<(), PluginError>(())
+        });
+        self.lines = lines;
+        self.failed = result.is_err();
+        result.map(|()| out)
+    }
+
+    fn check_not_failed(&self) -> Result<(), PluginError> {
+        if self.failed {
+            Err(PluginError::Internal(
+                "the decoder already failed on this file".to_owned(),
+            ))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Ends the input, returning the last batch.
+    pub fn finish(&mut self) -> Result<Vec<Batch>, PluginError> {
+        self.check_not_failed()?;
+        let mut lines = std::mem::take(&mut self.lines);
+        let result = lines.finish(|line_no, line| self.row(line_no, line));
+        self.lines = lines;
+        self.failed = result.is_err();
+        result?;
+        Ok(if self.rows == 0 {
+            Vec::new()
+        } else {
+            vec![self.flush()]
+        })
+    }
+
+    fn is_header(&self, line: &str) -> bool {
+        let first = line.split(',').next().unwrap_or("").trim();
+        match self.first_field_kind {
+            Some(Kind::DateTime) => csv::parse_datetime_us(first, 0, "").is_err(),
+            Some(Kind::Text) | None => false,
+            Some(_) => first.is_empty() || first.parse::<f64>().is_err(),
+        }
+    }
+
+    fn row(&mut self, line_no: u64, line: &str) -> Result<(), PluginError> {
+        if !self.seen_first_line {
+            self.seen_first_line = true;
+            // Only a file's first line may be a header; a text row later
+            // fails its numeric parse and is reported.
+            if self.is_header(line) {
+                return Ok(());
+            }
+        }
+        let fields: Vec<&str> = line.split(',').collect();
+        if fields.len() < self.min_fields {
+            return Err(PluginError::malformed(
+                Some(line_no),
+                format!(
+                    "expected at least {} fields, found {}",
+                    self.min_fields,
+                    fields.len()
+                ),
+            ));
+        }
+        for (column, buffer) in self.layout.iter().zip(self.buffers.iter_mut()) {
+            let Some(index) = column.field else {
+                buffer.push_null();
+                continue;
+            };
+            let field = fields[index].trim();
+            if field.is_empty() && !matches!(column.kind, Kind::Epoch | Kind::DateTime) {
+                buffer.push_null();
+                continue;
+            }
+            let name = column.name;
+            match buffer {
+                Buffer::Time(b) => b.push(match column.kind {
+                    Kind::DateTime => csv::parse_datetime_us(field, line_no, name)?,
+                    _ => self.epoch.micros(field, line_no, name)?,
+                }),
+                Buffer::Float(b) => b.push(csv::parse_float(field, line_no, name)?),
+                Buffer::Int(b) => b.push(csv::parse_int(field, line_no, name)?),
+                Buffer::Bool(b) => b.push(csv::parse_bool(field, line_no, name)?),
+                Buffer::Text(b) => b.push(field),
+            }
+        }
+        self.rows += 1;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Batch {
+        self.rows = 0;
+        columns::batch(
+            self.layout
+                .iter()
+                .zip(self.buffers.iter_mut())
+                .map(|(column, buffer)| buffer.finish(column.name))
+                .collect(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::datatypes;
+    use cryptolake_plugin_sdk::ColumnValues;
+
+    const SPOT_2024: &str = "1704067200000,42283.58000000,42298.62000000,42261.02000000,42298.61000000,35.92724000,1704067259999,1519032.06433720,1327,14.69437000,621337.08891380,0\n\
+1704067260000,42298.62000000,42320.00000000,42298.61000000,42320.00000000,21.50007000,1704067319999,909641.75009750,827,12.85416000,543774.74669420,0\n";
+
+    fn decode(
+        layout: &'static [OutputColumn],
+        text: &str,
+        chunk: usize,
+    ) -> Result<Vec<Batch>, PluginError> {
+        let mut d = CsvDecoder::new(layout, 1000);
+        let mut out = Vec::new();
+        for c in text.as_bytes().chunks(chunk) {
+            out.extend(d.push(c)?);
+        }
+        out.extend(d.finish()?);
+        Ok(out)
+    }
+
+    #[test]
+    fn kline_milliseconds_become_microseconds() {
+        let batches = decode(datatypes::KLINES, SPOT_2024, 7).unwrap();
+        assert_eq!(batches.len(), 1);
+        let b = &batches[0];
+        assert_eq!(b.rows, 2);
+        assert_eq!(
+            b.column("open_time").unwrap().as_timestamp_us().unwrap(),
+            &[1_704_067_200_000_000, 1_704_067_260_000_000]
+        );
+        assert_eq!(b.column("count").unwrap().as_int64().unwrap(), &[1327, 827]);
+        assert_eq!(b.column("close").unwrap().as_float64().unwrap()[1], 42320.0);
+    }
+
+    #[test]
+    fn kline_microsecond_files_stay_microseconds() {
+        let text = "1735689600000000,93576.00,93610.93,93537.50,93610.93,8.21827,1735689659999999,768978.03,1711,3.65,341641.47,0\r\n";
+        let b = &decode(datatypes::KLINES, text, 5).unwrap()[0];
+        assert_eq!(
+            b.column("close_time").unwrap().as_timestamp_us().unwrap(),
+            &[1_735_689_659_999_999]
+        );
+    }
+
+    #[test]
+    fn header_row_is_skipped_and_no_final_newline_is_fine() {
+        let text = "open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,taker_buy_quote_volume,ignore\r\n\
+1704067200000,1,2,0.5,1.5,10,1704067259999,15,3,4,6,0";
+        let b = &decode(datatypes::KLINES, text, 3).unwrap()[0];
+        assert_eq!(b.rows, 1);
+    }
+
+    #[test]
+    fn malformed_rows_name_the_line_and_end_the_file() {
+        let text = format!("{SPOT_2024}1704067320000,abc,1,1,1,1,1704067379999,1,1,1,1,0\n");
+        let e = decode(datatypes::KLINES, &text, 64).unwrap_err();
+        match e {
+            PluginError::MalformedInput(m) => {
+                assert_eq!(m.line, Some(3));
+                assert!(m.message.contains("open"), "{}", m.message);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let mut d = CsvDecoder::new(datatypes::KLINES, 10);
+        assert!(d.push(b"1704067200000,1,2\n").is_err());
+        assert!(matches!(
+            d.push(SPOT_2024.as_bytes()),
+            Err(PluginError::Internal(_))
+        ));
+    }
+
+    #[test]
+    fn batches_are_bounded() {
+        let mut d = CsvDecoder::new(datatypes::KLINES, 1);
+        assert_eq!(d.push(SPOT_2024.as_bytes()).unwrap().len(), 2);
+        assert!(d.finish().unwrap().is_empty());
+    }
+
+    #[test]
+    fn spot_agg_trades_have_capitalised_booleans_and_no_header() {
+        let text = "3400000000,42283.58,0.001,3500000000,3500000001,1704067200012,True,True\n3400000001,42283.59,0.5,3500000002,3500000002,1704067200099,False,True";
+        let b = &decode(datatypes::AGG_TRADES_SPOT, text, 11).unwrap()[0];
+        assert!(
+            matches!(&b.column("is_buyer_maker").unwrap().values, ColumnValues::Boolean(v) if v == &[true, false])
+        );
+        assert_eq!(
+            b.column("transact_time")
+                .unwrap()
+                .as_timestamp_us()
+                .unwrap()[0],
+            1_704_067_200_012_000
+        );
+    }
+
+    #[test]
+    fn futures_trades_with_header_leave_spot_only_columns_null() {
+        let text = "id,price,qty,quote_qty,time,is_buyer_maker\n1,100.5,2,201,1704067200000,true\n";
+        let b = &decode(datatypes::TRADES_UM, text, 4).unwrap()[0];
+        assert_eq!(b.rows, 1);
+        assert_eq!(b.column("is_best_match").unwrap().nulls, Some(vec![true]));
+        assert_eq!(b.column("base_qty").unwrap().nulls, Some(vec![true]));
+        assert_eq!(
+            b.column("quote_qty").unwrap().as_float64().unwrap(),
+            &[201.0]
+        );
+    }
+
+    #[test]
+    fn metrics_text_datetimes_are_not_mistaken_for_a_header() {
+        let with_header = "create_time,symbol,sum_open_interest,sum_open_interest_value,count_toptrader_long_short_ratio,sum_toptrader_long_short_ratio,count_long_short_ratio,sum_taker_long_short_vol_ratio\n\
+2024-03-01 00:05:00,BTCUSDT,80000.5,5000000000.25,1.5,1.25,1.75,0.9\n";
+        let without = "2024-03-01 00:10:00,BTCUSDT,80000.5,5000000000.25,1.5,1.25,1.75,0.9\n";
+        for text in [with_header, without] {
+            let b = &decode(datatypes::METRICS, text, 9).unwrap()[0];
+            assert_eq!(b.rows, 1, "{text}");
+            assert!(
+                matches!(&b.column("symbol").unwrap().values, ColumnValues::Utf8Dict(d) if d.dictionary == ["BTCUSDT"])
+            );
+        }
+    }
+
+    #[test]
+    fn a_file_mixing_epoch_units_is_malformed() {
+        let text = "1704067200000,8,0.0001\n1735689600000000,8,0.0001\n";
+        let e = decode(datatypes::FUNDING_RATE, text, 100).unwrap_err();
+        assert!(matches!(e, PluginError::MalformedInput(m) if m.line == Some(2)));
+    }
+
+    #[test]
+    fn empty_numeric_fields_are_null() {
+        let text = "calc_time,funding_interval_hours,last_funding_rate\n1704067200000,,0.0001\n";
+        let b = &decode(datatypes::FUNDING_RATE, text, 100).unwrap()[0];
+        assert_eq!(
+            b.column("funding_interval_hours").unwrap().nulls,
+            Some(vec![true])
+        );
+    }
+}

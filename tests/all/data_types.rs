@@ -1,0 +1,180 @@
+//! Every family of Binance data types through the real path: listing,
+//! download, checksum, decode, Parquet, read back by DuckDB. Formats follow
+//! the reference: spot files have no header and switch from ms to µs on
+//! 2025-01-01; futures files have headers; funding is monthly; metrics use
+//! text datetimes.
+
+use std::path::Path;
+
+use crate::support::archive::upload_csv;
+use crate::support::s3::{ARCHIVE_BUCKET, Moto};
+use crate::support::{compile_cache_dir, duckdb, sync_report};
+
+fn pipeline(moto: &Moto, name: &str, table: &str, params: &str, window: (&str, &str)) -> String {
+    let endpoint = format!("{}/{ARCHIVE_BUCKET}", moto.endpoint());
+    format!(
+        r#"
+[[pipelines]]
+name = "{name}"
+table = "{table}"
+window = {{ start = "{}", end = "{}" }}
+source = {{ plugin = "binance", params = {{ {params}, listing_url = "{endpoint}", download_url = "{endpoint}" }} }}
+"#,
+        window.0, window.1
+    )
+}
+
+fn write_config(dir: &Path, moto: &Moto, pipelines: &[String]) -> std::path::PathBuf {
+    let path = dir.join("agent.toml");
+    let text = format!(
+        "lake = {{ url = \"lake\" }}\nruntime = {{ cache_dir = \"{}\" }}\n[plugins.binance]\nfile = \"builtin:binance\"\nallowed_hosts = [\"{}\"]\n{}",
+        compile_cache_dir().display(),
+        moto.host_port(),
+        pipelines.concat()
+    );
+    std::fs::write(&path, text).expect("config");
+    path
+}
+
+#[test]
+fn trades_agg_trades_funding_and_metrics_land_typed_and_normalised() {
+    let moto = Moto::start();
+    moto.create_public_bucket(ARCHIVE_BUCKET);
+    // Spot trades: no header; ms in 2024, µs from 2025; `True`/`False`.
+    upload_csv(
+        &moto,
+        "data/spot/daily/trades/BTCUSDT/BTCUSDT-trades-2024-12-31.zip",
+        "3000000001,93500.01000000,0.00100000,93.50001000,1735689599999,True,True\n\
+         3000000002,93500.02000000,0.00200000,187.00004000,1735689599999,False,True",
+    );
+    upload_csv(
+        &moto,
+        "data/spot/daily/trades/BTCUSDT/BTCUSDT-trades-2025-01-01.zip",
+        "3000000003,93600.50000000,0.01000000,936.00500000,1735689600000123,False,True\r\n",
+    );
+    // USDⓈ-M aggTrades: header since 2022-08, ms, `true`/`false`.
+    upload_csv(
+        &moto,
+        "data/futures/um/daily/aggTrades/ETHUSDT/ETHUSDT-aggTrades-2024-03-01.zip",
+        "agg_trade_id,price,quantity,first_trade_id,last_trade_id,transact_time,is_buyer_maker\n\
+         1001,3400.5,1.25,5001,5003,1709251200100,true\n\
+         1002,3400.75,0.5,5004,5004,1709251200200,false\n",
+    );
+    // Funding: monthly only, with header.
+    upload_csv(
+        &moto,
+        "data/futures/um/monthly/fundingRate/BTCUSDT/BTCUSDT-fundingRate-2024-03.zip",
+        "calc_time,funding_interval_hours,last_funding_rate\n\
+         1709251200000,8,0.00010000\n\
+         1709280000000,8,-0.00002500\n",
+    );
+    // Metrics: text datetimes, rows not sorted.
+    upload_csv(
+        &moto,
+        "data/futures/um/daily/metrics/BTCUSDT/BTCUSDT-metrics-2024-03-01.zip",
+        "create_time,symbol,sum_open_interest,sum_open_interest_value,count_toptrader_long_short_ratio,sum_toptrader_long_short_ratio,count_long_short_ratio,sum_taker_long_short_vol_ratio\n\
+         2024-03-01 00:10:00,BTCUSDT,81000.5,5100000000.25,1.5,1.25,1.75,0.95\n\
+         2024-03-01 00:05:00,BTCUSDT,80000.5,5000000000.25,1.4,1.2,1.7,0.9\n",
+    );
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(
+        dir.path(),
+        &moto,
+        &[
+            pipeline(
+                &moto,
+                "spot-trades",
+                "trades",
+                r#"data_type = "trades", symbols = ["BTCUSDT"]"#,
+                ("2024-12-31", "2025-01-01"),
+            ),
+            pipeline(
+                &moto,
+                "um-agg",
+                "agg_trades",
+                r#"market = "futures/um", data_type = "aggTrades", symbols = ["ETHUSDT"]"#,
+                ("2024-03-01", "2024-03-01"),
+            ),
+            pipeline(
+                &moto,
+                "um-funding",
+                "funding_rate",
+                r#"market = "futures/um", period = "monthly", data_type = "fundingRate", symbols = ["BTCUSDT"]"#,
+                ("2024-03-01", "2024-03-31"),
+            ),
+            pipeline(
+                &moto,
+                "um-metrics",
+                "metrics",
+                r#"market = "futures/um", data_type = "metrics", symbols = ["BTCUSDT"]"#,
+                ("2024-03-01", "2024-03-01"),
+            ),
+        ],
+    );
+    let (report, _) = sync_report(&config, &[], 0);
+    let completed: Vec<u64> = report["pipelines"]
+        .as_array()
+        .expect("pipelines")
+        .iter()
+        .map(|p| p["completed"].as_u64().unwrap_or(0))
+        .collect();
+    assert_eq!(completed, vec![2, 1, 1, 1], "{report:#}");
+    let lake = dir.path().join("lake");
+
+    let trades = duckdb::query(
+        &lake,
+        "SELECT id, price, qty, quote_qty, base_qty, epoch_us(time) AS t, is_buyer_maker, is_best_match, symbol, market \
+         FROM read_parquet('{lake}/trades/**/*.parquet', hive_partitioning = true) ORDER BY id",
+    );
+    assert_eq!(trades.len(), 3);
+    assert_eq!(trades[0]["t"], 1_735_689_599_999_000_i64, "ms became µs");
+    assert_eq!(trades[2]["t"], 1_735_689_600_000_123_i64, "µs stayed µs");
+    assert_eq!(trades[0]["is_buyer_maker"], true);
+    assert_eq!(trades[1]["is_buyer_maker"], false);
+    assert_eq!(trades[0]["quote_qty"], 93.50001);
+    assert_eq!(trades[0]["base_qty"], serde_json::Value::Null);
+    assert_eq!(
+        (trades[2]["symbol"].as_str(), trades[2]["market"].as_str()),
+        (Some("BTCUSDT"), Some("spot"))
+    );
+
+    let agg = duckdb::query(
+        &lake,
+        "SELECT agg_trade_id, price, quantity, epoch_ms(transact_time) AS t, is_buyer_maker, is_best_match, market \
+         FROM read_parquet('{lake}/agg_trades/**/*.parquet', hive_partitioning = true) ORDER BY 1",
+    );
+    assert_eq!(agg.len(), 2, "the header row is not data");
+    assert_eq!(agg[0]["t"], 1_709_251_200_100_i64);
+    assert_eq!(
+        agg[0]["is_best_match"],
+        serde_json::Value::Null,
+        "futures have no best-match flag"
+    );
+    assert_eq!(agg[1]["is_buyer_maker"], false);
+    assert_eq!(agg[0]["market"], "futures-um");
+
+    let funding = duckdb::query(
+        &lake,
+        "SELECT epoch_ms(calc_time) AS t, funding_interval_hours AS h, last_funding_rate AS r, CAST(date AS VARCHAR) AS d \
+         FROM read_parquet('{lake}/funding_rate/**/*.parquet', hive_partitioning = true) ORDER BY 1",
+    );
+    assert_eq!(funding.len(), 2);
+    assert_eq!(funding[1]["r"], -0.000025);
+    assert_eq!(funding[0]["h"], 8);
+    assert_eq!(funding[0]["d"], "2024-03");
+
+    let metrics = duckdb::query(
+        &lake,
+        "SELECT CAST(create_time AS VARCHAR) AS t, sum_open_interest AS oi FROM read_parquet('{lake}/metrics/**/*.parquet', hive_partitioning = true)",
+    );
+    assert_eq!(metrics.len(), 2);
+    assert!(
+        metrics[0]["t"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("2024-03-01 00:10:00"),
+        "{metrics:?}"
+    );
+    assert_eq!(metrics[1]["oi"], 80000.5);
+}
