@@ -8,10 +8,35 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::config::{PipelineSpec, Plan};
+use crate::config::{LakeLocation, PipelineSpec, Plan};
 use crate::lake::Lake;
 use crate::pipeline::{Configured, PipelineRun};
 use crate::plugin::{Plugin, PluginKind, PluginLoadError, Runtime};
+use crate::transfer::s3::S3Client;
+
+/// Opens the lake a plan names. An S3 lake is signed with the operator's
+/// credentials from `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` (and
+/// `AWS_SESSION_TOKEN`); there is no fallback to an instance metadata service.
+pub fn open_lake(location: &LakeLocation, http: &reqwest::Client) -> anyhow::Result<Lake> {
+    match location {
+        LakeLocation::Local(root) => Ok(Lake::open_local(root)?),
+        LakeLocation::S3 {
+            bucket,
+            prefix,
+            endpoint,
+            region,
+            staging,
+        } => {
+            let credentials = crate::transfer::s3::credentials_from_env().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "the lake is s3://{bucket}/{prefix}, but AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set"
+                )
+            })?;
+            let client = S3Client::new(http.clone(), endpoint.clone(), region.clone(), credentials);
+            Ok(Lake::open_s3(client, bucket, prefix, staging))
+        }
+    }
+}
 
 /// The assembled agent.
 pub struct Agent {
@@ -25,8 +50,8 @@ pub struct Agent {
 impl Agent {
     /// Opens the lake and creates the plugin runtime. `tokio` drives HTTP.
     pub fn new(plan: Plan, tokio: tokio::runtime::Handle) -> anyhow::Result<Self> {
-        let lake = Lake::open_local(&plan.lake_root)?;
         let http = crate::transfer::http_client()?;
+        let lake = open_lake(&plan.lake, &http)?;
         let runtime = Runtime::new(plan.cache_dir.clone(), http.clone(), tokio)?;
         Ok(Self {
             plan,

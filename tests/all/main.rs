@@ -14,6 +14,7 @@ mod discovery;
 mod example_plugin;
 mod plugin_containment;
 mod plugin_loading;
+mod s3_lake;
 mod s3_signing;
 mod sync_end_to_end;
 mod sync_failures;

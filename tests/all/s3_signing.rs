@@ -2,54 +2,9 @@
 //! signature of every request: what the agent will send to an operator's
 //! bucket is accepted, and a wrong secret or no signature is refused.
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
 use cryptolake::transfer::sigv4::Credentials;
 
-use crate::support::s3::{client, free_port, signed, test_credentials};
-use crate::support::tools;
-
-struct S3sFs {
-    child: Child,
-    endpoint: String,
-    _root: tempfile::TempDir,
-}
-
-impl S3sFs {
-    fn start() -> S3sFs {
-        let root = tempfile::tempdir().expect("tempdir");
-        let port = free_port();
-        let credentials = test_credentials();
-        let child = Command::new(tools::s3s_fs())
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--access-key", &credentials.access_key_id])
-            .args(["--secret-key", &credentials.secret_access_key])
-            .arg(root.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("s3s-fs starts");
-        let endpoint = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "s3s-fs did not listen on {port}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        S3sFs {
-            child,
-            endpoint,
-            _root: root,
-        }
-    }
-}
-
-impl Drop for S3sFs {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::support::s3::{S3sFs, client, signed, test_credentials};
 
 #[test]
 fn signed_writes_are_accepted_and_bad_signatures_refused() {
@@ -103,5 +58,45 @@ fn signed_writes_are_accepted_and_bad_signatures_refused() {
         response.status().as_u16(),
         403,
         "an unsigned write must be refused"
+    );
+}
+
+#[test]
+fn large_files_upload_in_parts_and_arrive_whole() {
+    use cryptolake::transfer::s3::{PART_BYTES, S3Client};
+
+    let server = S3sFs::start();
+    server.create_bucket("lake");
+    let client = S3Client::new(
+        cryptolake::transfer::http_client().expect("client"),
+        url::Url::parse(&server.endpoint).expect("endpoint"),
+        "us-east-1".into(),
+        test_credentials(),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("big.bin");
+    // Two full parts and a short third one.
+    let bytes: Vec<u8> = (0..PART_BYTES * 2 + 12_345)
+        .map(|i| (i % 251) as u8)
+        .collect();
+    std::fs::write(&path, &bytes).expect("write");
+    let rt = crate::support::runtime::tokio();
+    rt.block_on(client.upload_file("lake", "ohlcv/big.parquet", &path))
+        .expect("multipart upload");
+    let info = rt
+        .block_on(client.head("lake", "ohlcv/big.parquet"))
+        .expect("head")
+        .expect("exists");
+    assert_eq!(info.size, bytes.len() as u64);
+    assert!(
+        info.etag.as_deref().is_some_and(|e| e.ends_with("-3")),
+        "{info:?}"
+    );
+    let stored =
+        std::fs::read(server.bucket_dir("lake").join("ohlcv/big.parquet")).expect("stored");
+    assert!(stored == bytes, "the object differs from the file");
+    assert_eq!(
+        rt.block_on(client.get("lake", "missing")).expect("get"),
+        None
     );
 }

@@ -9,7 +9,9 @@ mod plan;
 mod types;
 mod units;
 
-pub use plan::{Limits, PipelineSpec, Plan, PluginLocation, PluginRef, PluginSpec, load};
+pub use plan::{
+    LakeLocation, Limits, PipelineSpec, Plan, PluginLocation, PluginRef, PluginSpec, load,
+};
 pub use types::{ConfigFile, MissingChecksumPolicy};
 pub use units::{parse_duration, parse_size};
 

@@ -108,13 +108,42 @@ pub struct PipelineSpec {
     pub missing_checksum: MissingChecksumPolicy,
 }
 
+/// Where the lake is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LakeLocation {
+    /// A local directory.
+    Local(PathBuf),
+    /// An S3 bucket (path-style addressing at `endpoint`).
+    S3 {
+        /// Bucket name.
+        bucket: String,
+        /// Key prefix, without leading or trailing `/`.
+        prefix: String,
+        /// Endpoint URL.
+        endpoint: url::Url,
+        /// Region used in signatures.
+        region: String,
+        /// Local directory for staging files.
+        staging: PathBuf,
+    },
+}
+
+impl std::fmt::Display for LakeLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LakeLocation::Local(path) => write!(f, "{}", path.display()),
+            LakeLocation::S3 { bucket, prefix, .. } => write!(f, "s3://{bucket}/{prefix}"),
+        }
+    }
+}
+
 /// Everything a run needs, resolved and checked.
 #[derive(Debug, Clone)]
 pub struct Plan {
     /// The configuration file.
     pub config_file: PathBuf,
-    /// The lake's root directory.
-    pub lake_root: PathBuf,
+    /// Where the lake is.
+    pub lake: LakeLocation,
     /// Compiled-plugin cache directory, if enabled.
     pub cache_dir: Option<PathBuf>,
     /// Plugins by name (configured ones and the built-ins).
@@ -160,20 +189,7 @@ pub fn resolve(path: &Path, file: ConfigFile) -> Result<Plan, ConfigError> {
     let mut problems = Vec::new();
     let mut problem = |field: String, message: String| problems.push(Problem { field, message });
 
-    let lake_root = match file.lake.url.strip_prefix("file://") {
-        Some(rest) => Some(PathBuf::from(rest)),
-        None if file.lake.url.contains("://") => {
-            problem(
-                "lake.url".into(),
-                format!(
-                    "`{}`: only local directories and file:// URLs are supported by this version",
-                    file.lake.url
-                ),
-            );
-            None
-        }
-        None => Some(base.join(&file.lake.url)),
-    };
+    let lake = resolve_lake(base, &file.lake, &mut problem);
 
     let cache_dir = match file.runtime.cache_dir.as_deref() {
         Some("") => None,
@@ -301,10 +317,10 @@ pub fn resolve(path: &Path, file: ConfigFile) -> Result<Plan, ConfigError> {
         });
     }
 
-    match lake_root {
-        Some(lake_root) if problems.is_empty() => Ok(Plan {
+    match lake {
+        Some(lake) if problems.is_empty() => Ok(Plan {
             config_file: path.to_owned(),
-            lake_root,
+            lake,
             cache_dir,
             plugins,
             pipelines,
@@ -313,6 +329,77 @@ pub fn resolve(path: &Path, file: ConfigFile) -> Result<Plan, ConfigError> {
             file: path.to_owned(),
             problems,
         }),
+    }
+}
+
+fn resolve_lake(
+    base: &Path,
+    config: &super::types::LakeConfig,
+    problem: &mut impl FnMut(String, String),
+) -> Option<LakeLocation> {
+    let url = config.url.as_str();
+    if let Some(rest) = url.strip_prefix("s3://") {
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let valid_bucket = (3..=63).contains(&bucket.len())
+            && bucket
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
+        if !valid_bucket {
+            problem(
+                "lake.url".into(),
+                format!("`{url}`: `{bucket}` is not a valid S3 bucket name"),
+            );
+            return None;
+        }
+        let region = config
+            .region
+            .clone()
+            .unwrap_or_else(|| "us-east-1".to_owned());
+        let endpoint_text = config
+            .endpoint
+            .clone()
+            .unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
+        let endpoint = match url::Url::parse(&endpoint_text) {
+            Ok(endpoint) if matches!(endpoint.scheme(), "http" | "https") => endpoint,
+            _ => {
+                problem(
+                    "lake.endpoint".into(),
+                    format!("`{endpoint_text}` is not an http(s) URL"),
+                );
+                return None;
+            }
+        };
+        let staging = config
+            .staging_dir
+            .as_ref()
+            .map(|dir| base.join(dir))
+            .unwrap_or_else(|| std::env::temp_dir().join("cryptolake-staging"));
+        return Some(LakeLocation::S3 {
+            bucket: bucket.to_owned(),
+            prefix: prefix.trim_matches('/').to_owned(),
+            endpoint,
+            region,
+            staging,
+        });
+    }
+    for (field, value) in [
+        ("lake.endpoint", &config.endpoint),
+        ("lake.region", &config.region),
+    ] {
+        if value.is_some() {
+            problem(field.into(), "applies only to an s3:// lake".into());
+        }
+    }
+    match url.strip_prefix("file://") {
+        Some(rest) => Some(LakeLocation::Local(PathBuf::from(rest))),
+        None if url.contains("://") => {
+            problem(
+                "lake.url".into(),
+                format!("`{url}`: use a directory, a file:// URL or an s3://bucket/prefix URL"),
+            );
+            None
+        }
+        None => Some(LakeLocation::Local(base.join(url))),
     }
 }
 
@@ -458,7 +545,7 @@ transforms = [{ plugin = "ohlcv" }]
     fn minimal_config_resolves_with_defaults() {
         let plan = load_str(MINIMAL).unwrap();
         assert_eq!(plan.pipelines[0].concurrency, 4);
-        assert!(plan.lake_root.ends_with("lake"));
+        assert!(matches!(&plan.lake, LakeLocation::Local(p) if p.ends_with("lake")));
         assert!(plan.plugins.contains_key("binance"));
         assert_eq!(
             plan.pipelines[0].source.params_json,
@@ -502,6 +589,40 @@ window = { start = "2024-13-01" }
             ],
             "{e}"
         );
+    }
+
+    #[test]
+    fn s3_lakes_resolve_with_endpoint_and_prefix() {
+        let plan = load_str(&format!(
+            "lake = {{ url = \"s3://my-lake/crypto/\", endpoint = \"http://127.0.0.1:9000\" }}\n{MINIMAL}"
+        ))
+        .unwrap();
+        match plan.lake {
+            LakeLocation::S3 {
+                bucket,
+                prefix,
+                endpoint,
+                region,
+                ..
+            } => {
+                assert_eq!(
+                    (bucket.as_str(), prefix.as_str(), region.as_str()),
+                    ("my-lake", "crypto", "us-east-1")
+                );
+                assert_eq!(endpoint.as_str(), "http://127.0.0.1:9000/");
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = load_str(&format!(
+            "lake = {{ url = \"s3://Bad_Bucket\" }}\n{MINIMAL}"
+        ))
+        .unwrap_err();
+        assert_eq!(e.problems[0].field, "lake.url");
+        let e = load_str(&format!(
+            "lake = {{ url = \"./lake\", region = \"x\" }}\n{MINIMAL}"
+        ))
+        .unwrap_err();
+        assert_eq!(e.problems[0].field, "lake.region");
     }
 
     #[test]

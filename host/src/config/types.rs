@@ -46,16 +46,28 @@ pub struct ConfigFile {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LakeConfig {
-    /// A directory path (relative to the config file) or a `file://` URL.
-    /// Example: `url = "./lake"`. Default: `./lake`.
+    /// A directory path (relative to the config file), a `file://` URL, or
+    /// `s3://bucket/prefix`. Example: `url = "s3://my-lake/crypto"`.
+    /// Default: `./lake`.
     #[serde(default = "default_lake_url")]
     pub url: String,
+    /// S3 endpoint, for S3-compatible stores. Example:
+    /// `endpoint = "http://127.0.0.1:9000"`. Default: AWS for `region`.
+    pub endpoint: Option<String>,
+    /// S3 region. Example: `region = "eu-west-1"`. Default: `us-east-1`.
+    pub region: Option<String>,
+    /// Where files are staged before upload to S3. Example:
+    /// `staging_dir = "/var/tmp/cryptolake"`. Default: the system temp dir.
+    pub staging_dir: Option<String>,
 }
 
 impl Default for LakeConfig {
     fn default() -> Self {
         Self {
             url: default_lake_url(),
+            endpoint: None,
+            region: None,
+            staging_dir: None,
         }
     }
 }

@@ -2,33 +2,26 @@
 //!
 //! Owns: where things go ([`layout`]), writing Parquet ([`parquet`]), the
 //! per-artifact manifest that decides what is done ([`manifest`]), and
-//! atomic publication: nothing is ever visible under its final name before
-//! it is complete. Objects are written through `object_store`; on a local
-//! lake, large files are staged inside the lake and renamed into place. It
-//! must not fetch from sources or call plugins.
+//! atomic publication on either backend: a local directory (staging files
+//! inside the lake, renamed into place after `fsync`) or an S3 bucket
+//! (staging files on local disk, uploaded with a single PUT or a multipart
+//! upload, which S3 makes visible only when complete). Nothing is ever visible
+//! under its final name before it is complete. It must not fetch from sources
+//! or call plugins.
 
 pub mod layout;
 pub mod manifest;
 pub mod parquet;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use object_store::local::LocalFileSystem;
-use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use bytes::Bytes;
+
+use crate::transfer::s3::{S3Client, S3Error};
 
 /// A lake failure.
 #[derive(Debug, thiserror::Error)]
 pub enum LakeError {
-    /// The object store failed.
-    #[error("lake object `{key}`: {source}")]
-    Store {
-        /// The key.
-        key: String,
-        /// The cause.
-        source: object_store::Error,
-    },
     /// Local I/O failed.
     #[error("lake path {path}: {source}")]
     Io {
@@ -37,13 +30,13 @@ pub enum LakeError {
         /// The cause.
         source: std::io::Error,
     },
-    /// Writing Parquet failed, or the batches do not fit one schema.
-    #[error("writing Parquet for `{key}`: {message}")]
-    Parquet {
-        /// The destination key.
+    /// The S3 bucket refused or failed a request.
+    #[error("lake object `{key}`: {source}")]
+    S3 {
+        /// The key.
         key: String,
-        /// What went wrong.
-        message: String,
+        /// The cause.
+        source: Box<S3Error>,
     },
     /// A manifest could not be read or written.
     #[error("manifest `{key}`: {message}")]
@@ -55,15 +48,42 @@ pub enum LakeError {
     },
 }
 
-/// A lake rooted in a local directory.
+#[derive(Debug, Clone)]
+enum Backend {
+    Local { root: PathBuf },
+    S3(Box<S3Backend>),
+}
+
+#[derive(Debug, Clone)]
+struct S3Backend {
+    client: S3Client,
+    bucket: String,
+    prefix: String,
+}
+
+impl S3Backend {
+    fn object(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    fn error(&self, key: &str) -> impl FnOnce(S3Error) -> LakeError {
+        let key = self.object(key);
+        move |source| LakeError::S3 {
+            key,
+            source: Box::new(source),
+        }
+    }
+}
+
+/// A lake in a local directory or an S3 bucket.
 #[derive(Debug, Clone)]
 pub struct Lake {
-    root: PathBuf,
-    store: Arc<dyn ObjectStore>,
+    backend: Backend,
+    staging: PathBuf,
 }
 
 impl Lake {
-    /// Opens (creating if needed) a lake in `root`.
+    /// Opens (creating if needed) a lake in the local directory `root`.
     pub fn open_local(root: &Path) -> Result<Self, LakeError> {
         let io = |source| LakeError::Io {
             path: root.to_owned(),
@@ -71,95 +91,135 @@ impl Lake {
         };
         std::fs::create_dir_all(root).map_err(io)?;
         let root = root.canonicalize().map_err(io)?;
-        let store = LocalFileSystem::new_with_prefix(&root).map_err(|source| LakeError::Store {
-            key: String::new(),
-            source,
-        })?;
         Ok(Self {
-            root,
-            store: Arc::new(store),
+            staging: root.join(layout::STAGING_DIR),
+            backend: Backend::Local { root },
         })
     }
 
-    /// The lake's root directory.
-    pub fn root(&self) -> &Path {
-        &self.root
+    /// A lake under `prefix` in an S3 bucket; files are staged in `staging`.
+    pub fn open_s3(client: S3Client, bucket: &str, prefix: &str, staging: &Path) -> Self {
+        let prefix = prefix.trim_matches('/');
+        Self {
+            backend: Backend::S3(Box::new(S3Backend {
+                client,
+                bucket: bucket.to_owned(),
+                prefix: if prefix.is_empty() {
+                    String::new()
+                } else {
+                    format!("{prefix}/")
+                },
+            })),
+            staging: staging.to_owned(),
+        }
     }
 
-    /// A staging file inside the lake (same filesystem, so publishing it is a
+    /// Where the lake is, for messages: a directory or `s3://bucket/prefix`.
+    pub fn location(&self) -> String {
+        match &self.backend {
+            Backend::Local { root } => root.display().to_string(),
+            Backend::S3(s3) => format!("s3://{}/{}", s3.bucket, s3.prefix),
+        }
+    }
+
+    /// A staging file (inside the lake when it is local, so publishing is a
     /// rename). Dropped unpublished, it is deleted.
     pub fn staging_file(&self) -> Result<tempfile::NamedTempFile, LakeError> {
-        let dir = self.root.join(layout::STAGING_DIR);
         let io = |source| LakeError::Io {
-            path: dir.clone(),
+            path: self.staging.clone(),
             source,
         };
-        std::fs::create_dir_all(&dir).map_err(io)?;
+        std::fs::create_dir_all(&self.staging).map_err(io)?;
         tempfile::Builder::new()
             .prefix("stage-")
-            .tempfile_in(&dir)
+            .tempfile_in(&self.staging)
             .map_err(io)
     }
 
     /// Moves a finished staging file to `key`, atomically replacing any
     /// previous object there.
-    pub fn publish(&self, staged: tempfile::NamedTempFile, key: &str) -> Result<(), LakeError> {
-        let dest = self.root.join(key);
-        let io = |source| LakeError::Io {
-            path: dest.clone(),
-            source,
-        };
-        if let Some(parent) = dest.parent() {
-            std::fs::create_dir_all(parent).map_err(io)?;
+    pub async fn publish(
+        &self,
+        staged: tempfile::NamedTempFile,
+        key: &str,
+    ) -> Result<(), LakeError> {
+        match &self.backend {
+            Backend::Local { root } => {
+                let dest = root.join(key);
+                let io = |source| LakeError::Io {
+                    path: dest.clone(),
+                    source,
+                };
+                if let Some(parent) = dest.parent() {
+                    std::fs::create_dir_all(parent).map_err(io)?;
+                }
+                staged.as_file().sync_all().map_err(io)?;
+                staged.persist(&dest).map_err(|e| io(e.error))?;
+                Ok(())
+            }
+            Backend::S3(s3) => s3
+                .client
+                .upload_file(&s3.bucket, &s3.object(key), staged.path())
+                .await
+                .map_err(s3.error(key)),
         }
-        staged.as_file().sync_all().map_err(io)?;
-        staged.persist(&dest).map_err(|e| LakeError::Io {
-            path: dest.clone(),
-            source: e.error,
-        })?;
-        Ok(())
     }
 
     /// Writes a small object atomically.
     pub async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), LakeError> {
-        self.store
-            .put(&ObjectPath::from(key), PutPayload::from(bytes))
-            .await
-            .map(|_| ())
-            .map_err(|source| LakeError::Store {
-                key: key.to_owned(),
-                source,
-            })
+        match &self.backend {
+            Backend::Local { .. } => {
+                let mut staged = self.staging_file()?;
+                std::io::Write::write_all(&mut staged, &bytes).map_err(|source| LakeError::Io {
+                    path: staged.path().to_owned(),
+                    source,
+                })?;
+                self.publish(staged, key).await
+            }
+            Backend::S3(s3) => s3
+                .client
+                .put(&s3.bucket, &s3.object(key), Bytes::from(bytes))
+                .await
+                .map_err(s3.error(key)),
+        }
     }
 
     /// Reads an object, or `None` when it does not exist.
-    pub async fn get(&self, key: &str) -> Result<Option<bytes::Bytes>, LakeError> {
-        match self.store.get(&ObjectPath::from(key)).await {
-            Ok(result) => result
-                .bytes()
+    pub async fn get(&self, key: &str) -> Result<Option<Bytes>, LakeError> {
+        match &self.backend {
+            Backend::Local { root } => {
+                let path = root.join(key);
+                match tokio::fs::read(&path).await {
+                    Ok(bytes) => Ok(Some(Bytes::from(bytes))),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                    Err(source) => Err(LakeError::Io { path, source }),
+                }
+            }
+            Backend::S3(s3) => s3
+                .client
+                .get(&s3.bucket, &s3.object(key))
                 .await
-                .map(Some)
-                .map_err(|source| LakeError::Store {
-                    key: key.to_owned(),
-                    source,
-                }),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(source) => Err(LakeError::Store {
-                key: key.to_owned(),
-                source,
-            }),
+                .map_err(s3.error(key)),
         }
     }
 
     /// The size of an object, or `None` when it does not exist.
     pub async fn size(&self, key: &str) -> Result<Option<u64>, LakeError> {
-        match self.store.head(&ObjectPath::from(key)).await {
-            Ok(meta) => Ok(Some(meta.size)),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(source) => Err(LakeError::Store {
-                key: key.to_owned(),
-                source,
-            }),
+        match &self.backend {
+            Backend::Local { root } => {
+                let path = root.join(key);
+                match tokio::fs::metadata(&path).await {
+                    Ok(meta) => Ok(Some(meta.len())),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                    Err(source) => Err(LakeError::Io { path, source }),
+                }
+            }
+            Backend::S3(s3) => s3
+                .client
+                .head(&s3.bucket, &s3.object(key))
+                .await
+                .map(|info| info.map(|i| i.size))
+                .map_err(s3.error(key)),
         }
     }
 }

@@ -356,6 +356,7 @@ impl PipelineRun {
         if wrote {
             self.lake
                 .publish(parquet, &output_key)
+                .await
                 .map_err(|e| Attempt::Fail(e.to_string()))?;
             outputs.push(OutputFile {
                 key: output_key,
@@ -366,6 +367,7 @@ impl PipelineRun {
             let raw_key = layout::raw_key(&artifact.key);
             self.lake
                 .publish(staged, &raw_key)
+                .await
                 .map_err(|e| Attempt::Fail(e.to_string()))?;
             if let Some(checksum) = checksum.as_ref().filter(|c| !c.raw.is_empty()) {
                 self.lake
@@ -423,7 +425,7 @@ impl PipelineRun {
             "reason": reason,
             "quarantined_at": manifest::now_rfc3339(),
         });
-        let stored = match self.lake.publish(staged, &key) {
+        let stored = match self.lake.publish(staged, &key).await {
             Ok(()) => self
                 .lake
                 .put(

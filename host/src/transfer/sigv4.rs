@@ -132,8 +132,9 @@ fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
 }
 
 /// URI-encodes per SigV4: unreserved characters stay, everything else is
-/// `%XX`; `/` stays unless `encode_slash`.
-fn uri_encode(value: &str, encode_slash: bool) -> String {
+/// `%XX`; `/` stays unless `encode_slash`. Object keys are sent encoded this
+/// way, so the path on the wire is exactly the canonical one.
+pub fn uri_encode(value: &str, encode_slash: bool) -> String {
     let mut out = String::with_capacity(value.len());
     for b in value.bytes() {
         match b {

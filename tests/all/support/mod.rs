@@ -41,6 +41,16 @@ pub fn sync_report(
     extra: &[&str],
     expected_code: i32,
 ) -> (serde_json::Value, Output) {
+    sync_report_env(config, extra, expected_code, &[])
+}
+
+/// [`sync_report`] with extra environment variables.
+pub fn sync_report_env(
+    config: &Path,
+    extra: &[&str],
+    expected_code: i32,
+    env: &[(&str, &str)],
+) -> (serde_json::Value, Output) {
     let mut args = vec![
         "sync",
         "--config",
@@ -49,7 +59,11 @@ pub fn sync_report(
         "json",
     ];
     args.extend_from_slice(extra);
-    let output = run_cryptolake(&args);
+    let output = cryptolake()
+        .args(&args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("the cryptolake binary runs");
     assert_eq!(
         output.status.code(),
         Some(expected_code),

@@ -204,3 +204,72 @@ pub fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("a free loopback port")
 }
+
+/// A running s3s-fs server: an S3 implementation that verifies the SigV4
+/// signature of every request, storing objects as files under `root`.
+pub struct S3sFs {
+    child: Child,
+    /// Base URL.
+    pub endpoint: String,
+    root: tempfile::TempDir,
+}
+
+impl S3sFs {
+    /// Starts a server with the test credentials.
+    pub fn start() -> S3sFs {
+        let root = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let credentials = test_credentials();
+        let child = Command::new(super::tools::s3s_fs())
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--access-key", &credentials.access_key_id])
+            .args(["--secret-key", &credentials.secret_access_key])
+            .arg(root.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("s3s-fs starts");
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "s3s-fs did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        S3sFs {
+            child,
+            endpoint,
+            root,
+        }
+    }
+}
+
+impl S3sFs {
+    /// The directory holding `bucket`'s objects as files.
+    pub fn bucket_dir(&self, bucket: &str) -> std::path::PathBuf {
+        self.root.path().join(bucket)
+    }
+
+    /// Creates a bucket.
+    pub fn create_bucket(&self, bucket: &str) {
+        let response = signed(
+            &client(),
+            &test_credentials(),
+            "PUT",
+            &format!("{}/{bucket}", self.endpoint),
+            "",
+            Vec::new(),
+        );
+        assert!(
+            response.status().is_success(),
+            "create bucket: {}",
+            response.status()
+        );
+    }
+}
+
+impl Drop for S3sFs {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
