@@ -12,6 +12,7 @@ mod config_errors;
 mod data_types;
 mod discovery;
 mod example_plugin;
+mod mirror;
 mod plugin_containment;
 mod plugin_loading;
 mod s3_lake;

@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::types::{ConfigFile, LimitsConfig, MissingChecksumPolicy, PluginConfig, PluginUse};
+use super::types::{
+    ConfigFile, LimitsConfig, MissingChecksumPolicy, PluginConfig, PluginUse, TransferMode,
+};
 use super::units::{parse_duration, parse_size};
 use super::{ConfigError, Problem};
 use crate::plugin::HostPattern;
@@ -88,8 +90,8 @@ pub struct PluginRef {
 pub struct PipelineSpec {
     /// Unique name.
     pub name: String,
-    /// Destination table.
-    pub table: String,
+    /// Destination table; `None` for a mirror-only pipeline.
+    pub table: Option<String>,
     /// The source.
     pub source: PluginRef,
     /// The transforms, in order.
@@ -106,6 +108,10 @@ pub struct PipelineSpec {
     pub raw: bool,
     /// Policy for artifacts without checksum.
     pub missing_checksum: MissingChecksumPolicy,
+    /// How archives of a mirror-only pipeline are transferred.
+    pub transfer: TransferMode,
+    /// S3 endpoint of the source bucket, when configured.
+    pub source_endpoint: Option<url::Url>,
 }
 
 /// Where the lake is.
@@ -239,12 +245,41 @@ pub fn resolve(path: &Path, file: ConfigFile) -> Result<Plan, ConfigError> {
                 format!("another pipeline is already named `{}`", config.name),
             );
         }
-        if !is_identifier(&config.table) {
-            problem(
+        match &config.table {
+            Some(table) if !is_identifier(table) => problem(
                 format!("{field}.table"),
-                format!("`{}`: use only a-z, 0-9, `_` and `-`", config.table),
+                format!("`{table}`: use only a-z, 0-9, `_` and `-`"),
+            ),
+            Some(_) => {}
+            None if !config.raw => problem(
+                format!("{field}.raw"),
+                "a pipeline without `table` only mirrors archives, so `raw` cannot be false".into(),
+            ),
+            None if !config.transforms.is_empty() => problem(
+                format!("{field}.transforms"),
+                "transforms need a `table` to write to".into(),
+            ),
+            None => {}
+        }
+        if config.transfer == TransferMode::Direct && matches!(lake, Some(LakeLocation::Local(_))) {
+            problem(
+                format!("{field}.transfer"),
+                "\"direct\" copies server-side into an S3 bucket, but the lake is a local directory".into(),
             );
         }
+        let source_endpoint = match &config.source_endpoint {
+            None => None,
+            Some(text) => match url::Url::parse(text) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") => Some(url),
+                _ => {
+                    problem(
+                        format!("{field}.source_endpoint"),
+                        format!("`{text}` is not an http(s) URL"),
+                    );
+                    None
+                }
+            },
+        };
         if config.concurrency == 0 || config.concurrency > 256 {
             problem(
                 format!("{field}.concurrency"),
@@ -314,6 +349,8 @@ pub fn resolve(path: &Path, file: ConfigFile) -> Result<Plan, ConfigError> {
             attempts: config.attempts,
             raw: config.raw,
             missing_checksum: config.missing_checksum,
+            transfer: config.transfer,
+            source_endpoint,
         });
     }
 

@@ -134,7 +134,8 @@ pub struct PipelineConfig {
     /// Unique name, `[a-z0-9_-]`. Example: `name = "binance-spot-klines-1m"`.
     pub name: String,
     /// The curated table the rows are written to. Example: `table = "ohlcv"`.
-    pub table: String,
+    /// Absent: the pipeline only mirrors the archives into the raw zone.
+    pub table: Option<String>,
     /// The source plugin and its params.
     pub source: PluginUse,
     /// Transform plugins applied in order.
@@ -154,6 +155,17 @@ pub struct PipelineConfig {
     /// `raw/` in the lake. Default: true.
     #[serde(default = "default_true")]
     pub raw: bool,
+    /// How archives reach the raw zone of a mirror-only pipeline: `"direct"`
+    /// (server-side S3 copy, no bytes through the agent), `"stream"`
+    /// (download, verify, upload) or `"auto"` (direct when the source and
+    /// the lake are the same S3 service, stream otherwise, and stream for a
+    /// file whose direct copy fails). Default: `"auto"`.
+    #[serde(default)]
+    pub transfer: TransferMode,
+    /// S3 endpoint serving the source's bucket, for direct copies. Example:
+    /// `source_endpoint = "http://127.0.0.1:9000"`. Default: AWS in the
+    /// source's region.
+    pub source_endpoint: Option<String>,
     /// What to do with an artifact whose source publishes no checksum:
     /// `"accept"` (record it as unverified) or `"reject"`. Default: `"reject"`.
     #[serde(default)]
@@ -193,6 +205,19 @@ pub struct WindowConfig {
     pub start: Option<String>,
     /// Last date. Absent: up to the newest file.
     pub end: Option<String>,
+}
+
+/// How archives are transferred.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransferMode {
+    /// Direct when possible, else stream; per-file fallback to stream.
+    #[default]
+    Auto,
+    /// Server-side copy only.
+    Direct,
+    /// Through the agent only.
+    Stream,
 }
 
 /// Policy for artifacts without a published checksum.

@@ -102,8 +102,14 @@ pub struct ManifestEntry {
     pub checksum_verified: bool,
     /// Raw-zone key of the archive, when mirrored.
     pub raw_key: Option<String>,
-    /// Curated table written.
-    pub table: String,
+    /// How the archive reached the lake: `direct`, `stream`, `stream-fallback`.
+    #[serde(default)]
+    pub transfer: Option<String>,
+    /// How a server-side copy was verified (direct transfers only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy_verification: Option<super::CopyVerification>,
+    /// Curated table written; `None` for mirror-only pipelines.
+    pub table: Option<String>,
     /// Output files.
     pub outputs: Vec<OutputFile>,
     /// Total rows.

@@ -19,6 +19,39 @@ use bytes::Bytes;
 
 use crate::transfer::s3::{S3Client, S3Error};
 
+/// How a server-side copy was verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CopyVerification {
+    /// The server computed the copy's SHA-256 while copying.
+    ServerChecksum,
+    /// The server reported the SHA-256 it stored for the copy.
+    StoredChecksum,
+    /// The server keeps no checksum; the agent read the copy back and hashed
+    /// it (the only case in which archive bytes pass through the agent).
+    ReadBack,
+}
+
+/// The result of a server-side copy into the lake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DirectCopy {
+    /// Copied under its final key, with the SHA-256 of the copy.
+    Verified {
+        /// SHA-256 of the copy.
+        sha256: String,
+        /// How it was established.
+        verification: CopyVerification,
+        /// Bytes read back for verification (0 unless `ReadBack`).
+        bytes_read: u64,
+    },
+    /// The copy did not match the expected SHA-256; it was moved to the
+    /// quarantine key, and nothing was written under the final key.
+    Mismatch {
+        /// SHA-256 of the copy.
+        actual: String,
+    },
+}
+
 /// A lake failure.
 #[derive(Debug, thiserror::Error)]
 pub enum LakeError {
@@ -120,6 +153,121 @@ impl Lake {
             Backend::Local { root } => root.display().to_string(),
             Backend::S3(s3) => format!("s3://{}/{}", s3.bucket, s3.prefix),
         }
+    }
+
+    /// The S3 endpoint of the lake, when it is in a bucket.
+    pub fn s3_endpoint(&self) -> Option<&url::Url> {
+        match &self.backend {
+            Backend::S3(s3) => Some(s3.client.endpoint()),
+            Backend::Local { .. } => None,
+        }
+    }
+
+    /// Copies `source_bucket/source_key` into the lake under `key` inside the
+    /// S3 service (no archive bytes through the agent), verifying it against
+    /// `expected` (SHA-256 hex) when given. The copy lands under a staging key
+    /// first and is promoted only when verified; a mismatch goes to
+    /// `quarantine_key`. Errors when the lake is not in S3 or the server
+    /// cannot copy (e.g. the source bucket is not on the same service).
+    pub async fn copy_in(
+        &self,
+        source_bucket: &str,
+        source_key: &str,
+        size: Option<u64>,
+        key: &str,
+        expected: Option<&str>,
+        quarantine_key: &str,
+    ) -> Result<DirectCopy, LakeError> {
+        let Backend::S3(s3) = &self.backend else {
+            return Err(LakeError::Io {
+                path: self.staging.clone(),
+                source: std::io::Error::other("a server-side copy needs an s3:// lake"),
+            });
+        };
+        let staging = format!("{}/direct-{:016x}", layout::STAGING_DIR, fastrand::u64(..));
+        let copied = s3
+            .client
+            .copy(
+                source_bucket,
+                source_key,
+                &s3.bucket,
+                &s3.object(&staging),
+                size,
+            )
+            .await
+            .map_err(s3.error(&staging))?;
+        let result = self
+            .verify_and_promote(
+                s3,
+                &staging,
+                size,
+                copied.sha256,
+                key,
+                expected,
+                quarantine_key,
+            )
+            .await;
+        // The staging object goes whatever happened.
+        if let Err(error) = s3.client.delete(&s3.bucket, &s3.object(&staging)).await {
+            tracing::warn!(key = %staging, error = %error, "Could not delete a staging object.");
+        }
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn verify_and_promote(
+        &self,
+        s3: &S3Backend,
+        staging: &str,
+        size: Option<u64>,
+        server_sha256: Option<String>,
+        key: &str,
+        expected: Option<&str>,
+        quarantine_key: &str,
+    ) -> Result<DirectCopy, LakeError> {
+        let (sha256, verification, bytes_read) = match server_sha256 {
+            Some(sha) => (sha, CopyVerification::ServerChecksum, 0),
+            None => match s3
+                .client
+                .stored_sha256(&s3.bucket, &s3.object(staging))
+                .await
+                .map_err(s3.error(staging))?
+            {
+                Some(sha) => (sha, CopyVerification::StoredChecksum, 0),
+                None => {
+                    let bytes = s3
+                        .client
+                        .get(&s3.bucket, &s3.object(staging))
+                        .await
+                        .map_err(s3.error(staging))?
+                        .unwrap_or_default();
+                    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+                    (sha, CopyVerification::ReadBack, bytes.len() as u64)
+                }
+            },
+        };
+        let target = match expected {
+            Some(expected) if expected != sha256 => quarantine_key,
+            _ => key,
+        };
+        s3.client
+            .copy(
+                &s3.bucket,
+                &s3.object(staging),
+                &s3.bucket,
+                &s3.object(target),
+                size,
+            )
+            .await
+            .map_err(s3.error(target))?;
+        if target == quarantine_key {
+            return Ok(DirectCopy::Mismatch { actual: sha256 });
+        }
+        Ok(DirectCopy::Verified {
+            sha256,
+            verification,
+            bytes_read,
+        })
     }
 
     /// A staging file (inside the lake when it is local, so publishing is a

@@ -20,11 +20,13 @@ use serde::Serialize;
 pub use decode::{Configured, DecodeError};
 pub use report::{ArtifactReport, Outcome, RunReport};
 
-use crate::config::{MissingChecksumPolicy, PipelineSpec};
+use crate::config::{MissingChecksumPolicy, PipelineSpec, TransferMode};
 use crate::lake::manifest::{self, Lineage, ManifestEntry, OutputFile, SourceIdentity};
 use crate::lake::parquet::ParquetSink;
-use crate::lake::{Lake, layout};
-use crate::plugin::{Artifact, ChecksumSource, PluginCallError, Window};
+use crate::lake::{CopyVerification, DirectCopy, Lake, layout};
+use crate::plugin::{
+    Artifact, ChecksumSource, PluginCallError, Window, bindings::types::S3Location,
+};
 use crate::telemetry::metrics;
 use crate::transfer::{self, TransferError};
 
@@ -252,6 +254,15 @@ impl PipelineRun {
                     );
                     tokio::time::sleep(transfer::backoff(attempt)).await;
                 }
+                Err(Attempt::MismatchInLake { expected, actual }) if last => {
+                    let reason = format!(
+                        "SHA-256 mismatch after {attempt} attempts: the published checksum is {expected}, the server-side copy hashes to {actual}"
+                    );
+                    return self.note_quarantine(artifact, reason).await;
+                }
+                Err(Attempt::MismatchInLake { .. }) => {
+                    tokio::time::sleep(transfer::backoff(attempt)).await;
+                }
                 Err(Attempt::Quarantine { staged, reason }) => {
                     return self.quarantine(artifact, staged, reason).await;
                 }
@@ -265,28 +276,171 @@ impl PipelineRun {
         }
     }
 
-    /// One attempt: checksum, download, verify, decode, publish, commit.
+    /// One attempt: expected checksum, delivery into the lake, commit.
     async fn attempt(&self, artifact: &Artifact) -> Result<Outcome, Attempt> {
-        let checksum = match &artifact.checksum {
-            ChecksumSource::SidecarUrl(url) => Some(
-                transfer::fetch_checksum(&self.http, url)
-                    .await
-                    .map_err(|e| Attempt::from_transfer(e, "checksum"))?,
-            ),
-            ChecksumSource::Sha256(hex) => Some(transfer::ChecksumFile {
+        let checksum = self.expected_checksum(artifact).await?;
+        let delivered = match &self.spec.table {
+            None => self.mirror(artifact, checksum.as_ref()).await?,
+            Some(table) => self.curate(artifact, table, checksum.as_ref()).await?,
+        };
+        self.commit(artifact, checksum, delivered).await
+    }
+
+    /// The SHA-256 the source publishes for an artifact, if any (and the
+    /// sidecar's bytes, to mirror them).
+    async fn expected_checksum(
+        &self,
+        artifact: &Artifact,
+    ) -> Result<Option<transfer::ChecksumFile>, Attempt> {
+        match &artifact.checksum {
+            ChecksumSource::SidecarUrl(url) => transfer::fetch_checksum(&self.http, url)
+                .await
+                .map(Some)
+                .map_err(|e| Attempt::from_transfer(e, "checksum")),
+            ChecksumSource::Sha256(hex) => Ok(Some(transfer::ChecksumFile {
                 raw: Vec::new(),
                 sha256: hex.to_ascii_lowercase(),
-            }),
-            ChecksumSource::None => {
-                if self.spec.missing_checksum == MissingChecksumPolicy::Reject {
-                    return Err(Attempt::Fail(
-                        "the source publishes no checksum and missing_checksum = \"reject\"".into(),
-                    ));
-                }
-                None
+            })),
+            ChecksumSource::None if self.spec.missing_checksum == MissingChecksumPolicy::Reject => {
+                Err(Attempt::Fail(
+                    "the source publishes no checksum and missing_checksum = \"reject\"".into(),
+                ))
             }
-        };
+            ChecksumSource::None => Ok(None),
+        }
+    }
 
+    /// Mirror-only pipelines: the archive goes to the raw zone, server-side
+    /// when possible.
+    async fn mirror(
+        &self,
+        artifact: &Artifact,
+        checksum: Option<&transfer::ChecksumFile>,
+    ) -> Result<Delivered, Attempt> {
+        if let Some(source) = self.direct_source(artifact)? {
+            match self.direct(artifact, source, checksum).await {
+                Ok(delivered) => return Ok(delivered),
+                Err(Attempt::Retry { error, .. } | Attempt::Fail(error))
+                    if self.spec.transfer == TransferMode::Auto =>
+                {
+                    metrics::direct_fallback(&self.spec.name);
+                    tracing::warn!(
+                        pipeline = %self.spec.name,
+                        artifact = %artifact.key,
+                        error = %error,
+                        "Server-side copy failed; streaming this archive instead."
+                    );
+                    let mut delivered = self.stream_raw(artifact, checksum).await?;
+                    delivered.transfer = "stream-fallback";
+                    return Ok(delivered);
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        self.stream_raw(artifact, checksum).await
+    }
+
+    /// Where to copy from server-side, or `None` to stream.
+    fn direct_source<'a>(&self, artifact: &'a Artifact) -> Result<Option<&'a S3Location>, Attempt> {
+        let (Some(source), Some(lake)) = (artifact.s3.as_ref(), self.lake.s3_endpoint()) else {
+            return match self.spec.transfer {
+                TransferMode::Direct => Err(Attempt::Fail(
+                    "transfer = \"direct\" needs an s3:// lake and an artifact that is an S3 object".into(),
+                )),
+                _ => Ok(None),
+            };
+        };
+        Ok(match self.spec.transfer {
+            TransferMode::Stream => None,
+            TransferMode::Direct => Some(source),
+            TransferMode::Auto => {
+                let source_endpoint = match &self.spec.source_endpoint {
+                    Some(endpoint) => Some(endpoint.clone()),
+                    None => {
+                        url::Url::parse(&format!("https://s3.{}.amazonaws.com", source.region)).ok()
+                    }
+                };
+                source_endpoint
+                    .filter(|endpoint| same_s3_service(lake, endpoint))
+                    .map(|_| source)
+            }
+        })
+    }
+
+    async fn direct(
+        &self,
+        artifact: &Artifact,
+        source: &S3Location,
+        checksum: Option<&transfer::ChecksumFile>,
+    ) -> Result<Delivered, Attempt> {
+        let raw_key = layout::raw_key(&artifact.key);
+        let copied = self
+            .lake
+            .copy_in(
+                &source.bucket,
+                &source.key,
+                artifact.size,
+                &raw_key,
+                checksum.map(|c| c.sha256.as_str()),
+                &layout::quarantine_key(&self.spec.name, &artifact.key),
+            )
+            .await
+            .map_err(|e| Attempt::Retry {
+                error: format!("server-side copy: {e}"),
+                wait: None,
+            })?;
+        match copied {
+            DirectCopy::Verified {
+                sha256,
+                verification,
+                bytes_read,
+            } => {
+                metrics::direct_copy(&self.spec.name, verification, bytes_read);
+                Ok(Delivered {
+                    sha256,
+                    verification: Some(verification),
+                    bytes: 0,
+                    transfer: "direct",
+                    raw_key: Some(raw_key),
+                    outputs: Vec::new(),
+                    rows: 0,
+                })
+            }
+            DirectCopy::Mismatch { actual } => Err(Attempt::MismatchInLake {
+                expected: checksum.map(|c| c.sha256.clone()).unwrap_or_default(),
+                actual,
+            }),
+        }
+    }
+
+    /// Download, verify, upload to the raw zone.
+    async fn stream_raw(
+        &self,
+        artifact: &Artifact,
+        checksum: Option<&transfer::ChecksumFile>,
+    ) -> Result<Delivered, Attempt> {
+        let (staged, downloaded) = self.download_verified(artifact, checksum).await?;
+        let raw_key = layout::raw_key(&artifact.key);
+        self.lake
+            .publish(staged, &raw_key)
+            .await
+            .map_err(|e| Attempt::Fail(e.to_string()))?;
+        Ok(Delivered {
+            sha256: downloaded.sha256,
+            verification: None,
+            bytes: downloaded.bytes,
+            transfer: "stream",
+            raw_key: Some(raw_key),
+            outputs: Vec::new(),
+            rows: 0,
+        })
+    }
+
+    async fn download_verified(
+        &self,
+        artifact: &Artifact,
+        checksum: Option<&transfer::ChecksumFile>,
+    ) -> Result<(tempfile::NamedTempFile, transfer::Downloaded), Attempt> {
         let staged = self
             .lake
             .staging_file()
@@ -295,7 +449,7 @@ impl PipelineRun {
             .await
             .map_err(|e| Attempt::from_transfer(e, "archive"))?;
         metrics::bytes_downloaded(&self.spec.name, downloaded.bytes);
-        if let Some(checksum) = &checksum
+        if let Some(checksum) = checksum
             && checksum.sha256 != downloaded.sha256
         {
             return Err(Attempt::Mismatch {
@@ -304,9 +458,19 @@ impl PipelineRun {
                 actual: downloaded.sha256,
             });
         }
+        Ok((staged, downloaded))
+    }
 
-        // Decode → transform → write, on a blocking thread.
-        let output_key = layout::output_key(&self.spec.table, &artifact.partition, &artifact.key);
+    /// Curated pipelines: download, verify, decode → transform → Parquet,
+    /// publish the outputs and (optionally) the raw copy.
+    async fn curate(
+        &self,
+        artifact: &Artifact,
+        table: &str,
+        checksum: Option<&transfer::ChecksumFile>,
+    ) -> Result<Delivered, Attempt> {
+        let (staged, downloaded) = self.download_verified(artifact, checksum).await?;
+        let output_key = layout::output_key(table, &artifact.partition, &artifact.key);
         let parquet = self
             .lake
             .staging_file()
@@ -350,8 +514,6 @@ impl PipelineRun {
             }
             Err(error) => return Err(Attempt::Fail(error.to_string())),
         };
-
-        // Publish: outputs, then the raw copy, then the manifest entry last.
         let mut outputs = Vec::new();
         if wrote {
             self.lake
@@ -369,19 +531,39 @@ impl PipelineRun {
                 .publish(staged, &raw_key)
                 .await
                 .map_err(|e| Attempt::Fail(e.to_string()))?;
-            if let Some(checksum) = checksum.as_ref().filter(|c| !c.raw.is_empty()) {
-                self.lake
-                    .put(
-                        &layout::raw_checksum_key(&artifact.key),
-                        checksum.raw.clone(),
-                    )
-                    .await
-                    .map_err(|e| Attempt::Fail(e.to_string()))?;
-            }
             Some(raw_key)
         } else {
             None
         };
+        Ok(Delivered {
+            sha256: downloaded.sha256,
+            verification: None,
+            bytes: downloaded.bytes,
+            transfer: "stream",
+            raw_key,
+            outputs,
+            rows,
+        })
+    }
+
+    /// Mirrors the checksum file and writes the manifest entry, last.
+    async fn commit(
+        &self,
+        artifact: &Artifact,
+        checksum: Option<transfer::ChecksumFile>,
+        delivered: Delivered,
+    ) -> Result<Outcome, Attempt> {
+        if delivered.raw_key.is_some()
+            && let Some(checksum) = checksum.as_ref().filter(|c| !c.raw.is_empty())
+        {
+            self.lake
+                .put(
+                    &layout::raw_checksum_key(&artifact.key),
+                    checksum.raw.clone(),
+                )
+                .await
+                .map_err(|e| Attempt::Fail(e.to_string()))?;
+        }
         let mut plugins = vec![Lineage::from(self.source.plugin.identity())];
         plugins.extend(
             self.transforms
@@ -392,22 +574,27 @@ impl PipelineRun {
             version: manifest::ENTRY_VERSION,
             pipeline: self.spec.name.clone(),
             source: SourceIdentity::of(artifact),
-            sha256: downloaded.sha256,
+            sha256: delivered.sha256,
             checksum_verified: checksum.is_some(),
-            raw_key,
+            raw_key: delivered.raw_key,
+            transfer: Some(delivered.transfer.to_owned()),
+            copy_verification: delivered.verification,
             table: self.spec.table.clone(),
-            outputs,
-            rows,
+            outputs: delivered.outputs,
+            rows: delivered.rows,
             plugins,
             completed_at: manifest::now_rfc3339(),
         };
         manifest::write(&self.lake, &entry)
             .await
             .map_err(|e| Attempt::Fail(e.to_string()))?;
-        metrics::rows_written(&self.spec.table, rows);
+        if let Some(table) = &self.spec.table {
+            metrics::rows_written(table, delivered.rows);
+        }
         Ok(Outcome::Completed {
-            rows,
-            bytes: downloaded.bytes,
+            rows: delivered.rows,
+            bytes: delivered.bytes,
+            transfer: delivered.transfer.to_owned(),
         })
     }
 
@@ -419,31 +606,57 @@ impl PipelineRun {
         reason: String,
     ) -> Outcome {
         let key = layout::quarantine_key(&self.spec.name, &artifact.key);
+        if let Err(error) = self.lake.publish(staged, &key).await {
+            return Outcome::Failed {
+                error: format!("{reason}; and quarantining it failed: {error}"),
+                attempts: self.spec.attempts,
+            };
+        }
+        self.note_quarantine(artifact, reason).await
+    }
+
+    /// Writes why an archive (already at its quarantine key) was refused.
+    async fn note_quarantine(&self, artifact: &Artifact, reason: String) -> Outcome {
         let note = serde_json::json!({
             "pipeline": self.spec.name,
             "source": SourceIdentity::of(artifact),
             "reason": reason,
             "quarantined_at": manifest::now_rfc3339(),
         });
-        let stored = match self.lake.publish(staged, &key).await {
-            Ok(()) => self
-                .lake
-                .put(
-                    &layout::quarantine_reason_key(&self.spec.name, &artifact.key),
-                    serde_json::to_vec_pretty(&note).unwrap_or_default(),
-                )
-                .await
-                .map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        if let Err(error) = stored {
-            return Outcome::Failed {
-                error: format!("{reason}; and quarantining it failed: {error}"),
+        let written = self
+            .lake
+            .put(
+                &layout::quarantine_reason_key(&self.spec.name, &artifact.key),
+                serde_json::to_vec_pretty(&note).unwrap_or_default(),
+            )
+            .await;
+        match written {
+            Ok(()) => Outcome::Quarantined { reason },
+            Err(error) => Outcome::Failed {
+                error: format!("{reason}; and recording the quarantine failed: {error}"),
                 attempts: self.spec.attempts,
-            };
+            },
         }
-        Outcome::Quarantined { reason }
     }
+}
+
+/// What an attempt put into the lake, before the commit.
+struct Delivered {
+    sha256: String,
+    verification: Option<CopyVerification>,
+    bytes: u64,
+    transfer: &'static str,
+    raw_key: Option<String>,
+    outputs: Vec<OutputFile>,
+    rows: u64,
+}
+
+/// Whether two S3 endpoints are one service, so a server-side copy between
+/// them can work: the same host, or both AWS.
+fn same_s3_service(a: &url::Url, b: &url::Url) -> bool {
+    let aws = |u: &url::Url| u.host_str().is_some_and(|h| h.ends_with(".amazonaws.com"));
+    (a.host_str() == b.host_str() && a.port_or_known_default() == b.port_or_known_default())
+        || (aws(a) && aws(b))
 }
 
 /// How one attempt ended short of success.
@@ -459,6 +672,8 @@ enum Attempt {
         expected: String,
         actual: String,
     },
+    /// A server-side copy did not match; it is already at the quarantine key.
+    MismatchInLake { expected: String, actual: String },
     /// The archive must not enter the lake.
     Quarantine {
         staged: tempfile::NamedTempFile,

@@ -14,8 +14,10 @@ pub enum Outcome {
     Completed {
         /// Rows written.
         rows: u64,
-        /// Archive bytes downloaded.
+        /// Archive bytes downloaded through the agent.
         bytes: u64,
+        /// `direct`, `stream`, or `stream-fallback` (a failed direct copy).
+        transfer: String,
     },
     /// Refused and kept aside under `_cryptolake/quarantine/`.
     Quarantined {
@@ -107,7 +109,7 @@ impl RunReport {
                 .count()
         };
         let (rows, bytes) = artifacts.iter().fold((0, 0), |(r, b), a| match a.outcome {
-            Outcome::Completed { rows, bytes } => (r + rows, b + bytes),
+            Outcome::Completed { rows, bytes, .. } => (r + rows, b + bytes),
             _ => (r, b),
         });
         Self {

@@ -27,8 +27,14 @@ pub enum Metric {
     PluginCustom,
     /// Artifacts finished, by pipeline and outcome.
     Artifacts,
-    /// Archive bytes downloaded, by pipeline.
+    /// Archive bytes downloaded through the agent, by pipeline.
     BytesDownloaded,
+    /// Archives copied server-side, by pipeline and verification.
+    DirectCopies,
+    /// Archives streamed after a failed server-side copy, by pipeline.
+    DirectFallbacks,
+    /// Bytes read back to verify a server-side copy, by pipeline.
+    BytesReadBack,
     /// Rows written to the lake, by table.
     RowsWritten,
 }
@@ -46,6 +52,9 @@ impl Metric {
             Metric::PluginCustom => "cryptolake_plugin_custom",
             Metric::Artifacts => "cryptolake_artifacts_total",
             Metric::BytesDownloaded => "cryptolake_bytes_downloaded_total",
+            Metric::DirectCopies => "cryptolake_direct_copies_total",
+            Metric::DirectFallbacks => "cryptolake_direct_fallbacks_total",
+            Metric::BytesReadBack => "cryptolake_bytes_read_back_total",
             Metric::RowsWritten => "cryptolake_rows_written_total",
         }
     }
@@ -161,4 +170,30 @@ pub(crate) fn bytes_downloaded(pipeline: &str, bytes: u64) {
 
 pub(crate) fn rows_written(table: &str, rows: u64) {
     add(Metric::RowsWritten, &[("table", table)], rows as f64);
+}
+
+pub(crate) fn direct_copy(
+    pipeline: &str,
+    verification: crate::lake::CopyVerification,
+    bytes_read: u64,
+) {
+    let verification = match verification {
+        crate::lake::CopyVerification::ServerChecksum => "server-checksum",
+        crate::lake::CopyVerification::StoredChecksum => "stored-checksum",
+        crate::lake::CopyVerification::ReadBack => "read-back",
+    };
+    add(
+        Metric::DirectCopies,
+        &[("pipeline", pipeline), ("verification", verification)],
+        1.0,
+    );
+    add(
+        Metric::BytesReadBack,
+        &[("pipeline", pipeline)],
+        bytes_read as f64,
+    );
+}
+
+pub(crate) fn direct_fallback(pipeline: &str) {
+    add(Metric::DirectFallbacks, &[("pipeline", pipeline)], 1.0);
 }

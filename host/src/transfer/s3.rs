@@ -93,6 +93,11 @@ impl S3Client {
         }
     }
 
+    /// The endpoint.
+    pub fn endpoint(&self) -> &url::Url {
+        &self.endpoint
+    }
+
     /// The URL of an object (or of the bucket when `key` is empty).
     pub fn object_url(&self, bucket: &str, key: &str, query: &str) -> Result<url::Url, S3Error> {
         let base = self.endpoint.as_str().trim_end_matches('/');
@@ -276,17 +281,7 @@ impl S3Client {
                     .await
             }
             Err(error) => {
-                let url = self.object_url(
-                    bucket,
-                    key,
-                    &format!("uploadId={}", sigv4::uri_encode(&upload_id, true)),
-                )?;
-                if let Err(abort) = self
-                    .send(reqwest::Method::DELETE, url, &[], Bytes::new())
-                    .await
-                {
-                    tracing::warn!(bucket, key, error = %abort, "Could not abort a failed multipart upload.");
-                }
+                self.abort_multipart(bucket, key, &upload_id).await;
                 Err(error)
             }
         }
@@ -409,6 +404,196 @@ impl S3Client {
         }
         Ok(())
     }
+}
+
+/// The largest object one `CopyObject` may copy; larger ones are copied in
+/// parts with `UploadPartCopy`.
+pub const MAX_SINGLE_COPY: u64 = 5 << 30;
+/// Part size of a multipart server-side copy.
+const COPY_PART_BYTES: u64 = 1 << 30;
+
+/// A completed server-side copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Copied {
+    /// SHA-256 of the copy as computed by the server (lowercase hex), when
+    /// the server supports checksums (single-part copies only).
+    pub sha256: Option<String>,
+}
+
+impl S3Client {
+    /// Copies `source_bucket/source_key` to `bucket/key` inside the server:
+    /// no object bytes pass through the agent. Objects up to 5 GiB are copied
+    /// with one `CopyObject` asking for a SHA-256 of the copy; larger ones
+    /// with `UploadPartCopy` in 1 GiB parts (`size` must then be known).
+    pub async fn copy(
+        &self,
+        source_bucket: &str,
+        source_key: &str,
+        bucket: &str,
+        key: &str,
+        size: Option<u64>,
+    ) -> Result<Copied, S3Error> {
+        let copy_source = format!(
+            "/{}/{}",
+            sigv4::uri_encode(source_bucket, true),
+            sigv4::uri_encode(source_key, false)
+        );
+        match size {
+            Some(size) if size > MAX_SINGLE_COPY => {
+                self.copy_in_parts(&copy_source, bucket, key, size).await?;
+                Ok(Copied { sha256: None })
+            }
+            _ => {
+                let url = self.object_url(bucket, key, "")?;
+                let response = self
+                    .send(
+                        reqwest::Method::PUT,
+                        url.clone(),
+                        &[
+                            ("x-amz-copy-source", &copy_source),
+                            ("x-amz-checksum-algorithm", "SHA256"),
+                        ],
+                        Bytes::new(),
+                    )
+                    .await?
+                    .ok_or_else(|| protocol(&url, "no response"))?;
+                let text = response.text().await.unwrap_or_default();
+                // CopyObject can fail after a 200 status, with an error body.
+                if text.contains("<Error>") {
+                    let (code, message) = error_document(&text);
+                    return Err(S3Error::Status {
+                        method: "PUT".into(),
+                        url: url.to_string(),
+                        status: 200,
+                        code,
+                        message,
+                    });
+                }
+                Ok(Copied {
+                    sha256: xml_text(&text, "ChecksumSHA256").and_then(|b| base64_to_hex(&b)),
+                })
+            }
+        }
+    }
+
+    async fn copy_in_parts(
+        &self,
+        copy_source: &str,
+        bucket: &str,
+        key: &str,
+        size: u64,
+    ) -> Result<(), S3Error> {
+        let upload_id = self.create_multipart(bucket, key).await?;
+        let mut etags = Vec::new();
+        let mut start = 0;
+        let mut result = Ok(());
+        while start < size {
+            let end = (start + COPY_PART_BYTES).min(size) - 1;
+            let number = etags.len() + 1;
+            let query = format!(
+                "partNumber={number}&uploadId={}",
+                sigv4::uri_encode(&upload_id, true)
+            );
+            let range = format!("bytes={start}-{end}");
+            let outcome = async {
+                let url = self.object_url(bucket, key, &query)?;
+                let response = self
+                    .send(
+                        reqwest::Method::PUT,
+                        url.clone(),
+                        &[
+                            ("x-amz-copy-source", copy_source),
+                            ("x-amz-copy-source-range", &range),
+                        ],
+                        Bytes::new(),
+                    )
+                    .await?
+                    .ok_or_else(|| protocol(&url, "no response"))?;
+                let text = response.text().await.unwrap_or_default();
+                xml_text(&text, "ETag")
+                    .ok_or_else(|| protocol(&url, "UploadPartCopy answered without an ETag"))
+            }
+            .await;
+            match outcome {
+                Ok(etag) => etags.push(etag),
+                Err(error) => {
+                    result = Err(error);
+                    break;
+                }
+            }
+            start = end + 1;
+        }
+        match result {
+            Ok(()) => {
+                self.complete_multipart(bucket, key, &upload_id, &etags)
+                    .await
+            }
+            Err(error) => {
+                self.abort_multipart(bucket, key, &upload_id).await;
+                Err(error)
+            }
+        }
+    }
+
+    async fn abort_multipart(&self, bucket: &str, key: &str, upload_id: &str) {
+        let query = format!("uploadId={}", sigv4::uri_encode(upload_id, true));
+        let aborted = match self.object_url(bucket, key, &query) {
+            Ok(url) => self
+                .send(reqwest::Method::DELETE, url, &[], Bytes::new())
+                .await
+                .map(|_| ()),
+            Err(error) => Err(error),
+        };
+        if let Err(error) = aborted {
+            tracing::warn!(bucket, key, error = %error, "Could not abort a failed multipart upload.");
+        }
+    }
+
+    /// The SHA-256 the server stored for an object (lowercase hex), when it
+    /// keeps one.
+    pub async fn stored_sha256(&self, bucket: &str, key: &str) -> Result<Option<String>, S3Error> {
+        let url = self.object_url(bucket, key, "")?;
+        let Some(response) = self
+            .send(
+                reqwest::Method::HEAD,
+                url,
+                &[("x-amz-checksum-mode", "ENABLED")],
+                Bytes::new(),
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(response
+            .headers()
+            .get("x-amz-checksum-sha256")
+            .and_then(|v| v.to_str().ok())
+            .and_then(base64_to_hex))
+    }
+
+    /// Deletes an object (absent objects are not an error).
+    pub async fn delete(&self, bucket: &str, key: &str) -> Result<(), S3Error> {
+        let url = self.object_url(bucket, key, "")?;
+        self.send(reqwest::Method::DELETE, url, &[], Bytes::new())
+            .await
+            .map(|_| ())
+    }
+}
+
+fn protocol(url: &url::Url, message: &str) -> S3Error {
+    S3Error::Protocol {
+        url: url.to_string(),
+        message: message.to_owned(),
+    }
+}
+
+/// A base64 SHA-256 (as S3 reports checksums) as lowercase hex.
+fn base64_to_hex(text: &str) -> Option<String> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .ok()?;
+    (bytes.len() == 32).then(|| hex::encode(bytes))
 }
 
 /// Code and message of an S3 error document (empty when there is none).

@@ -172,6 +172,26 @@ pub fn client() -> reqwest::blocking::Client {
 }
 
 impl Moto {
+    /// Reads an object with the test credentials, `None` when absent.
+    pub fn get(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
+        let response = self.signed("GET", &format!("{bucket}/{key}"), "", Vec::new());
+        match response.status().as_u16() {
+            200 => Some(response.bytes().expect("body").to_vec()),
+            404 => None,
+            status => panic!("get {key}: {status}"),
+        }
+    }
+
+    /// Creates a private bucket (the operator's).
+    pub fn create_bucket(&self, bucket: &str) {
+        let response = self.signed("PUT", bucket, "", Vec::new());
+        assert!(
+            response.status().is_success(),
+            "create bucket: {}",
+            response.status()
+        );
+    }
+
     fn signed(
         &self,
         method: &str,
