@@ -97,9 +97,32 @@ fn sync_mirrors_archives_into_query_ready_parquet() {
     let config = write_config(dir.path(), &moto, "");
     let lake = dir.path().join("lake");
 
+    // A dry run lists what would be transferred, and why, and transfers nothing.
+    let (plan, _) = sync_report(&config, &["--dry-run", "--pipeline", "spot-1m"], 0);
+    let spot_plan = &plan["plans"][0];
+    assert_eq!(
+        spot_plan["planned"].as_array().map(Vec::len),
+        Some(7),
+        "{plan:#}"
+    );
+    assert_eq!(spot_plan["planned"][0]["reason"], "new");
+    assert!(spot_plan["total_bytes"].as_u64().unwrap_or(0) > 0);
+    assert!(!lake.join("ohlcv").exists(), "a dry run writes nothing");
+
     let (report, _) = sync_report(&config, &[], 0);
     let spot = &report["pipelines"][0];
     assert_eq!(spot["pipeline"], "spot-1m");
+    // The missing day is reported, in the output and in the lake.
+    let missing = serde_json::json!([{
+        "exchange": "binance", "market": "spot", "data_type": "klines", "symbol": "BTCUSDT",
+        "interval": "1m", "first": "2024-12-28", "last": "2025-01-02", "missing": ["2024-12-29"],
+    }]);
+    assert_eq!(spot["missing"], missing, "{report:#}");
+    let stored: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(lake.join("_cryptolake/reports/spot-1m/last-run.json")).expect("run report"),
+    )
+    .expect("json");
+    assert_eq!(stored["missing"], missing);
     assert_eq!(spot["discovered"], 7, "{report:#}");
     assert_eq!(spot["completed"], 7, "{report:#}");
     assert_eq!(report["pipelines"][1]["completed"], 1, "{report:#}");
@@ -192,6 +215,12 @@ fn sync_mirrors_archives_into_query_ready_parquet() {
     assert!(staging.is_empty(), "{staging:?}");
 
     // A second run finds everything up to date and leaves row counts alone.
+    let (plan, _) = sync_report(&config, &["--dry-run"], 0);
+    assert_eq!(
+        plan["plans"][0]["planned"],
+        serde_json::json!([]),
+        "{plan:#}"
+    );
     let (report, _) = sync_report(&config, &[], 0);
     assert_eq!(report["pipelines"][0]["up_to_date"], 7, "{report:#}");
     assert_eq!(report["pipelines"][0]["completed"], 0, "{report:#}");

@@ -1,7 +1,7 @@
 //! `cryptolake sync`: run pipelines once, now.
 
 use crate::agent::Agent;
-use crate::pipeline::{Outcome, RunReport};
+use crate::pipeline::{MissingSeries, Outcome, PlanReport, RunReport};
 use crate::plugin::Window;
 
 use super::{ConfigArg, EXIT_FAILED, EXIT_USAGE, Output};
@@ -20,6 +20,10 @@ pub struct SyncArgs {
     /// Last date, YYYY-MM-DD (overrides the pipeline's window end).
     #[arg(long, value_parser = parse_date)]
     to: Option<String>,
+    /// Print what would be transferred and why (new, re-published, outputs
+    /// missing), with sizes and totals, without transferring anything.
+    #[arg(long)]
+    dry_run: bool,
     /// Result format on stdout.
     #[arg(long, value_enum, default_value = "text")]
     output: Output,
@@ -81,17 +85,29 @@ pub(super) fn run(args: SyncArgs) -> u8 {
         }
     };
     let mut reports = Vec::new();
+    let mut plans = Vec::new();
     let mut not_run = Vec::new();
     for spec in &selected {
         let window = Window {
             start: args.from.clone().or_else(|| spec.start.clone()),
             end: args.to.clone().or_else(|| spec.end.clone()),
         };
-        let outcome = agent
-            .pipeline(spec)
-            .and_then(|run| tokio.block_on(run.run(&window)).map_err(|e| e.to_string()));
+        let outcome = agent.pipeline(spec).and_then(|run| {
+            if args.dry_run {
+                let plan = tokio
+                    .block_on(run.dry_run(&window))
+                    .map_err(|e| e.to_string())?;
+                plans.push(plan);
+            } else {
+                let report = tokio
+                    .block_on(run.run(&window))
+                    .map_err(|e| e.to_string())?;
+                reports.push(report);
+            }
+            Ok(())
+        });
         match outcome {
-            Ok(report) => reports.push(report),
+            Ok(()) => {}
             Err(error) => {
                 tracing::error!(pipeline = %spec.name, error = %error, "Pipeline could not run.");
                 not_run.push(NotRun {
@@ -100,6 +116,19 @@ pub(super) fn run(args: SyncArgs) -> u8 {
                 });
             }
         }
+    }
+    if args.dry_run {
+        match args.output {
+            Output::Json => {
+                let json = serde_json::json!({ "plans": plans, "not_run": not_run });
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&json).unwrap_or_default()
+                );
+            }
+            Output::Text => print_plans(&plans, &not_run),
+        }
+        return if not_run.is_empty() { 0 } else { EXIT_FAILED };
     }
     match args.output {
         Output::Json => {
@@ -113,6 +142,68 @@ pub(super) fn run(args: SyncArgs) -> u8 {
     }
     let ok = not_run.is_empty() && reports.iter().all(RunReport::succeeded);
     if ok { 0 } else { EXIT_FAILED }
+}
+
+fn print_plans(plans: &[PlanReport], not_run: &[NotRun]) {
+    for p in plans {
+        println!(
+            "{}: {} discovered, {} up to date, {} to process ({}{})",
+            p.pipeline,
+            p.discovered,
+            p.up_to_date,
+            p.planned.len(),
+            human_bytes(p.total_bytes),
+            if p.unknown_sizes > 0 {
+                format!(", {} of unknown size", p.unknown_sizes)
+            } else {
+                String::new()
+            }
+        );
+        for a in &p.planned {
+            let reason = serde_json::to_value(a.reason)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            let size = a.size.map(human_bytes).unwrap_or_else(|| "?".into());
+            println!("  {reason:<16} {size:>10}  {}", a.key);
+        }
+        print_missing(&p.missing);
+    }
+    for n in not_run {
+        println!("{}: not run: {}", n.pipeline, n.error);
+    }
+}
+
+fn print_missing(missing: &[MissingSeries]) {
+    for m in missing {
+        println!(
+            "  missing at the source: {} {} {} {}{}: {}",
+            m.exchange,
+            m.market,
+            m.data_type,
+            m.symbol,
+            m.interval
+                .as_deref()
+                .map(|i| format!(" {i}"))
+                .unwrap_or_default(),
+            m.missing.join(", ")
+        );
+    }
+}
+
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
 }
 
 fn print_text(reports: &[RunReport], not_run: &[NotRun]) {
@@ -138,6 +229,7 @@ fn print_text(reports: &[RunReport], not_run: &[NotRun]) {
                 }
             }
         }
+        print_missing(&r.missing);
     }
     for n in not_run {
         println!("{}: not run: {}", n.pipeline, n.error);

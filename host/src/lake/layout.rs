@@ -5,6 +5,7 @@
 //! <table>/exchange=…/market=…/symbol=…/date=…/part-<artifact stem>.parquet
 //! _cryptolake/manifest/<pipeline>/<source key>.json
 //! _cryptolake/quarantine/<pipeline>/<source key>   (+ .reason.json)
+//! _cryptolake/reports/<pipeline>/last-run.json      the last run's report
 //! _cryptolake/staging/                    files being written (never final)
 //! ```
 //!
@@ -53,6 +54,11 @@ pub fn output_key(table: &str, partition: &PartitionValues, source_key: &str) ->
 /// Key of an artifact's manifest entry.
 pub fn manifest_key(pipeline: &str, source_key: &str) -> String {
     format!("_cryptolake/manifest/{pipeline}/{source_key}.json")
+}
+
+/// Key of a pipeline's last run report (JSON).
+pub fn run_report_key(pipeline: &str) -> String {
+    format!("_cryptolake/reports/{pipeline}/last-run.json")
 }
 
 /// Key of a quarantined archive.

@@ -86,6 +86,17 @@ impl From<&PluginIdentity> for Lineage {
     }
 }
 
+/// A publication of the artifact that a re-publication replaced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplacedVersion {
+    /// Its identity at the source.
+    pub source: SourceIdentity,
+    /// Its SHA-256.
+    pub sha256: String,
+    /// When it was processed.
+    pub completed_at: String,
+}
+
 /// A completed artifact.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ManifestEntry {
@@ -118,6 +129,9 @@ pub struct ManifestEntry {
     pub plugins: Vec<Lineage>,
     /// Completion time, RFC 3339 UTC.
     pub completed_at: String,
+    /// Earlier publications under the same key, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<ReplacedVersion>,
 }
 
 /// Reads the entry for an artifact, if any.

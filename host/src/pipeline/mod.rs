@@ -18,10 +18,12 @@ use futures::StreamExt;
 use serde::Serialize;
 
 pub use decode::{Configured, DecodeError};
-pub use report::{ArtifactReport, Outcome, RunReport};
+pub use report::{ArtifactReport, MissingSeries, Outcome, PlanReport, PlannedArtifact, RunReport};
 
 use crate::config::{MissingChecksumPolicy, PipelineSpec, TransferMode};
-use crate::lake::manifest::{self, Lineage, ManifestEntry, OutputFile, SourceIdentity};
+use crate::lake::manifest::{
+    self, Lineage, ManifestEntry, OutputFile, ReplacedVersion, SourceIdentity,
+};
 use crate::lake::parquet::ParquetSink;
 use crate::lake::{CopyVerification, DirectCopy, Lake, layout};
 use crate::plugin::{
@@ -43,6 +45,17 @@ pub struct PipelineRun {
     pub lake: Lake,
     /// HTTP client for transfers.
     pub http: reqwest::Client,
+}
+
+/// The outcome of discovery and reconciliation.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    /// Artifacts to process, with the reason.
+    pub todo: Vec<(Artifact, Reason)>,
+    /// How many the source listed.
+    pub discovered: usize,
+    /// Gaps in the source's series.
+    pub missing: Vec<MissingSeries>,
 }
 
 /// Why an artifact is (re)processed.
@@ -88,10 +101,7 @@ pub enum PipelineError {
 
 impl PipelineRun {
     /// Lists what exists and decides what must be done.
-    pub async fn plan(
-        &self,
-        window: &Window,
-    ) -> Result<(Vec<(Artifact, Reason)>, usize), PipelineError> {
+    pub async fn plan(&self, window: &Window) -> Result<Planned, PipelineError> {
         let source = self.source.clone();
         let window_owned = window.clone();
         let discovered = tokio::task::spawn_blocking(move || {
@@ -103,6 +113,7 @@ impl PipelineRun {
             pipeline: self.spec.name.clone(),
             source,
         })?;
+        let missing = report::missing_periods(&discovered);
         let total = discovered.len();
         let mut todo = Vec::new();
         for artifact in discovered {
@@ -129,13 +140,45 @@ impl PipelineRun {
                 todo.push((artifact, reason));
             }
         }
-        Ok((todo, total))
+        Ok(Planned {
+            todo,
+            discovered: total,
+            missing,
+        })
+    }
+
+    /// What a run over `window` would do, without doing it.
+    pub async fn dry_run(&self, window: &Window) -> Result<PlanReport, PipelineError> {
+        let planned = self.plan(window).await?;
+        let mut items: Vec<PlannedArtifact> = planned
+            .todo
+            .iter()
+            .map(|(a, reason)| PlannedArtifact {
+                key: a.key.clone(),
+                reason: *reason,
+                size: a.size,
+            })
+            .collect();
+        items.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(PlanReport {
+            pipeline: self.spec.name.clone(),
+            discovered: planned.discovered,
+            up_to_date: planned.discovered - items.len(),
+            total_bytes: items.iter().filter_map(|a| a.size).sum(),
+            unknown_sizes: items.iter().filter(|a| a.size.is_none()).count(),
+            planned: items,
+            missing: planned.missing,
+        })
     }
 
     /// Runs the pipeline over `window`.
     pub async fn run(&self, window: &Window) -> Result<RunReport, PipelineError> {
         let started = Instant::now();
-        let (todo, discovered) = self.plan(window).await?;
+        let Planned {
+            todo,
+            discovered,
+            missing,
+        } = self.plan(window).await?;
         tracing::info!(
             pipeline = %self.spec.name,
             discovered,
@@ -148,7 +191,23 @@ impl PipelineRun {
             .buffer_unordered(self.spec.concurrency)
             .collect()
             .await;
-        let report = RunReport::new(&self.spec.name, discovered, artifacts, started.elapsed());
+        let report = RunReport::new(
+            &self.spec.name,
+            discovered,
+            artifacts,
+            missing,
+            started.elapsed(),
+        );
+        // The last run's report, machine-readable, next to the manifest.
+        let key = layout::run_report_key(&self.spec.name);
+        match serde_json::to_vec_pretty(&report) {
+            Ok(bytes) => {
+                if let Err(error) = self.lake.put(&key, bytes).await {
+                    tracing::warn!(pipeline = %self.spec.name, error = %error, "Could not store the run report.");
+                }
+            }
+            Err(error) => tracing::warn!(error = %error, "Could not serialise the run report."),
+        }
         tracing::info!(
             pipeline = %self.spec.name,
             completed = report.completed,
@@ -179,7 +238,7 @@ impl PipelineRun {
     async fn process(&self, artifact: Artifact, reason: Reason) -> ArtifactReport {
         let started = Instant::now();
         let key = artifact.key.clone();
-        let outcome = self.process_with_retries(&artifact).await;
+        let outcome = self.process_with_retries(&artifact, reason).await;
         let report = ArtifactReport::new(key, reason, outcome, started.elapsed());
         metrics::artifact_finished(&self.spec.name, report.outcome.label());
         match &report.outcome {
@@ -206,12 +265,12 @@ impl PipelineRun {
         report
     }
 
-    async fn process_with_retries(&self, artifact: &Artifact) -> Outcome {
+    async fn process_with_retries(&self, artifact: &Artifact, reason: Reason) -> Outcome {
         let mut attempt = 0;
         loop {
             attempt += 1;
             let last = attempt >= self.spec.attempts;
-            match self.attempt(artifact).await {
+            match self.attempt(artifact, reason).await {
                 Ok(outcome) => return outcome,
                 Err(Attempt::Retry { error, wait }) if !last => {
                     let wait = wait.unwrap_or_else(|| transfer::backoff(attempt));
@@ -277,13 +336,13 @@ impl PipelineRun {
     }
 
     /// One attempt: expected checksum, delivery into the lake, commit.
-    async fn attempt(&self, artifact: &Artifact) -> Result<Outcome, Attempt> {
+    async fn attempt(&self, artifact: &Artifact, reason: Reason) -> Result<Outcome, Attempt> {
         let checksum = self.expected_checksum(artifact).await?;
         let delivered = match &self.spec.table {
             None => self.mirror(artifact, checksum.as_ref()).await?,
             Some(table) => self.curate(artifact, table, checksum.as_ref()).await?,
         };
-        self.commit(artifact, checksum, delivered).await
+        self.commit(artifact, reason, checksum, delivered).await
     }
 
     /// The SHA-256 the source publishes for an artifact, if any (and the
@@ -550,6 +609,7 @@ impl PipelineRun {
     async fn commit(
         &self,
         artifact: &Artifact,
+        reason: Reason,
         checksum: Option<transfer::ChecksumFile>,
         delivered: Delivered,
     ) -> Result<Outcome, Attempt> {
@@ -570,6 +630,26 @@ impl PipelineRun {
                 .iter()
                 .map(|t| Lineage::from(t.plugin.identity())),
         );
+        // A re-publication keeps what it replaced, so a changed checksum
+        // stays visible.
+        let history = match reason {
+            Reason::Republished => {
+                match manifest::read(&self.lake, &self.spec.name, &artifact.key).await {
+                    Ok(Some(previous)) => {
+                        let mut history = previous.history;
+                        history.push(ReplacedVersion {
+                            source: previous.source,
+                            sha256: previous.sha256,
+                            completed_at: previous.completed_at,
+                        });
+                        history
+                    }
+                    Ok(None) => Vec::new(),
+                    Err(error) => return Err(Attempt::Fail(error.to_string())),
+                }
+            }
+            _ => Vec::new(),
+        };
         let entry = ManifestEntry {
             version: manifest::ENTRY_VERSION,
             pipeline: self.spec.name.clone(),
@@ -584,6 +664,7 @@ impl PipelineRun {
             rows: delivered.rows,
             plugins,
             completed_at: manifest::now_rfc3339(),
+            history,
         };
         manifest::write(&self.lake, &entry)
             .await

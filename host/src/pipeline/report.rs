@@ -5,6 +5,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::Reason;
+use crate::plugin::Artifact;
 
 /// How one artifact ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -69,6 +70,143 @@ impl ArtifactReport {
     }
 }
 
+/// Expected periods of one series (exchange, market, data type, symbol,
+/// interval) that the source does not have, between the first and the last
+/// period it has in the window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MissingSeries {
+    /// Exchange.
+    pub exchange: String,
+    /// Market.
+    pub market: String,
+    /// Data type.
+    pub data_type: String,
+    /// Symbol.
+    pub symbol: String,
+    /// Interval, for kline-like data.
+    pub interval: Option<String>,
+    /// First period available.
+    pub first: String,
+    /// Last period available.
+    pub last: String,
+    /// Periods in between with no archive.
+    pub missing: Vec<String>,
+}
+
+/// Finds the gaps in each series of `artifacts` (periods `YYYY-MM-DD` or
+/// `YYYY-MM`). Series without gaps are left out.
+pub fn missing_periods(artifacts: &[Artifact]) -> Vec<MissingSeries> {
+    use std::collections::BTreeMap;
+    let mut series: BTreeMap<(String, String, String, String, Option<String>), Vec<&str>> =
+        BTreeMap::new();
+    for a in artifacts {
+        let p = &a.partition;
+        series
+            .entry((
+                p.exchange.clone(),
+                p.market.clone(),
+                p.data_type.clone(),
+                p.symbol.clone(),
+                p.interval.clone(),
+            ))
+            .or_default()
+            .push(p.period.as_str());
+    }
+    let mut out = Vec::new();
+    for ((exchange, market, data_type, symbol, interval), mut periods) in series {
+        periods.sort_unstable();
+        periods.dedup();
+        let (Some(first), Some(last)) = (periods.first().copied(), periods.last().copied()) else {
+            continue;
+        };
+        let missing: Vec<String> = expected_periods(first, last)
+            .into_iter()
+            .filter(|p| periods.binary_search(&p.as_str()).is_err())
+            .collect();
+        if !missing.is_empty() {
+            out.push(MissingSeries {
+                exchange,
+                market,
+                data_type,
+                symbol,
+                interval,
+                first: first.to_owned(),
+                last: last.to_owned(),
+                missing,
+            });
+        }
+    }
+    out
+}
+
+/// Every day (or month) from `first` to `last` inclusive.
+fn expected_periods(first: &str, last: &str) -> Vec<String> {
+    let day = time::macros::format_description!("[year]-[month]-[day]");
+    let parse = |p: &str| {
+        if p.len() == 7 {
+            time::Date::parse(&format!("{p}-01"), &day).ok()
+        } else {
+            time::Date::parse(p, &day).ok()
+        }
+    };
+    let (Some(mut date), Some(end)) = (parse(first), parse(last)) else {
+        return Vec::new();
+    };
+    let monthly = first.len() == 7;
+    let mut out = Vec::new();
+    while date <= end && out.len() < 100_000 {
+        let text = date.format(&day).unwrap_or_default();
+        out.push(if monthly { text[..7].to_owned() } else { text });
+        date = if monthly {
+            let (y, m) = if date.month() == time::Month::December {
+                (date.year() + 1, time::Month::January)
+            } else {
+                (date.year(), date.month().next())
+            };
+            match time::Date::from_calendar_date(y, m, 1) {
+                Ok(next) => next,
+                Err(_) => break,
+            }
+        } else {
+            match date.next_day() {
+                Some(next) => next,
+                None => break,
+            }
+        };
+    }
+    out
+}
+
+/// One artifact a run would process.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedArtifact {
+    /// Source key.
+    pub key: String,
+    /// Why.
+    pub reason: Reason,
+    /// Size in bytes, when the source lists it.
+    pub size: Option<u64>,
+}
+
+/// What a run would do (`sync --dry-run`).
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanReport {
+    /// The pipeline.
+    pub pipeline: String,
+    /// Artifacts the source lists in the window.
+    pub discovered: usize,
+    /// Already in the lake and unchanged at the source.
+    pub up_to_date: usize,
+    /// What would be processed, sorted by key.
+    pub planned: Vec<PlannedArtifact>,
+    /// Sum of the known sizes.
+    pub total_bytes: u64,
+    /// Planned artifacts whose size the source does not list.
+    pub unknown_sizes: usize,
+    /// Gaps in the source's series.
+    pub missing: Vec<MissingSeries>,
+}
+
 /// A pipeline run's result.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunReport {
@@ -92,6 +230,8 @@ pub struct RunReport {
     pub elapsed_ms: u64,
     /// Every processed artifact, sorted by key.
     pub artifacts: Vec<ArtifactReport>,
+    /// Gaps in the source's series (expected periods with no archive).
+    pub missing: Vec<MissingSeries>,
 }
 
 impl RunReport {
@@ -99,6 +239,7 @@ impl RunReport {
         pipeline: &str,
         discovered: usize,
         mut artifacts: Vec<ArtifactReport>,
+        missing: Vec<MissingSeries>,
         elapsed: Duration,
     ) -> Self {
         artifacts.sort_by(|a, b| a.key.cmp(&b.key));
@@ -123,11 +264,30 @@ impl RunReport {
             bytes,
             elapsed_ms: elapsed.as_millis() as u64,
             artifacts,
+            missing,
         }
     }
 
     /// Whether every artifact ended in the lake.
     pub fn succeeded(&self) -> bool {
         self.failed == 0 && self.quarantined == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn daily_and_monthly_gaps() {
+        assert_eq!(
+            expected_periods("2024-02-28", "2024-03-01"),
+            vec!["2024-02-28", "2024-02-29", "2024-03-01"]
+        );
+        assert_eq!(
+            expected_periods("2023-11", "2024-02"),
+            vec!["2023-11", "2023-12", "2024-01", "2024-02"]
+        );
+        assert!(expected_periods("x", "y").is_empty());
     }
 }
