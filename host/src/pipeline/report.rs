@@ -93,12 +93,14 @@ pub struct MissingSeries {
     pub missing: Vec<String>,
 }
 
+/// A series: exchange, market, data type, symbol, interval.
+type SeriesKey = (String, String, String, String, Option<String>);
+
 /// Finds the gaps in each series of `artifacts` (periods `YYYY-MM-DD` or
 /// `YYYY-MM`). Series without gaps are left out.
 pub fn missing_periods(artifacts: &[Artifact]) -> Vec<MissingSeries> {
     use std::collections::BTreeMap;
-    let mut series: BTreeMap<(String, String, String, String, Option<String>), Vec<&str>> =
-        BTreeMap::new();
+    let mut series: BTreeMap<SeriesKey, Vec<&str>> = BTreeMap::new();
     for a in artifacts {
         let p = &a.partition;
         series
