@@ -106,3 +106,82 @@ fn discovery_of_a_host_outside_the_allow_list_is_denied() {
         "{text}"
     );
 }
+
+#[test]
+fn symbol_patterns_list_the_archive_and_filter() {
+    let moto = Moto::start();
+    moto.create_public_bucket(ARCHIVE_BUCKET);
+    for symbol in [
+        "BTCUSDT",
+        "ETHUSDT",
+        "BTCUPUSDT",
+        "USDCUSDT",
+        "ETHBTC",
+        "JUPUSDT",
+    ] {
+        let name = format!("{symbol}-1m-2024-06-01.zip");
+        let key = format!("data/spot/daily/klines/{symbol}/1m/{name}");
+        moto.put(ARCHIVE_BUCKET, &key, b"zip".to_vec());
+        moto.put(
+            ARCHIVE_BUCKET,
+            &format!("{key}.CHECKSUM"),
+            checksum_file(b"zip", &name).into_bytes(),
+        );
+    }
+    let binance = runtime::builtin("binance", &[&moto.host_port()]);
+    let endpoint = format!("{}/{ARCHIVE_BUCKET}", moto.endpoint());
+    let params = serde_json::json!({
+        "symbols": ["*USDT"], "interval": "1m",
+        "listing_url": endpoint, "download_url": endpoint,
+    })
+    .to_string();
+    let found = binance
+        .discover(
+            &params,
+            &Window {
+                start: None,
+                end: None,
+            },
+        )
+        .expect("discover");
+    let symbols: Vec<&str> = found.iter().map(|a| a.partition.symbol.as_str()).collect();
+    assert_eq!(
+        symbols,
+        ["BTCUSDT", "ETHUSDT", "JUPUSDT"],
+        "leveraged and stablecoin pairs are filtered"
+    );
+}
+
+#[test]
+fn probe_mode_finds_archives_the_listing_does_not_show() {
+    let moto = Moto::start();
+    moto.create_public_bucket(ARCHIVE_BUCKET);
+    for day in ["2024-06-01", "2024-06-03"] {
+        let name = format!("BTCUSDT-1m-{day}.zip");
+        let key = format!("data/spot/daily/klines/BTCUSDT/1m/{name}");
+        moto.put(ARCHIVE_BUCKET, &key, b"zip".to_vec());
+        moto.put(
+            ARCHIVE_BUCKET,
+            &format!("{key}.CHECKSUM"),
+            checksum_file(b"zip", &name).into_bytes(),
+        );
+    }
+    let binance = runtime::builtin("binance", &[&moto.host_port()]);
+    // The listing endpoint is unreachable: probing must not need it.
+    let params = serde_json::json!({
+        "symbols": ["BTCUSDT"], "interval": "1m", "discovery": "probe",
+        "listing_url": "http://127.0.0.1:9/nowhere",
+        "download_url": format!("{}/{ARCHIVE_BUCKET}", moto.endpoint()),
+    })
+    .to_string();
+    let window = Window {
+        start: Some("2024-06-01".into()),
+        end: Some("2024-06-03".into()),
+    };
+    let found = binance.discover(&params, &window).expect("discover");
+    let periods: Vec<&str> = found.iter().map(|a| a.partition.period.as_str()).collect();
+    assert_eq!(periods, ["2024-06-01", "2024-06-03"]);
+    assert!(
+        matches!(&found[0].checksum, cryptolake::plugin::ChecksumSource::Sha256(h) if h.len() == 64)
+    );
+}

@@ -29,6 +29,10 @@ pub struct SourceIdentity {
     pub etag: Option<String>,
     /// Last-modified, when the source listed it.
     pub last_modified: Option<String>,
+    /// The digest the source published with the artifact itself (probe-mode
+    /// discovery), when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published_sha256: Option<String>,
 }
 
 impl SourceIdentity {
@@ -40,6 +44,10 @@ impl SourceIdentity {
             size: artifact.size,
             etag: artifact.etag.clone(),
             last_modified: artifact.last_modified.clone(),
+            published_sha256: match &artifact.checksum {
+                crate::plugin::ChecksumSource::Sha256(hex) => Some(hex.to_ascii_lowercase()),
+                _ => None,
+            },
         }
     }
 
@@ -53,6 +61,7 @@ impl SourceIdentity {
             && same(&self.size, &other.size)
             && same(&self.etag, &other.etag)
             && same(&self.last_modified, &other.last_modified)
+            && same(&self.published_sha256, &other.published_sha256)
     }
 }
 

@@ -10,8 +10,11 @@ use cryptolake_plugin_sdk::{
     Artifact, ChecksumSource, Compression, PartitionValues, PluginError, S3Location, Window,
 };
 
+use cryptolake_plugin_sdk::dates;
+
 use crate::listing::{self, ListedObject};
-use crate::params::{Params, Period};
+use crate::params::{DiscoveryMode, Params, Period};
+use crate::symbols;
 
 /// The key prefix under which one symbol's files live.
 pub fn symbol_prefix(params: &Params, symbol: &str) -> String {
@@ -101,50 +104,173 @@ pub fn check_window(window: &Window) -> Result<(), PluginError> {
     Ok(())
 }
 
-/// Discovers every artifact for `params` within `window`.
+/// A probed `.CHECKSUM` file.
+#[derive(Debug, Clone)]
+pub struct Probed {
+    /// Its bytes.
+    pub body: Vec<u8>,
+    /// Its ETag.
+    pub etag: Option<String>,
+    /// Its Last-Modified.
+    pub last_modified: Option<String>,
+}
+
+/// The ways discovery reaches the archive.
+pub struct Sources<'a> {
+    /// Fetches a listing page's body.
+    pub list: &'a mut dyn FnMut(&str) -> Result<String, PluginError>,
+    /// Fetches a URL, `None` when it does not exist.
+    pub probe: &'a mut dyn FnMut(&str) -> Result<Option<Probed>, PluginError>,
+}
+
+/// Today's UTC date from the host clock.
+pub fn utc_date_of_micros(micros: i64) -> String {
+    dates::format_date(dates::date_of_micros(micros))
+}
+
+/// Discovers every artifact for `params` within `window`. `today` (UTC,
+/// `YYYY-MM-DD`) closes an open window in probe mode: files are published the
+/// next day, so probing stops at yesterday.
 pub fn discover(
     params: &Params,
     window: &Window,
-    mut fetch: impl FnMut(&str) -> Result<String, PluginError>,
+    today: &str,
+    sources: Sources<'_>,
 ) -> Result<Vec<Artifact>, PluginError> {
     check_window(window)?;
+    let symbols = if params.symbols.iter().any(|s| symbols::is_pattern(s)) {
+        let root = format!(
+            "data/{}/{}/{}/",
+            params.market.path(),
+            params.period.path(),
+            params.data_type
+        );
+        let listed: Vec<String> =
+            listing::list_prefixes(&params.listing_url, &root, &mut *sources.list)?
+                .iter()
+                .filter_map(|p| p.strip_prefix(&root))
+                .map(|p| p.trim_end_matches('/').to_owned())
+                .collect();
+        let filters = symbols::Filters {
+            quote_assets: params.quote_assets.clone(),
+            exclude_leveraged: params.exclude_leveraged,
+            exclude_stablecoin_pairs: params.exclude_stablecoin_pairs,
+        };
+        symbols::resolve(&params.symbols, &listed, &filters)
+    } else {
+        params.symbols.clone()
+    };
     let mut artifacts = Vec::new();
-    for symbol in &params.symbols {
-        let prefix = symbol_prefix(params, symbol);
-        let stem = file_stem_prefix(params, symbol);
-        // Keys sort by date, so the listing can start just before the window
-        // and stop at its end instead of paging through years of files.
-        let start_after = window.start.as_deref().map(|start| {
-            let start = match params.period {
-                Period::Daily => start,
-                Period::Monthly => &start[..7],
-            };
-            format!("{prefix}{stem}{start}")
-        });
-        let end_period = window.end.clone();
-        let objects = listing::list_all(
-            &params.listing_url,
-            &prefix,
-            start_after.as_deref(),
-            |key| {
-                let name = key.rsplit('/').next().unwrap_or(key);
-                match (period_of(name, &stem, params.period), &end_period) {
-                    (Some(period), Some(end)) => !in_window(
-                        &period,
-                        &Window {
-                            start: None,
-                            end: Some(end.clone()),
-                        },
-                    ),
-                    _ => false,
-                }
-            },
-            &mut fetch,
-        )?;
-        for object in objects {
-            if let Some(artifact) = to_artifact(params, symbol, &stem, object, window) {
-                artifacts.push(artifact);
+    for symbol in &symbols {
+        match params.discovery {
+            DiscoveryMode::Listing => {
+                artifacts.extend(list_symbol(params, symbol, window, &mut *sources.list)?)
             }
+            DiscoveryMode::Probe => artifacts.extend(probe_symbol(
+                params,
+                symbol,
+                window,
+                today,
+                &mut *sources.probe,
+            )?),
+        }
+    }
+    Ok(artifacts)
+}
+
+fn list_symbol(
+    params: &Params,
+    symbol: &str,
+    window: &Window,
+    fetch: &mut dyn FnMut(&str) -> Result<String, PluginError>,
+) -> Result<Vec<Artifact>, PluginError> {
+    let prefix = symbol_prefix(params, symbol);
+    let stem = file_stem_prefix(params, symbol);
+    // Keys sort by date, so the listing can start just before the window and
+    // stop at its end instead of paging through years of files.
+    let start_after = window.start.as_deref().map(|start| {
+        let start = match params.period {
+            Period::Daily => start,
+            Period::Monthly => &start[..7],
+        };
+        format!("{prefix}{stem}{start}")
+    });
+    let end = Window {
+        start: None,
+        end: window.end.clone(),
+    };
+    let objects = listing::list_all(
+        &params.listing_url,
+        &prefix,
+        start_after.as_deref(),
+        |key| {
+            let name = key.rsplit('/').next().unwrap_or(key);
+            end.end.is_some()
+                && period_of(name, &stem, params.period)
+                    .is_some_and(|period| !in_window(&period, &end))
+        },
+        fetch,
+    )?;
+    Ok(objects
+        .into_iter()
+        .filter_map(|object| to_artifact(params, symbol, &stem, object, window))
+        .collect())
+}
+
+/// Probe mode: GET each expected key's `.CHECKSUM`; the ones that exist are
+/// the artifacts, already carrying their digest.
+fn probe_symbol(
+    params: &Params,
+    symbol: &str,
+    window: &Window,
+    today: &str,
+    probe: &mut dyn FnMut(&str) -> Result<Option<Probed>, PluginError>,
+) -> Result<Vec<Artifact>, PluginError> {
+    let start = window
+        .start
+        .as_deref()
+        .and_then(dates::parse_date)
+        .ok_or_else(|| PluginError::InvalidParams("probe mode needs a window start".to_owned()))?;
+    let yesterday = dates::parse_date(today).map_or(start, |t| t - 1);
+    let end = window
+        .end
+        .as_deref()
+        .and_then(dates::parse_date)
+        .unwrap_or(yesterday);
+    let mut periods: Vec<String> = (start..=end).map(dates::format_date).collect();
+    if params.period == Period::Monthly {
+        periods = periods.into_iter().map(|d| d[..7].to_owned()).collect();
+        periods.dedup();
+    }
+    let prefix = symbol_prefix(params, symbol);
+    let stem = file_stem_prefix(params, symbol);
+    let mut artifacts = Vec::new();
+    for period in periods {
+        let key = format!("{prefix}{stem}{period}.zip");
+        let url = format!("{}/{key}", params.download_url.trim_end_matches('/'));
+        let Some(probed) = probe(&format!("{url}.CHECKSUM"))? else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&probed.body);
+        let sha256 = text
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(PluginError::Transient(format!(
+                "{url}.CHECKSUM is not a SHA-256 line"
+            )));
+        }
+        let object = ListedObject {
+            key,
+            last_modified: probed.last_modified,
+            etag: probed.etag,
+            size: None,
+        };
+        if let Some(mut artifact) = to_artifact(params, symbol, &stem, object, window) {
+            artifact.checksum = ChecksumSource::Sha256(sha256);
+            artifacts.push(artifact);
         }
     }
     Ok(artifacts)
@@ -199,6 +325,25 @@ mod tests {
         Params::parse(r#"{"symbols":["BTCUSDT"],"interval":"1m","listing_url":"http://s3/data.binance.vision","download_url":"http://cdn"}"#).unwrap()
     }
 
+    fn listed(
+        params: &Params,
+        window: &Window,
+        mut list: impl FnMut(&str) -> Result<String, PluginError>,
+    ) -> Result<Vec<Artifact>, PluginError> {
+        let mut no_probe = |_: &str| -> Result<Option<Probed>, PluginError> {
+            panic!("no probing in listing mode")
+        };
+        discover(
+            params,
+            window,
+            "2030-01-01",
+            Sources {
+                list: &mut list,
+                probe: &mut no_probe,
+            },
+        )
+    }
+
     fn page(keys: &[&str], truncated: bool) -> String {
         let contents: String = keys
             .iter()
@@ -228,7 +373,7 @@ mod tests {
             start: Some("2024-01-02".into()),
             end: Some("2024-01-02".into()),
         };
-        let artifacts = discover(&params(), &window, |url| {
+        let artifacts = listed(&params(), &window, |url| {
             urls.push(url.to_owned());
             Ok(page(&keys, false))
         })
@@ -254,7 +399,7 @@ mod tests {
             start: None,
             end: Some("2024-01-01".into()),
         };
-        let artifacts = discover(&params(), &window, |_| {
+        let artifacts = listed(&params(), &window, |_| {
             calls += 1;
             Ok(page(
                 &[
@@ -267,6 +412,91 @@ mod tests {
         .unwrap();
         assert_eq!(calls, 1);
         assert_eq!(artifacts.len(), 1);
+    }
+
+    #[test]
+    fn probe_mode_finds_the_checksums_that_exist() {
+        let params = Params::parse(r#"{"symbols":["BTCUSDT"],"interval":"1m","discovery":"probe","download_url":"http://cdn"}"#).unwrap();
+        let window = Window {
+            start: Some("2024-12-30".into()),
+            end: None,
+        };
+        let mut probed = Vec::new();
+        let mut probe = |url: &str| -> Result<Option<Probed>, PluginError> {
+            probed.push(url.to_owned());
+            Ok((!url.contains("2024-12-31")).then(|| Probed {
+                body: format!("{}  x.zip", "ab".repeat(32)).into_bytes(),
+                etag: Some("e".into()),
+                last_modified: None,
+            }))
+        };
+        let mut no_list =
+            |_: &str| -> Result<String, PluginError> { panic!("no listing in probe mode") };
+        let artifacts = discover(
+            &params,
+            &window,
+            "2025-01-02",
+            Sources {
+                list: &mut no_list,
+                probe: &mut probe,
+            },
+        )
+        .unwrap();
+        // 12-30 .. 01-01 (yesterday); 12-31 is missing at the source.
+        assert_eq!(probed.len(), 3);
+        let periods: Vec<&str> = artifacts
+            .iter()
+            .map(|a| a.partition.period.as_str())
+            .collect();
+        assert_eq!(periods, ["2024-12-30", "2025-01-01"]);
+        assert!(
+            matches!(&artifacts[0].checksum, ChecksumSource::Sha256(h) if h == &"ab".repeat(32))
+        );
+        assert_eq!(
+            probed[0],
+            format!("http://cdn/{P}BTCUSDT-1m-2024-12-30.zip.CHECKSUM")
+        );
+    }
+
+    #[test]
+    fn symbol_patterns_resolve_against_the_listed_symbols() {
+        let params =
+            Params::parse(r#"{"symbols":["*USDT"],"interval":"1m","listing_url":"http://s3/b"}"#)
+                .unwrap();
+        let root = "data/spot/daily/klines/";
+        let symbols_page = format!(
+            "<ListBucketResult><IsTruncated>false</IsTruncated>{}</ListBucketResult>",
+            ["BTCUSDT", "BTCUPUSDT", "ETHBTC", "USDCUSDT"]
+                .iter()
+                .map(|s| format!("<CommonPrefixes><Prefix>{root}{s}/</Prefix></CommonPrefixes>"))
+                .collect::<String>()
+        );
+        let mut listed_prefixes = Vec::new();
+        let artifacts = listed(
+            &params,
+            &Window {
+                start: None,
+                end: None,
+            },
+            |url| {
+                listed_prefixes.push(url.to_owned());
+                if url.contains("prefix=data%2Fspot%2Fdaily%2Fklines%2F&")
+                    || url.ends_with("prefix=data%2Fspot%2Fdaily%2Fklines%2F")
+                {
+                    Ok(symbols_page.clone())
+                } else {
+                    Ok(page(&[&format!("{P}BTCUSDT-1m-2024-01-01.zip")], false))
+                }
+            },
+        )
+        .unwrap();
+        assert_eq!(artifacts.len(), 1, "{listed_prefixes:?}");
+        assert_eq!(artifacts[0].partition.symbol, "BTCUSDT");
+        assert_eq!(
+            listed_prefixes.len(),
+            2,
+            "one symbol listing, one file listing: {listed_prefixes:?}"
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod decoder;
 pub mod discovery;
 pub mod listing;
 pub mod params;
+pub mod symbols;
 
 use std::cell::RefCell;
 
@@ -36,14 +37,41 @@ impl Guest for BinanceSource {
 
     fn discover(params: String, window: Window) -> Result<Vec<Artifact>, PluginError> {
         let params = Params::parse(&params)?;
-        let artifacts = discovery::discover(&params, &window, |url| {
-            let response = host::get_ok(url)?;
-            String::from_utf8(response.body)
-                .map_err(|_| PluginError::Transient(format!("listing at {url} is not UTF-8")))
-        })?;
+        let today = discovery::utc_date_of_micros(host::now_us());
+        let sources = discovery::Sources {
+            list: &mut |url: &str| {
+                let response = host::get_ok(url)?;
+                String::from_utf8(response.body)
+                    .map_err(|_| PluginError::Transient(format!("listing at {url} is not UTF-8")))
+            },
+            probe: &mut |url: &str| {
+                let response = host::fetch(host::Method::Get, url).map_err(host::http_error)?;
+                match response.status {
+                    200 => Ok(Some(discovery::Probed {
+                        body: response.body,
+                        etag: header(&response.headers, "etag"),
+                        last_modified: header(&response.headers, "last-modified"),
+                    })),
+                    404 | 403 => Ok(None),
+                    429 | 500..=599 => Err(PluginError::Transient(format!(
+                        "{url} answered {}",
+                        response.status
+                    ))),
+                    status => Err(PluginError::Internal(format!("{url} answered {status}"))),
+                }
+            },
+        };
+        let artifacts = discovery::discover(&params, &window, &today, sources)?;
         host::counter_add("artifacts_listed", artifacts.len() as u64);
         Ok(artifacts)
     }
+}
+
+fn header(headers: &[(String, String)], name: &str) -> Option<String> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim_matches('"').to_owned())
 }
 
 /// A decoder resource: one archive file.

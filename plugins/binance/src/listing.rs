@@ -172,6 +172,32 @@ pub fn list_all(
     Ok(objects)
 }
 
+/// Lists the sub-"directories" (CommonPrefixes) under `prefix`, following
+/// markers, e.g. the symbols of one data type.
+pub fn list_prefixes(
+    listing_url: &str,
+    prefix: &str,
+    mut fetch: impl FnMut(&str) -> Result<String, PluginError>,
+) -> Result<Vec<String>, PluginError> {
+    let mut prefixes = Vec::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let url = page_url(listing_url, prefix, marker.as_deref());
+        let page = parse_page(&fetch(&url)?)?;
+        prefixes.extend(page.prefixes.iter().cloned());
+        let Some(next) = page.continuation() else {
+            break;
+        };
+        if marker.as_deref() == Some(next.as_str()) {
+            return Err(PluginError::Internal(format!(
+                "listing did not advance past marker `{next}`"
+            )));
+        }
+        marker = Some(next);
+    }
+    Ok(prefixes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -106,6 +106,34 @@ pub struct Params {
     /// Rows per decoded batch.
     #[serde(default = "default_batch_rows")]
     pub batch_rows: usize,
+    /// For symbol patterns: keep only these quote assets (empty: any).
+    #[serde(default)]
+    pub quote_assets: Vec<String>,
+    /// For symbol patterns: drop leveraged tokens (`BTCUPUSDT`, …).
+    #[serde(default = "default_true")]
+    pub exclude_leveraged: bool,
+    /// For symbol patterns: drop stablecoin pairs (`USDCUSDT`, …).
+    #[serde(default = "default_true")]
+    pub exclude_stablecoin_pairs: bool,
+    /// `listing` (S3 ListObjects) or `probe` (GET each expected
+    /// `<key>.CHECKSUM`, for when the listing lags the CDN).
+    #[serde(default)]
+    pub discovery: DiscoveryMode,
+}
+
+/// How artifacts are found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DiscoveryMode {
+    /// S3 ListObjects v1 with marker pagination.
+    #[default]
+    Listing,
+    /// Probe the expected keys' `.CHECKSUM` files directly.
+    Probe,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_market() -> Market {
@@ -190,12 +218,17 @@ impl Params {
         }
         for symbol in &self.symbols {
             let valid = !symbol.is_empty()
-                && symbol
-                    .bytes()
-                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+                && symbol.bytes().all(|b| {
+                    b.is_ascii_uppercase() || b.is_ascii_digit() || matches!(b, b'_' | b'*' | b'?')
+                });
             if !valid {
                 return Err(PluginError::InvalidParams(format!(
-                    "symbol `{symbol}` must be upper-case letters, digits or `_`, as Binance spells it"
+                    "symbol `{symbol}` must be upper-case letters, digits or `_` as Binance spells it, or a pattern with `*` and `?`"
+                )));
+            }
+            if self.discovery == DiscoveryMode::Probe && crate::symbols::is_pattern(symbol) {
+                return Err(PluginError::InvalidParams(format!(
+                    "symbol pattern `{symbol}` needs the listing; probe mode takes explicit symbols"
                 )));
             }
         }
@@ -219,13 +252,17 @@ pub const SCHEMA: &str = r#"{
     "market": {"enum": ["spot", "futures/um", "futures/cm"], "default": "spot"},
     "period": {"enum": ["daily", "monthly"], "default": "daily"},
     "data_type": {"enum": ["klines", "indexPriceKlines", "markPriceKlines", "premiumIndexKlines", "aggTrades", "trades", "fundingRate", "bookTicker", "bookDepth", "metrics", "liquidationSnapshot"], "default": "klines"},
-    "symbols": {"type": "array", "items": {"type": "string", "pattern": "^[A-Z0-9_]+$"}, "minItems": 1},
+    "symbols": {"type": "array", "items": {"type": "string", "pattern": "^[A-Z0-9_*?]+$"}, "minItems": 1},
     "interval": {"enum": ["1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1mo"]},
     "listing_url": {"type": "string", "format": "uri", "default": "https://s3-ap-northeast-1.amazonaws.com/data.binance.vision"},
     "download_url": {"type": "string", "format": "uri", "default": "https://data.binance.vision"},
     "bucket": {"type": "string", "default": "data.binance.vision"},
     "region": {"type": "string", "default": "ap-northeast-1"},
-    "batch_rows": {"type": "integer", "minimum": 1, "maximum": 1048576, "default": 65536}
+    "batch_rows": {"type": "integer", "minimum": 1, "maximum": 1048576, "default": 65536},
+    "quote_assets": {"type": "array", "items": {"type": "string"}, "default": []},
+    "exclude_leveraged": {"type": "boolean", "default": true},
+    "exclude_stablecoin_pairs": {"type": "boolean", "default": true},
+    "discovery": {"enum": ["listing", "probe"], "default": "listing"}
   }
 }"#;
 

@@ -13,6 +13,7 @@
 
 pub mod columns;
 pub mod csv;
+pub mod dates;
 pub mod host;
 
 /// Generated bindings. Prefer the re-exports at the crate root.
