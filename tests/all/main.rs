@@ -13,6 +13,7 @@ mod data_types;
 mod discovery;
 mod example_plugin;
 mod mirror;
+mod network_faults;
 mod plugin_containment;
 mod plugin_loading;
 mod s3_lake;

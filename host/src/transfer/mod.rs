@@ -62,10 +62,11 @@ pub enum TransferError {
 }
 
 impl TransferError {
-    /// Whether trying again may succeed.
+    /// Whether trying again may succeed. A malformed checksum file counts:
+    /// a network can mangle it, and a retry costs one small request.
     pub fn is_transient(&self) -> bool {
         match self {
-            TransferError::Network { .. } => true,
+            TransferError::Network { .. } | TransferError::BadChecksumFile { .. } => true,
             TransferError::Status { status, .. } => {
                 *status == 408 || *status == 429 || *status >= 500
             }

@@ -8,6 +8,7 @@
 
 pub mod archive;
 pub mod duckdb;
+pub mod faulty_proxy;
 pub mod runtime;
 pub mod s3;
 pub mod tools;
