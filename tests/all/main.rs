@@ -9,6 +9,7 @@
 mod support;
 
 mod config_errors;
+mod crash_resume;
 mod data_types;
 mod discovery;
 mod example_plugin;
