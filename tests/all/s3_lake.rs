@@ -75,6 +75,33 @@ transforms = [{{ plugin = "ohlcv" }}]
             .is_file()
     );
 
+    // `lake verify` lists the bucket (ListObjectsV2) and reads the footers.
+    let verify = crate::support::cryptolake()
+        .args([
+            "lake",
+            "verify",
+            "--config",
+            config.to_str().unwrap(),
+            "--output",
+            "json",
+        ])
+        .envs(env)
+        .output()
+        .expect("runs");
+    assert!(
+        verify.status.success(),
+        "{}",
+        crate::support::describe(&verify)
+    );
+    let verification: serde_json::Value = serde_json::from_slice(&verify.stdout).expect("json");
+    assert_eq!(
+        (
+            verification["entries"].as_u64(),
+            verification["files"].as_u64()
+        ),
+        (Some(2), Some(2))
+    );
+
     // The manifest is read back from the bucket: nothing to do.
     let (report, _) = sync_report_env(&config, &[], 0, &env);
     assert_eq!(report["pipelines"][0]["up_to_date"], 2, "{report:#}");

@@ -224,6 +224,22 @@ fn sync_mirrors_archives_into_query_ready_parquet() {
     let (report, _) = sync_report(&config, &[], 0);
     assert_eq!(report["pipelines"][0]["up_to_date"], 7, "{report:#}");
     assert_eq!(report["pipelines"][0]["completed"], 0, "{report:#}");
+    // `lake ls` and `lake verify` read the manifest and the Parquet footers.
+    let cfg = config.to_str().unwrap();
+    let ls = crate::support::run_cryptolake(&["lake", "ls", "--config", cfg, "--output", "json"]);
+    assert!(ls.status.success(), "{}", crate::support::describe(&ls));
+    let tables: serde_json::Value = serde_json::from_slice(&ls.stdout).expect("json");
+    assert_eq!(tables[0]["table"], "ohlcv");
+    assert_eq!(tables[0]["files"], 8);
+    assert_eq!(tables[0]["rows"], expected.len());
+    let verify = crate::support::run_cryptolake(&["lake", "verify", "--config", cfg]);
+    assert!(
+        verify.status.success(),
+        "{}",
+        crate::support::describe(&verify)
+    );
+    assert!(String::from_utf8_lossy(&verify.stdout).contains("0 problem(s)"));
+
     let count = duckdb::query(
         &lake,
         "SELECT count(*) AS n FROM read_parquet('{lake}/ohlcv/**/*.parquet')",
@@ -255,6 +271,46 @@ fn a_republished_archive_is_transferred_again() {
     assert_eq!(
         rows[0]["n"], 9,
         "the corrected file replaced the old rows, without duplicates"
+    );
+}
+
+#[test]
+fn lake_verify_reports_missing_and_damaged_outputs() {
+    let moto = Moto::start();
+    seed(&moto);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), &moto, "");
+    sync_report(&config, &["--pipeline", "um-1m"], 0);
+    let lake = dir.path().join("lake");
+    let part = lake.join(
+        "ohlcv/exchange=binance/market=futures-um/symbol=BTCUSDT/date=2024-12-31/part-BTCUSDT-1m-2024-12-31.parquet",
+    );
+    let bytes = std::fs::read(&part).expect("output");
+    std::fs::write(&part, &bytes[..bytes.len() / 2]).expect("truncate");
+    std::fs::remove_file(
+        lake.join("raw/data/futures/um/daily/klines/BTCUSDT/1m/BTCUSDT-1m-2024-12-31.zip"),
+    )
+    .expect("remove raw");
+    let output = crate::support::run_cryptolake(&[
+        "lake",
+        "verify",
+        "--config",
+        config.to_str().unwrap(),
+        "--output",
+        "json",
+    ]);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        crate::support::describe(&output)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    let problems = report["problems"].to_string();
+    assert!(problems.contains("is not readable Parquet"), "{report:#}");
+    assert!(
+        problems.contains("raw copy") && problems.contains("is missing"),
+        "{report:#}"
     );
 }
 

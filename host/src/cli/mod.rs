@@ -2,6 +2,7 @@
 //! libraries. Exit codes: 0 success, 1 some work failed, 2 bad usage or
 //! configuration.
 
+mod lake;
 mod plugin;
 mod sync;
 mod validate;
@@ -54,6 +55,9 @@ pub enum Command {
     /// Work with plugin files.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
+    /// Look at the lake: tables, partitions, row counts, integrity.
+    #[command(subcommand)]
+    Lake(lake::LakeCommand),
 }
 
 /// Output format of a command's result on stdout.
@@ -91,6 +95,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Sync(args) => sync::run(args),
         Command::Validate(args) => validate::run(args),
         Command::Plugin(command) => plugin::run(command),
+        Command::Lake(command) => lake::run(command),
     };
     ExitCode::from(code)
 }

@@ -9,6 +9,7 @@
 //! under its final name before it is complete. It must not fetch from sources
 //! or call plugins.
 
+pub mod inspect;
 pub mod layout;
 pub mod manifest;
 pub mod parquet;
@@ -349,6 +350,43 @@ impl Lake {
                 .await
                 .map_err(s3.error(key)),
         }
+    }
+
+    /// Every key under `prefix` (relative to the lake), sorted.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<String>, LakeError> {
+        let mut keys = match &self.backend {
+            Backend::Local { root } => {
+                let start = root.join(prefix);
+                let mut keys = Vec::new();
+                let mut stack = vec![start];
+                while let Some(dir) = stack.pop() {
+                    let entries = match std::fs::read_dir(&dir) {
+                        Ok(entries) => entries,
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                        Err(source) => return Err(LakeError::Io { path: dir, source }),
+                    };
+                    for entry in entries.flatten() {
+                        let path = entry.path();
+                        if path.is_dir() {
+                            stack.push(path);
+                        } else if let Ok(relative) = path.strip_prefix(root) {
+                            keys.push(relative.to_string_lossy().replace('\\', "/"));
+                        }
+                    }
+                }
+                keys
+            }
+            Backend::S3(s3) => s3
+                .client
+                .list(&s3.bucket, &s3.object(prefix))
+                .await
+                .map_err(s3.error(prefix))?
+                .into_iter()
+                .filter_map(|k| k.strip_prefix(&s3.prefix).map(str::to_owned))
+                .collect(),
+        };
+        keys.sort();
+        Ok(keys)
     }
 
     /// The size of an object, or `None` when it does not exist.

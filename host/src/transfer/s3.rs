@@ -571,6 +571,41 @@ impl S3Client {
             .and_then(base64_to_hex))
     }
 
+    /// Every key under `prefix` (ListObjectsV2, following continuation
+    /// tokens).
+    pub async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<String>, S3Error> {
+        let mut keys = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut query = format!("list-type=2&prefix={}", sigv4::uri_encode(prefix, true));
+            if let Some(token) = &token {
+                query.push_str(&format!(
+                    "&continuation-token={}",
+                    sigv4::uri_encode(token, true)
+                ));
+            }
+            let url = self.object_url(bucket, "", &query)?;
+            let response = self
+                .send(reqwest::Method::GET, url.clone(), &[], Bytes::new())
+                .await?
+                .ok_or_else(|| protocol(&url, "the bucket does not exist"))?;
+            let text = response.text().await.unwrap_or_default();
+            let doc =
+                roxmltree::Document::parse(&text).map_err(|e| protocol(&url, &e.to_string()))?;
+            keys.extend(
+                doc.descendants()
+                    .filter(|n| n.is_element() && n.tag_name().name() == "Key")
+                    .filter_map(|n| n.text().map(str::to_owned)),
+            );
+            let truncated = xml_text(&text, "IsTruncated").is_some_and(|t| t == "true");
+            match xml_text(&text, "NextContinuationToken") {
+                Some(next) if truncated => token = Some(next),
+                _ => break,
+            }
+        }
+        Ok(keys)
+    }
+
     /// Deletes an object (absent objects are not an error).
     pub async fn delete(&self, bucket: &str, key: &str) -> Result<(), S3Error> {
         let url = self.object_url(bucket, key, "")?;
