@@ -7,7 +7,7 @@ use time::macros::date;
 
 use crate::support::archive::KlineFile;
 use crate::support::s3::{ARCHIVE_BUCKET, Moto};
-use crate::support::{compile_cache_dir, cryptolake, duckdb, sync_report};
+use crate::support::{binance_pipeline, cryptolake, duckdb, sync_report, write_agent_config};
 
 #[test]
 fn kill_9_at_many_points_then_resume_is_exactly_once() {
@@ -21,30 +21,18 @@ fn kill_9_at_many_points_then_resume_is_exactly_once() {
         file.upload(&moto);
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let endpoint = format!("{}/{ARCHIVE_BUCKET}", moto.endpoint());
-    let config = dir.path().join("agent.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-lake = {{ url = "lake" }}
-runtime = {{ cache_dir = "{cache}" }}
-[plugins.binance]
-file = "builtin:binance"
-allowed_hosts = ["{host}"]
-[[pipelines]]
-name = "spot"
-table = "ohlcv"
-concurrency = 3
-window = {{ start = "2024-08-01", end = "2024-09-29" }}
-source = {{ plugin = "binance", params = {{ interval = "1m", symbols = ["ETHUSDT"], listing_url = "{endpoint}", download_url = "{endpoint}" }} }}
-transforms = [{{ plugin = "ohlcv" }}]
-"#,
-            cache = compile_cache_dir().display(),
-            host = moto.host_port(),
+    let archive = format!("{}/{ARCHIVE_BUCKET}", moto.endpoint());
+    let config = write_agent_config(
+        dir.path(),
+        r#"{ url = "lake" }"#,
+        &moto.host_port(),
+        &binance_pipeline(
+            "spot",
+            &archive,
+            r#"interval = "1m", symbols = ["ETHUSDT"]"#,
+            "table = \"ohlcv\"\nconcurrency = 3\nwindow = { start = \"2024-08-01\", end = \"2024-09-29\" }\ntransforms = [{ plugin = \"ohlcv\" }]",
         ),
-    )
-    .expect("config");
+    );
 
     // Kill runs at growing delays, so the kills land in different stages
     // (discovery, downloads, decoding, publishing, manifest writes).

@@ -4,36 +4,17 @@
 //! 2025-01-01; futures files have headers; funding is monthly; metrics use
 //! text datetimes.
 
-use std::path::Path;
-
 use crate::support::archive::upload_csv;
 use crate::support::s3::{ARCHIVE_BUCKET, Moto};
-use crate::support::{compile_cache_dir, duckdb, sync_report};
+use crate::support::{binance_pipeline, duckdb, sync_report, write_agent_config};
 
 fn pipeline(moto: &Moto, name: &str, table: &str, params: &str, window: (&str, &str)) -> String {
-    let endpoint = format!("{}/{ARCHIVE_BUCKET}", moto.endpoint());
-    format!(
-        r#"
-[[pipelines]]
-name = "{name}"
-table = "{table}"
-window = {{ start = "{}", end = "{}" }}
-source = {{ plugin = "binance", params = {{ {params}, listing_url = "{endpoint}", download_url = "{endpoint}" }} }}
-"#,
+    let archive = format!("{}/{ARCHIVE_BUCKET}", moto.endpoint());
+    let extra = format!(
+        "table = \"{table}\"\nwindow = {{ start = \"{}\", end = \"{}\" }}",
         window.0, window.1
-    )
-}
-
-fn write_config(dir: &Path, moto: &Moto, pipelines: &[String]) -> std::path::PathBuf {
-    let path = dir.join("agent.toml");
-    let text = format!(
-        "lake = {{ url = \"lake\" }}\nruntime = {{ cache_dir = \"{}\" }}\n[plugins.binance]\nfile = \"builtin:binance\"\nallowed_hosts = [\"{}\"]\n{}",
-        compile_cache_dir().display(),
-        moto.host_port(),
-        pipelines.concat()
     );
-    std::fs::write(&path, text).expect("config");
-    path
+    binance_pipeline(name, &archive, params, &extra)
 }
 
 #[test]
@@ -78,9 +59,10 @@ fn trades_agg_trades_funding_and_metrics_land_typed_and_normalised() {
     );
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = write_config(
+    let config = write_agent_config(
         dir.path(),
-        &moto,
+        r#"{ url = "lake" }"#,
+        &moto.host_port(),
         &[
             pipeline(
                 &moto,
@@ -110,7 +92,8 @@ fn trades_agg_trades_funding_and_metrics_land_typed_and_normalised() {
                 r#"market = "futures/um", data_type = "metrics", symbols = ["BTCUSDT"]"#,
                 ("2024-03-01", "2024-03-01"),
             ),
-        ],
+        ]
+        .concat(),
     );
     let (report, _) = sync_report(&config, &[], 0);
     let completed: Vec<u64> = report["pipelines"]

@@ -5,7 +5,7 @@ use time::macros::date;
 
 use crate::support::archive::{KlineFile, checksum_file, sha256_hex};
 use crate::support::s3::{ARCHIVE_BUCKET, Moto, S3sFs, test_credentials};
-use crate::support::{compile_cache_dir, sync_report_env};
+use crate::support::{binance_pipeline, sync_report_env, write_agent_config};
 
 fn config(
     dir: &std::path::Path,
@@ -13,30 +13,21 @@ fn config(
     moto: &Moto,
     pipeline_extra: &str,
 ) -> std::path::PathBuf {
-    let source = format!("{}/{ARCHIVE_BUCKET}", moto.endpoint());
-    let path = dir.join("agent.toml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"
-lake = {lake}
-runtime = {{ cache_dir = "{cache}" }}
-[plugins.binance]
-file = "builtin:binance"
-allowed_hosts = ["{host}"]
-[[pipelines]]
-name = "mirror"
-attempts = 2
-window = {{ start = "2024-05-01", end = "2024-05-03" }}
-source = {{ plugin = "binance", params = {{ interval = "1m", symbols = ["BTCUSDT"], listing_url = "{source}", download_url = "{source}" }} }}
-{pipeline_extra}
-"#,
-            cache = compile_cache_dir().display(),
-            host = moto.host_port(),
+    let archive = format!("{}/{ARCHIVE_BUCKET}", moto.endpoint());
+    let extra = format!(
+        "attempts = 2\nwindow = {{ start = \"2024-05-01\", end = \"2024-05-03\" }}\n{pipeline_extra}"
+    );
+    write_agent_config(
+        dir,
+        lake,
+        &moto.host_port(),
+        &binance_pipeline(
+            "mirror",
+            &archive,
+            r#"interval = "1m", symbols = ["BTCUSDT"]"#,
+            &extra,
         ),
     )
-    .expect("config");
-    path
 }
 
 /// Two good days and one whose published checksum is wrong.

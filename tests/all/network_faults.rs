@@ -8,7 +8,7 @@ use time::macros::date;
 use crate::support::archive::KlineFile;
 use crate::support::faulty_proxy::FaultyProxy;
 use crate::support::s3::{ARCHIVE_BUCKET, Moto};
-use crate::support::{compile_cache_dir, duckdb, sync_report};
+use crate::support::{binance_pipeline, duckdb, sync_report, write_agent_config};
 
 #[test]
 fn every_archive_ends_correct_or_quarantined_through_a_faulty_network() {
@@ -26,31 +26,18 @@ fn every_archive_ends_correct_or_quarantined_through_a_faulty_network() {
     let proxy = FaultyProxy::start(moto.host_port(), poisoned);
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let endpoint = format!("http://{}/{ARCHIVE_BUCKET}", proxy.host_port());
-    let config = dir.path().join("agent.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-lake = {{ url = "lake" }}
-runtime = {{ cache_dir = "{cache}" }}
-[plugins.binance]
-file = "builtin:binance"
-allowed_hosts = ["{host}"]
-[[pipelines]]
-name = "spot"
-table = "ohlcv"
-attempts = 4
-concurrency = 4
-window = {{ start = "2024-07-01", end = "2024-07-10" }}
-source = {{ plugin = "binance", params = {{ interval = "1m", symbols = ["BTCUSDT"], listing_url = "{endpoint}", download_url = "{endpoint}" }} }}
-transforms = [{{ plugin = "ohlcv" }}]
-"#,
-            cache = compile_cache_dir().display(),
-            host = proxy.host_port(),
+    let archive = format!("http://{}/{ARCHIVE_BUCKET}", proxy.host_port());
+    let config = write_agent_config(
+        dir.path(),
+        r#"{ url = "lake" }"#,
+        &proxy.host_port(),
+        &binance_pipeline(
+            "spot",
+            &archive,
+            r#"interval = "1m", symbols = ["BTCUSDT"]"#,
+            "table = \"ohlcv\"\nattempts = 4\nconcurrency = 4\nwindow = { start = \"2024-07-01\", end = \"2024-07-10\" }\ntransforms = [{ plugin = \"ohlcv\" }]",
         ),
-    )
-    .expect("config");
+    );
 
     let (report, _) = sync_report(&config, &[], 1);
     let run = &report["pipelines"][0];

@@ -6,7 +6,7 @@ use time::macros::date;
 
 use crate::support::archive::KlineFile;
 use crate::support::s3::{ARCHIVE_BUCKET, Moto, S3sFs, test_credentials};
-use crate::support::{compile_cache_dir, duckdb, sync_report_env};
+use crate::support::{binance_pipeline, duckdb, sync_report_env, write_agent_config};
 
 #[test]
 fn sync_writes_a_query_ready_lake_into_an_s3_bucket() {
@@ -23,30 +23,21 @@ fn sync_writes_a_query_ready_lake_into_an_s3_bucket() {
     lake.create_bucket("lake");
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let source = format!("{}/{ARCHIVE_BUCKET}", moto.endpoint());
-    let config = dir.path().join("agent.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-lake = {{ url = "s3://lake/crypto", endpoint = "{endpoint}", staging_dir = "staging" }}
-runtime = {{ cache_dir = "{cache}" }}
-[plugins.binance]
-file = "builtin:binance"
-allowed_hosts = ["{host}"]
-[[pipelines]]
-name = "spot"
-table = "ohlcv"
-window = {{ start = "2024-12-31", end = "2025-01-01" }}
-source = {{ plugin = "binance", params = {{ interval = "1m", symbols = ["BTCUSDT"], listing_url = "{source}", download_url = "{source}" }} }}
-transforms = [{{ plugin = "ohlcv" }}]
-"#,
-            endpoint = lake.endpoint,
-            cache = compile_cache_dir().display(),
-            host = moto.host_port(),
+    let archive = format!("{}/{ARCHIVE_BUCKET}", moto.endpoint());
+    let config = write_agent_config(
+        dir.path(),
+        &format!(
+            "{{ url = \"s3://lake/crypto\", endpoint = \"{}\", staging_dir = \"staging\" }}",
+            lake.endpoint
         ),
-    )
-    .expect("config");
+        &moto.host_port(),
+        &binance_pipeline(
+            "spot",
+            &archive,
+            r#"interval = "1m", symbols = ["BTCUSDT"]"#,
+            "table = \"ohlcv\"\nwindow = { start = \"2024-12-31\", end = \"2025-01-01\" }\ntransforms = [{ plugin = \"ohlcv\" }]",
+        ),
+    );
     let credentials = test_credentials();
     let env = [
         ("AWS_ACCESS_KEY_ID", credentials.access_key_id.as_str()),

@@ -6,46 +6,35 @@ use time::macros::date;
 
 use crate::support::archive::{KlineFile, Row, sha256_hex};
 use crate::support::s3::{ARCHIVE_BUCKET, Moto};
-use crate::support::{duckdb, sync_report};
+use crate::support::{binance_pipeline, duckdb, sync_report, write_agent_config};
 
-/// Writes a config whose listing and download endpoints are the local server.
-pub fn write_config(dir: &Path, moto: &Moto, extra_pipelines: &str) -> std::path::PathBuf {
-    let endpoint = moto.endpoint();
-    let config = format!(
-        r#"
-[lake]
-url = "lake"
-
-[runtime]
-cache_dir = "{cache}"
-
-[plugins.binance]
-file = "builtin:binance"
-allowed_hosts = ["{host}"]
-
-[[pipelines]]
-name = "spot-1m"
-table = "ohlcv"
-concurrency = 3
-window = {{ start = "2024-12-28", end = "2025-01-02" }}
-source = {{ plugin = "binance", params = {{ market = "spot", interval = "1m", symbols = ["BTCUSDT", "ETHUSDT"], listing_url = "{endpoint}/{bucket}", download_url = "{endpoint}/{bucket}" }} }}
-transforms = [{{ plugin = "ohlcv" }}]
-
-[[pipelines]]
-name = "um-1m"
-table = "ohlcv"
-window = {{ start = "2024-12-31", end = "2024-12-31" }}
-source = {{ plugin = "binance", params = {{ market = "futures/um", interval = "1m", symbols = ["BTCUSDT"], listing_url = "{endpoint}/{bucket}", download_url = "{endpoint}/{bucket}" }} }}
-transforms = [{{ plugin = "ohlcv" }}]
-{extra_pipelines}
-"#,
-        cache = crate::support::compile_cache_dir().display(),
-        host = moto.host_port(),
-        bucket = ARCHIVE_BUCKET,
-    );
-    let path = dir.join("agent.toml");
-    std::fs::write(&path, config).expect("write config");
-    path
+/// Writes a config whose listing and download endpoints are the local server:
+/// spot klines for two symbols, and a futures pipeline.
+pub fn write_config(dir: &Path, moto: &Moto) -> std::path::PathBuf {
+    let archive = format!("{}/{ARCHIVE_BUCKET}", moto.endpoint());
+    let ohlcv = "table = \"ohlcv\"\ntransforms = [{ plugin = \"ohlcv\" }]";
+    let pipelines = [
+        binance_pipeline(
+            "spot-1m",
+            &archive,
+            r#"market = "spot", interval = "1m", symbols = ["BTCUSDT", "ETHUSDT"]"#,
+            &format!(
+                "{ohlcv}\nconcurrency = 3\nwindow = {{ start = \"2024-12-28\", end = \"2025-01-02\" }}"
+            ),
+        ),
+        binance_pipeline(
+            "um-1m",
+            &archive,
+            r#"market = "futures/um", interval = "1m", symbols = ["BTCUSDT"]"#,
+            &format!("{ohlcv}\nwindow = {{ start = \"2024-12-31\", end = \"2024-12-31\" }}"),
+        ),
+    ];
+    write_agent_config(
+        dir,
+        r#"{ url = "lake" }"#,
+        &moto.host_port(),
+        &pipelines.concat(),
+    )
 }
 
 /// The archive set: spot ms (2024) and µs (2025) files, a missing day, a
@@ -94,7 +83,7 @@ fn sync_mirrors_archives_into_query_ready_parquet() {
     let moto = Moto::start();
     let files = seed(&moto);
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = write_config(dir.path(), &moto, "");
+    let config = write_config(dir.path(), &moto);
     let lake = dir.path().join("lake");
 
     // A dry run lists what would be transferred, and why, and transfers nothing.
@@ -252,7 +241,7 @@ fn a_republished_archive_is_transferred_again() {
     let moto = Moto::start();
     let files = seed(&moto);
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = write_config(dir.path(), &moto, "");
+    let config = write_config(dir.path(), &moto);
     sync_report(&config, &["--pipeline", "spot-1m"], 0);
 
     // Binance re-publishes a corrected day under the same key.
@@ -279,7 +268,7 @@ fn lake_verify_reports_missing_and_damaged_outputs() {
     let moto = Moto::start();
     seed(&moto);
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = write_config(dir.path(), &moto, "");
+    let config = write_config(dir.path(), &moto);
     sync_report(&config, &["--pipeline", "um-1m"], 0);
     let lake = dir.path().join("lake");
     let part = lake.join(

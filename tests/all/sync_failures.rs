@@ -7,7 +7,7 @@ use time::macros::date;
 
 use crate::support::archive::{KlineFile, checksum_file, zip_one};
 use crate::support::s3::{ARCHIVE_BUCKET, Moto};
-use crate::support::{duckdb, sync_report};
+use crate::support::{binance_pipeline, duckdb, sync_report, write_agent_config};
 
 #[test]
 fn bad_archives_are_reported_or_quarantined_and_the_rest_complete() {
@@ -55,30 +55,18 @@ fn bad_archives_are_reported_or_quarantined_and_the_rest_complete() {
     );
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let endpoint = format!("{}/{ARCHIVE_BUCKET}", moto.endpoint());
-    let config = dir.path().join("agent.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-lake = {{ url = "lake" }}
-runtime = {{ cache_dir = "{cache}" }}
-[plugins.binance]
-file = "builtin:binance"
-allowed_hosts = ["{host}"]
-[[pipelines]]
-name = "spot"
-table = "ohlcv"
-attempts = 2
-window = {{ start = "2024-03-01", end = "2024-03-05" }}
-source = {{ plugin = "binance", params = {{ interval = "1m", symbols = ["BTCUSDT"], listing_url = "{endpoint}", download_url = "{endpoint}" }} }}
-transforms = [{{ plugin = "ohlcv" }}]
-"#,
-            cache = crate::support::compile_cache_dir().display(),
-            host = moto.host_port(),
+    let archive = format!("{}/{ARCHIVE_BUCKET}", moto.endpoint());
+    let config = write_agent_config(
+        dir.path(),
+        r#"{ url = "lake" }"#,
+        &moto.host_port(),
+        &binance_pipeline(
+            "spot",
+            &archive,
+            r#"interval = "1m", symbols = ["BTCUSDT"]"#,
+            "table = \"ohlcv\"\nattempts = 2\nwindow = { start = \"2024-03-01\", end = \"2024-03-05\" }\ntransforms = [{ plugin = \"ohlcv\" }]",
         ),
-    )
-    .expect("config");
+    );
 
     let (report, output) = sync_report(&config, &[], 1);
     let spot = &report["pipelines"][0];

@@ -190,6 +190,21 @@ impl S3Client {
         }
     }
 
+    /// [`Self::send`] for requests whose success always has a response
+    /// (anything but a GET or HEAD of a missing object).
+    async fn send_expecting_body(
+        &self,
+        method: reqwest::Method,
+        url: url::Url,
+        headers: &[(&str, &str)],
+        body: Bytes,
+    ) -> Result<reqwest::Response, S3Error> {
+        let what = url.clone();
+        self.send(method, url, headers, body)
+            .await?
+            .ok_or_else(|| protocol(&what, "no response"))
+    }
+
     /// Creates a bucket (used by tests and first-time setup).
     pub async fn create_bucket(&self, bucket: &str) -> Result<(), S3Error> {
         let url = self.object_url(bucket, "", "")?;
@@ -290,12 +305,8 @@ impl S3Client {
     async fn create_multipart(&self, bucket: &str, key: &str) -> Result<String, S3Error> {
         let url = self.object_url(bucket, key, "uploads=")?;
         let response = self
-            .send(reqwest::Method::POST, url.clone(), &[], Bytes::new())
-            .await?
-            .ok_or_else(|| S3Error::Protocol {
-                url: url.to_string(),
-                message: "no response".into(),
-            })?;
+            .send_expecting_body(reqwest::Method::POST, url.clone(), &[], Bytes::new())
+            .await?;
         let text = response.text().await.unwrap_or_default();
         xml_text(&text, "UploadId").ok_or_else(|| S3Error::Protocol {
             url: url.to_string(),
@@ -334,12 +345,8 @@ impl S3Client {
             );
             let url = self.object_url(bucket, key, &query)?;
             let response = self
-                .send(reqwest::Method::PUT, url.clone(), &[], Bytes::from(part))
-                .await?
-                .ok_or_else(|| S3Error::Protocol {
-                    url: url.to_string(),
-                    message: "no response".into(),
-                })?;
+                .send_expecting_body(reqwest::Method::PUT, url.clone(), &[], Bytes::from(part))
+                .await?;
             let etag = response
                 .headers()
                 .get("etag")
@@ -378,31 +385,14 @@ impl S3Client {
             .collect();
         let body = format!("<CompleteMultipartUpload>{parts}</CompleteMultipartUpload>");
         let response = self
-            .send(
+            .send_expecting_body(
                 reqwest::Method::POST,
                 url.clone(),
                 &[("content-type", "application/xml")],
                 Bytes::from(body),
             )
-            .await?
-            .ok_or_else(|| S3Error::Protocol {
-                url: url.to_string(),
-                message: "no response".into(),
-            })?;
-        // CompleteMultipartUpload can fail after a 200 status, with an error
-        // document in the body.
-        let text = response.text().await.unwrap_or_default();
-        if text.contains("<Error>") {
-            let (code, message) = error_document(&text);
-            return Err(S3Error::Status {
-                method: "POST".into(),
-                url: url.to_string(),
-                status: 200,
-                code,
-                message,
-            });
-        }
-        Ok(())
+            .await?;
+        body_unless_error(response, "POST", &url).await.map(|_| ())
     }
 }
 
@@ -446,7 +436,7 @@ impl S3Client {
             _ => {
                 let url = self.object_url(bucket, key, "")?;
                 let response = self
-                    .send(
+                    .send_expecting_body(
                         reqwest::Method::PUT,
                         url.clone(),
                         &[
@@ -455,20 +445,8 @@ impl S3Client {
                         ],
                         Bytes::new(),
                     )
-                    .await?
-                    .ok_or_else(|| protocol(&url, "no response"))?;
-                let text = response.text().await.unwrap_or_default();
-                // CopyObject can fail after a 200 status, with an error body.
-                if text.contains("<Error>") {
-                    let (code, message) = error_document(&text);
-                    return Err(S3Error::Status {
-                        method: "PUT".into(),
-                        url: url.to_string(),
-                        status: 200,
-                        code,
-                        message,
-                    });
-                }
+                    .await?;
+                let text = body_unless_error(response, "PUT", &url).await?;
                 Ok(Copied {
                     sha256: xml_text(&text, "ChecksumSHA256").and_then(|b| base64_to_hex(&b)),
                 })
@@ -498,7 +476,7 @@ impl S3Client {
             let outcome = async {
                 let url = self.object_url(bucket, key, &query)?;
                 let response = self
-                    .send(
+                    .send_expecting_body(
                         reqwest::Method::PUT,
                         url.clone(),
                         &[
@@ -507,9 +485,8 @@ impl S3Client {
                         ],
                         Bytes::new(),
                     )
-                    .await?
-                    .ok_or_else(|| protocol(&url, "no response"))?;
-                let text = response.text().await.unwrap_or_default();
+                    .await?;
+                let text = body_unless_error(response, "PUT", &url).await?;
                 xml_text(&text, "ETag")
                     .ok_or_else(|| protocol(&url, "UploadPartCopy answered without an ETag"))
             }
@@ -613,6 +590,28 @@ impl S3Client {
             .await
             .map(|_| ())
     }
+}
+
+/// The body of a 2xx response, or the error it carries: `CopyObject`,
+/// `UploadPartCopy` and `CompleteMultipartUpload` can fail after a 200
+/// status, with an error document in the body.
+async fn body_unless_error(
+    response: reqwest::Response,
+    method: &str,
+    url: &url::Url,
+) -> Result<String, S3Error> {
+    let text = response.text().await.unwrap_or_default();
+    if text.contains("<Error>") {
+        let (code, message) = error_document(&text);
+        return Err(S3Error::Status {
+            method: method.to_owned(),
+            url: url.to_string(),
+            status: 200,
+            code,
+            message,
+        });
+    }
+    Ok(text)
 }
 
 fn protocol(url: &url::Url, message: &str) -> S3Error {

@@ -76,6 +76,29 @@ pub fn sync_report_env(
     (report, output)
 }
 
+/// Writes `agent.toml` in `dir`: the lake (an inline TOML table), the shared
+/// compile cache, the built-in Binance plugin allowed to reach
+/// `allowed_host`, and `pipelines` (TOML `[[pipelines]]` blocks).
+pub fn write_agent_config(dir: &Path, lake: &str, allowed_host: &str, pipelines: &str) -> PathBuf {
+    let path = dir.join("agent.toml");
+    let text = format!(
+        "lake = {lake}\nruntime = {{ cache_dir = \"{cache}\" }}\n\n[plugins.binance]\nfile = \"builtin:binance\"\nallowed_hosts = [\"{allowed_host}\"]\n{pipelines}",
+        cache = compile_cache_dir().display(),
+    );
+    std::fs::write(&path, text).expect("write agent.toml");
+    path
+}
+
+/// A `[[pipelines]]` block named `name` whose source is the Binance plugin
+/// listing and downloading from the archive bucket at `archive` (a URL
+/// ending in the bucket), with `params` (TOML key/values) and `extra`
+/// pipeline lines (table, window, transforms, …).
+pub fn binance_pipeline(name: &str, archive: &str, params: &str, extra: &str) -> String {
+    format!(
+        "\n[[pipelines]]\nname = \"{name}\"\n{extra}\nsource = {{ plugin = \"binance\", params = {{ {params}, listing_url = \"{archive}\", download_url = \"{archive}\" }} }}\n"
+    )
+}
+
 /// A compile cache shared by the tests of this workspace.
 pub fn compile_cache_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -1,0 +1,41 @@
+"""Writes N Binance-format kline archives (~100 KB each) with their .CHECKSUM
+files into a directory laid out like the archive bucket.
+
+usage: generate.py OUT_DIR COUNT
+"""
+import hashlib
+import io
+import os
+import random
+import sys
+import zipfile
+
+out, count = sys.argv[1], int(sys.argv[2])
+rng = random.Random(42)
+base = 1704067200000  # 2024-01-01 in ms
+for i in range(count):
+    symbol = f"SYM{i // 500:03d}USDT"
+    day = i % 500
+    date = f"{2023 + (day // 365)}-{(day % 365) // 31 % 12 + 1:02d}-{day % 28 + 1:02d}"
+    name = f"{symbol}-1m-{date}.zip"
+    key = f"data/spot/daily/klines/{symbol}/1m/{name}"
+    # Random prices compress like real ones: ~1440 rows make ~100 KB zipped.
+    lines = []
+    for m in range(1440):
+        t = base + day * 86_400_000 + m * 60_000
+        p = 100 + rng.random() * 10
+        lines.append(
+            f"{t},{p:.8f},{p + rng.random():.8f},{p - rng.random():.8f},{p + rng.random() - 0.5:.8f},"
+            f"{rng.random() * 1000:.8f},{t + 59_999},{rng.random() * 100000:.8f},{rng.randint(1, 5000)},"
+            f"{rng.random() * 500:.8f},{rng.random() * 50000:.8f},0"
+        )
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr(name.replace(".zip", ".csv"), "\n".join(lines))
+    data = buffer.getvalue()
+    path = os.path.join(out, key)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(data)
+    with open(path + ".CHECKSUM", "w") as f:
+        f.write(f"{hashlib.sha256(data).hexdigest()}  {name}")
