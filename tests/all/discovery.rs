@@ -8,6 +8,19 @@ use crate::support::archive::checksum_file;
 use crate::support::runtime;
 use crate::support::s3::{ARCHIVE_BUCKET, Moto};
 
+/// Puts a placeholder spot 1m archive and its `.CHECKSUM`: discovery reads
+/// only the listing and the checksum files.
+fn put_listed(moto: &Moto, symbol: &str, day: &str) {
+    let name = format!("{symbol}-1m-{day}.zip");
+    let key = format!("data/spot/daily/klines/{symbol}/1m/{name}");
+    moto.put(ARCHIVE_BUCKET, &key, b"zip".to_vec());
+    moto.put(
+        ARCHIVE_BUCKET,
+        &format!("{key}.CHECKSUM"),
+        checksum_file(b"zip", &name).into_bytes(),
+    );
+}
+
 #[test]
 fn listing_pagination_reaches_every_key() {
     let moto = Moto::start();
@@ -19,14 +32,7 @@ fn listing_pagination_reaches_every_key() {
         .map(|i| (first + time::Duration::days(i)).to_string())
         .collect();
     for day in &days {
-        let name = format!("BTCUSDT-1m-{day}.zip");
-        let key = format!("data/spot/daily/klines/BTCUSDT/1m/{name}");
-        moto.put(ARCHIVE_BUCKET, &key, b"zip".to_vec());
-        moto.put(
-            ARCHIVE_BUCKET,
-            &format!("{key}.CHECKSUM"),
-            checksum_file(b"zip", &name).into_bytes(),
-        );
+        put_listed(&moto, "BTCUSDT", day);
     }
     let binance = runtime::builtin("binance", &[&moto.host_port()]);
     let endpoint = format!("{}/{ARCHIVE_BUCKET}", moto.endpoint());
@@ -119,14 +125,7 @@ fn symbol_patterns_list_the_archive_and_filter() {
         "ETHBTC",
         "JUPUSDT",
     ] {
-        let name = format!("{symbol}-1m-2024-06-01.zip");
-        let key = format!("data/spot/daily/klines/{symbol}/1m/{name}");
-        moto.put(ARCHIVE_BUCKET, &key, b"zip".to_vec());
-        moto.put(
-            ARCHIVE_BUCKET,
-            &format!("{key}.CHECKSUM"),
-            checksum_file(b"zip", &name).into_bytes(),
-        );
+        put_listed(&moto, symbol, "2024-06-01");
     }
     let binance = runtime::builtin("binance", &[&moto.host_port()]);
     let endpoint = format!("{}/{ARCHIVE_BUCKET}", moto.endpoint());
@@ -157,14 +156,7 @@ fn probe_mode_finds_archives_the_listing_does_not_show() {
     let moto = Moto::start();
     moto.create_public_bucket(ARCHIVE_BUCKET);
     for day in ["2024-06-01", "2024-06-03"] {
-        let name = format!("BTCUSDT-1m-{day}.zip");
-        let key = format!("data/spot/daily/klines/BTCUSDT/1m/{name}");
-        moto.put(ARCHIVE_BUCKET, &key, b"zip".to_vec());
-        moto.put(
-            ARCHIVE_BUCKET,
-            &format!("{key}.CHECKSUM"),
-            checksum_file(b"zip", &name).into_bytes(),
-        );
+        put_listed(&moto, "BTCUSDT", day);
     }
     let binance = runtime::builtin("binance", &[&moto.host_port()]);
     // The listing endpoint is unreachable: probing must not need it.
