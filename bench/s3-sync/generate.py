@@ -3,6 +3,7 @@ files into a directory laid out like the archive bucket.
 
 usage: generate.py OUT_DIR COUNT
 """
+import datetime
 import hashlib
 import io
 import os
@@ -12,11 +13,11 @@ import zipfile
 
 out, count = sys.argv[1], int(sys.argv[2])
 rng = random.Random(42)
-base = 1704067200000  # 2024-01-01 in ms
+base = 1672531200000  # 2023-01-01 in ms, the first file's day
 for i in range(count):
     symbol = f"SYM{i // 500:03d}USDT"
     day = i % 500
-    date = f"{2023 + (day // 365)}-{(day % 365) // 31 % 12 + 1:02d}-{day % 28 + 1:02d}"
+    date = (datetime.date(2023, 1, 1) + datetime.timedelta(days=day)).isoformat()
     name = f"{symbol}-1m-{date}.zip"
     key = f"data/spot/daily/klines/{symbol}/1m/{name}"
     # Random prices compress like real ones: ~1440 rows make ~100 KB zipped.
