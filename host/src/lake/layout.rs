@@ -51,9 +51,14 @@ pub fn output_key(table: &str, partition: &PartitionValues, source_key: &str) ->
     format!("{}/part-{stem}.parquet", partition_dir(table, partition))
 }
 
+/// Prefix of a pipeline's manifest entries.
+pub fn manifest_prefix(pipeline: &str) -> String {
+    format!("_cryptolake/manifest/{pipeline}/")
+}
+
 /// Key of an artifact's manifest entry.
 pub fn manifest_key(pipeline: &str, source_key: &str) -> String {
-    format!("_cryptolake/manifest/{pipeline}/{source_key}.json")
+    format!("{}{source_key}.json", manifest_prefix(pipeline))
 }
 
 /// Key of a pipeline's last run report (JSON).

@@ -115,11 +115,26 @@ impl PipelineRun {
         })?;
         let missing = report::missing_periods(&discovered);
         let total = discovered.len();
+        // One listing tells which artifacts have an entry at all, so a new
+        // artifact costs no request here; existing entries are read to
+        // compare identities.
+        let recorded_keys: std::collections::HashSet<String> = self
+            .lake
+            .list(&layout::manifest_prefix(&self.spec.name))
+            .await
+            .map_err(|source| self.lake_error(source))?
+            .into_iter()
+            .collect();
         let mut todo = Vec::new();
         for artifact in discovered {
-            let recorded = manifest::read(&self.lake, &self.spec.name, &artifact.key)
-                .await
-                .map_err(|source| self.lake_error(source))?;
+            let recorded =
+                if recorded_keys.contains(&layout::manifest_key(&self.spec.name, &artifact.key)) {
+                    manifest::read(&self.lake, &self.spec.name, &artifact.key)
+                        .await
+                        .map_err(|source| self.lake_error(source))?
+                } else {
+                    None
+                };
             let reason = match recorded {
                 None => Some(Reason::New),
                 Some(entry)
