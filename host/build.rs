@@ -11,6 +11,7 @@ use cryptolake_guest_build::{Guest, build_guests};
 const BUILTINS: &[(&str, &str, &str)] = &[
     ("binance", "cryptolake-plugin-binance", "plugins/binance"),
     ("ohlcv", "cryptolake-plugin-ohlcv", "plugins/ohlcv"),
+    ("coinbase", "cryptolake-plugin-coinbase", "plugins/coinbase"),
 ];
 
 /// Guests that are not embedded but are run by the tests (the hostile plugin

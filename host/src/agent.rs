@@ -132,6 +132,12 @@ impl Agent {
             transforms,
             lake: self.lake.clone(),
             http: self.http.clone(),
+            rate: spec.rate_limit.map(|limit| {
+                Arc::new(crate::transfer::rate::RateLimiter::new(
+                    limit.per_second,
+                    limit.burst,
+                ))
+            }),
         })
     }
 }

@@ -8,6 +8,7 @@
 
 mod support;
 
+mod coinbase;
 mod config_errors;
 mod crash_resume;
 mod data_types;

@@ -12,7 +12,7 @@ mod units;
 pub use plan::{
     LakeLocation, Limits, PipelineSpec, Plan, PluginLocation, PluginRef, PluginSpec, load,
 };
-pub use types::{ConfigFile, MissingChecksumPolicy, TransferMode};
+pub use types::{ConfigFile, MissingChecksumPolicy, RateLimitConfig, TransferMode};
 pub use units::{parse_duration, parse_size};
 
 use std::fmt;

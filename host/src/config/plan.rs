@@ -112,6 +112,8 @@ pub struct PipelineSpec {
     pub transfer: TransferMode,
     /// S3 endpoint of the source bucket, when configured.
     pub source_endpoint: Option<url::Url>,
+    /// Pace of the host's requests, when limited.
+    pub rate_limit: Option<super::RateLimitConfig>,
 }
 
 /// Where the lake is.
@@ -267,6 +269,14 @@ pub fn resolve(path: &Path, file: ConfigFile) -> Result<Plan, ConfigError> {
                 "\"direct\" copies server-side into an S3 bucket, but the lake is a local directory".into(),
             );
         }
+        if let Some(limit) = &config.rate_limit
+            && !(limit.per_second > 0.0 && limit.per_second.is_finite())
+        {
+            problem(
+                format!("{field}.rate_limit.per_second"),
+                "must be a positive number".into(),
+            );
+        }
         let source_endpoint = match &config.source_endpoint {
             None => None,
             Some(text) => match url::Url::parse(text) {
@@ -351,6 +361,7 @@ pub fn resolve(path: &Path, file: ConfigFile) -> Result<Plan, ConfigError> {
             missing_checksum: config.missing_checksum,
             transfer: config.transfer,
             source_endpoint,
+            rate_limit: config.rate_limit,
         });
     }
 

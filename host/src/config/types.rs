@@ -166,6 +166,10 @@ pub struct PipelineConfig {
     /// `source_endpoint = "http://127.0.0.1:9000"`. Default: AWS in the
     /// source's region.
     pub source_endpoint: Option<String>,
+    /// Pace the host's requests for this pipeline's artifacts (downloads and
+    /// checksum files). Example: `rate_limit = { per_second = 10, burst = 15 }`
+    /// (Coinbase's public limit). Default: unlimited.
+    pub rate_limit: Option<RateLimitConfig>,
     /// What to do with an artifact whose source publishes no checksum:
     /// `"accept"` (record it as unverified) or `"reject"`. Default: `"reject"`.
     #[serde(default)]
@@ -205,6 +209,21 @@ pub struct WindowConfig {
     pub start: Option<String>,
     /// Last date. Absent: up to the newest file.
     pub end: Option<String>,
+}
+
+/// A request rate limit.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Average requests per second.
+    pub per_second: f64,
+    /// Requests allowed at once after a quiet period. Default: 1.
+    #[serde(default = "default_burst")]
+    pub burst: u32,
+}
+
+fn default_burst() -> u32 {
+    1
 }
 
 /// How archives are transferred.

@@ -12,6 +12,7 @@
 mod decode;
 mod report;
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use futures::StreamExt;
@@ -30,6 +31,7 @@ use crate::plugin::{
     Artifact, ChecksumSource, PluginCallError, Window, bindings::types::S3Location,
 };
 use crate::telemetry::metrics;
+use crate::transfer::rate::RateLimiter;
 use crate::transfer::{self, TransferError};
 
 /// Everything a pipeline run needs.
@@ -45,6 +47,8 @@ pub struct PipelineRun {
     pub lake: Lake,
     /// HTTP client for transfers.
     pub http: reqwest::Client,
+    /// Paces this pipeline's transfer requests, when configured.
+    pub rate: Option<Arc<RateLimiter>>,
 }
 
 /// The outcome of discovery and reconciliation.
@@ -235,6 +239,13 @@ impl PipelineRun {
         Ok(report)
     }
 
+    /// Waits for the pipeline's rate limit, if any.
+    async fn pace(&self) {
+        if let Some(rate) = &self.rate {
+            rate.acquire().await;
+        }
+    }
+
     fn task_error(&self, error: tokio::task::JoinError) -> PipelineError {
         PipelineError::Task {
             pipeline: self.spec.name.clone(),
@@ -367,10 +378,12 @@ impl PipelineRun {
         artifact: &Artifact,
     ) -> Result<Option<transfer::ChecksumFile>, Attempt> {
         match &artifact.checksum {
-            ChecksumSource::SidecarUrl(url) => transfer::fetch_checksum(&self.http, url)
-                .await
-                .map(Some)
-                .map_err(|e| Attempt::from_transfer(e, "checksum")),
+            ChecksumSource::SidecarUrl(url) => {
+                self.pace().await;
+                transfer::fetch_checksum(&self.http, url).await
+            }
+            .map(Some)
+            .map_err(|e| Attempt::from_transfer(e, "checksum")),
             ChecksumSource::Sha256(hex) => Ok(Some(transfer::ChecksumFile {
                 raw: Vec::new(),
                 sha256: hex.to_ascii_lowercase(),

@@ -6,6 +6,7 @@
 //! `sha256sum`-style checksum sidecars. It must not decide what an artifact
 //! is or where it goes in the lake.
 
+pub mod rate;
 pub mod s3;
 pub mod sigv4;
 

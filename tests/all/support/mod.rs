@@ -7,6 +7,7 @@
 //! - [`runtime`]: one shared plugin runtime per test binary.
 
 pub mod archive;
+pub mod candles_server;
 pub mod duckdb;
 pub mod faulty_proxy;
 pub mod runtime;

@@ -1,0 +1,118 @@
+//! The Coinbase connector against a local server in the API's exact format:
+//! windows of at most 300 candles, rate-limited, 429 and 5xx retried, rows in
+//! time order without duplicates, empty intervals absent, and the same
+//! `ohlcv` table as Binance so the two can be joined.
+
+use time::macros::date;
+
+use crate::support::archive::KlineFile;
+use crate::support::candles_server::{CandlesServer, candle, has_candle};
+use crate::support::s3::{ARCHIVE_BUCKET, Moto};
+use crate::support::{binance_pipeline, compile_cache_dir, duckdb, sync_report};
+
+#[test]
+fn coinbase_candles_land_in_the_shared_ohlcv_table() {
+    let api = CandlesServer::start();
+    let moto = Moto::start();
+    moto.create_public_bucket(ARCHIVE_BUCKET);
+    KlineFile::spot("BTCUSDT", date!(2024 - 01 - 01), 1440).upload(&moto);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("agent.toml");
+    let binance = binance_pipeline(
+        "binance-spot",
+        &format!("{}/{ARCHIVE_BUCKET}", moto.endpoint()),
+        r#"interval = "1m", symbols = ["BTCUSDT"]"#,
+        "table = \"ohlcv\"\nwindow = { start = \"2024-01-01\", end = \"2024-01-01\" }\ntransforms = [{ plugin = \"ohlcv\" }]",
+    );
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+lake = {{ url = "lake" }}
+runtime = {{ cache_dir = "{cache}" }}
+[plugins.binance]
+file = "builtin:binance"
+allowed_hosts = ["{moto}"]
+[plugins.coinbase]
+file = "builtin:coinbase"
+allowed_hosts = ["{api_host}"]
+
+[[pipelines]]
+name = "coinbase-1m"
+table = "ohlcv"
+missing_checksum = "accept"
+attempts = 4
+rate_limit = {{ per_second = 10, burst = 15 }}
+window = {{ start = "2024-01-01", end = "2024-01-01" }}
+source = {{ plugin = "coinbase", params = {{ products = ["BTC-USD"], granularity = 60, api_url = "{api}" }} }}
+transforms = [{{ plugin = "ohlcv" }}]
+{binance}
+"#,
+            cache = compile_cache_dir().display(),
+            moto = moto.host_port(),
+            api_host = api.host_port(),
+            api = api.url(),
+        ),
+    )
+    .expect("config");
+
+    let (report, _) = sync_report(&config, &[], 0);
+    assert_eq!(
+        report["pipelines"][0]["completed"], 5,
+        "five windows of at most 300 minutes: {report:#}"
+    );
+    let seen = api.seen();
+    assert!(
+        seen.rate_limited > 0 && seen.unavailable > 0,
+        "429 and 503 were served and retried: {seen:?}"
+    );
+
+    let lake = dir.path().join("lake");
+    let rows = duckdb::query(
+        &lake,
+        "SELECT epoch(open_time)::BIGINT AS t, open, high, low, close, volume, \"interval\", trade_count \
+         FROM read_parquet('{lake}/ohlcv/**/*.parquet', hive_partitioning = true) \
+         WHERE exchange = 'coinbase' AND symbol = 'BTC-USD' ORDER BY t",
+    );
+    let day = 1_704_067_200_i64;
+    let expected: Vec<i64> = (0..1440)
+        .map(|m| day + m * 60)
+        .filter(|t| has_candle(*t))
+        .collect();
+    assert_eq!(
+        rows.len(),
+        expected.len(),
+        "one row per minute with trades, no duplicates at window edges"
+    );
+    for (row, t) in rows.iter().zip(&expected) {
+        let (open, high, low, close, volume) = candle(*t);
+        assert_eq!(row["t"], *t);
+        assert_eq!(
+            (row["open"].as_f64(), row["high"].as_f64()),
+            (Some(open), Some(high)),
+            "{row}"
+        );
+        assert_eq!(
+            (row["low"].as_f64(), row["close"].as_f64()),
+            (Some(low), Some(close)),
+            "{row}"
+        );
+        assert_eq!(row["volume"].as_f64(), Some(volume));
+        assert_eq!(row["interval"], "1m");
+        assert_eq!(
+            row["trade_count"],
+            serde_json::Value::Null,
+            "Coinbase does not publish trade counts"
+        );
+    }
+
+    // One table, two exchanges: join them minute by minute.
+    let joined = duckdb::query(
+        &lake,
+        "WITH t AS (SELECT * FROM read_parquet('{lake}/ohlcv/**/*.parquet', hive_partitioning = true)) \
+         SELECT count(*) AS n FROM t b JOIN t c ON b.open_time = c.open_time \
+         WHERE b.exchange = 'binance' AND c.exchange = 'coinbase'",
+    );
+    assert_eq!(joined[0]["n"], expected.len());
+}
