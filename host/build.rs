@@ -12,6 +12,7 @@ const BUILTINS: &[(&str, &str, &str)] = &[
     ("binance", "cryptolake-plugin-binance", "plugins/binance"),
     ("ohlcv", "cryptolake-plugin-ohlcv", "plugins/ohlcv"),
     ("coinbase", "cryptolake-plugin-coinbase", "plugins/coinbase"),
+    ("vwap", "cryptolake-plugin-vwap", "plugins/vwap"),
 ];
 
 /// Guests that are not embedded but are run by the tests (the hostile plugin

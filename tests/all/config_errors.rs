@@ -70,7 +70,9 @@ fn several_semantic_errors_are_listed_together() {
 fn unknown_plugin_reference_lists_the_known_ones() {
     check(
         &PIPELINE.replace("plugin = \"binance\"", "plugin = \"binanse\""),
-        &["pipelines[0].source.plugin: unknown plugin `binanse` (known: binance, coinbase, ohlcv)"],
+        &[
+            "pipelines[0].source.plugin: unknown plugin `binanse` (known: binance, coinbase, ohlcv, vwap)",
+        ],
     );
 }
 

@@ -22,3 +22,4 @@ mod s3_lake;
 mod s3_signing;
 mod sync_end_to_end;
 mod sync_failures;
+mod transforms;
