@@ -53,7 +53,7 @@ pub fn enrich(mut batch: Batch, previous_close: &mut Option<f64>) -> Result<Batc
     let mut log = ColumnBuilder::<f64>::with_capacity(rows);
     for i in 0..rows {
         let value = match (volume[i], quote_volume[i], open[i], low[i], high[i]) {
-            (Some(v), _, Some(o), _, _) if v == 0.0 => Some(o),
+            (Some(0.0), _, Some(o), _, _) => Some(o),
             (Some(v), Some(q), _, Some(l), Some(h)) if v > 0.0 && l <= h => {
                 Some((q / v).clamp(l, h))
             }
