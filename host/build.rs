@@ -13,6 +13,7 @@ const BUILTINS: &[(&str, &str, &str)] = &[
     ("ohlcv", "cryptolake-plugin-ohlcv", "plugins/ohlcv"),
     ("coinbase", "cryptolake-plugin-coinbase", "plugins/coinbase"),
     ("vwap", "cryptolake-plugin-vwap", "plugins/vwap"),
+    ("quality", "cryptolake-plugin-quality", "plugins/quality"),
 ];
 
 /// Guests that are not embedded but are run by the tests (the hostile plugin

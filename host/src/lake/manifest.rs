@@ -138,6 +138,10 @@ pub struct ManifestEntry {
     pub plugins: Vec<Lineage>,
     /// Completion time, RFC 3339 UTC.
     pub completed_at: String,
+    /// Counters the plugins recorded for this artifact, `<plugin>.<name>`
+    /// (e.g. the quality transform's findings).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub counters: std::collections::BTreeMap<String, u64>,
     /// Earlier publications under the same key, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<ReplacedVersion>,

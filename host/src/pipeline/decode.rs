@@ -10,7 +10,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::lake::parquet::ParquetSink;
-use crate::plugin::{Artifact, Batch, Compression, Plugin, PluginCallError, TransformSession};
+use crate::plugin::{
+    Artifact, Batch, Compression, Counters, Plugin, PluginCallError, TransformSession,
+};
 
 /// Bytes handed to the decoder per call.
 pub const CHUNK_BYTES: usize = 1 << 20;
@@ -39,14 +41,15 @@ pub struct Configured {
 }
 
 /// Decodes `archive` (the bytes of `artifact`) through `source` and
-/// `transforms` into `sink`. Returns the rows written.
+/// `transforms` into `sink`. Returns the counters the plugins recorded for
+/// this artifact, named `<plugin>.<counter>`.
 pub fn decode_archive(
     source: &Configured,
     transforms: &[Configured],
     artifact: &Artifact,
     archive: &Path,
     sink: &mut ParquetSink,
-) -> Result<u64, DecodeError> {
+) -> Result<Counters, DecodeError> {
     with_payload(archive, artifact.compression, |reader| {
         stream(source, transforms, artifact, reader, sink)
     })
@@ -58,7 +61,7 @@ fn stream(
     artifact: &Artifact,
     reader: &mut dyn Read,
     sink: &mut ParquetSink,
-) -> Result<u64, DecodeError> {
+) -> Result<Counters, DecodeError> {
     let mut decoder = source.plugin.open_decoder(&source.params, artifact)?;
     let mut chain = transforms
         .iter()
@@ -74,16 +77,25 @@ fn stream(
         let batches = decoder.push(&buffer[..read])?;
         write_all(sink, push_through(&mut chain, batches)?)?;
     }
-    let batches = decoder.finish()?;
+    let mut counters = Counters::new();
+    let mut collect = |plugin: &str, recorded: Counters| {
+        for (name, value) in recorded {
+            *counters.entry(format!("{plugin}.{name}")).or_insert(0) += value;
+        }
+    };
+    let (batches, recorded) = decoder.finish_with_counters()?;
+    collect(source.plugin.name(), recorded);
     write_all(sink, push_through(&mut chain, batches)?)?;
     // Finish transforms in order; what one emits at its end still flows
     // through the ones after it.
+    let mut names = transforms.iter().map(|t| t.plugin.name());
     while !chain.is_empty() {
         let first = chain.remove(0);
-        let tail = first.finish()?;
+        let (tail, recorded) = first.finish_with_counters()?;
+        collect(names.next().unwrap_or("transform"), recorded);
         write_all(sink, push_through(&mut chain, tail)?)?;
     }
-    Ok(sink.rows())
+    Ok(counters)
 }
 
 fn push_through(

@@ -484,6 +484,7 @@ impl PipelineRun {
             } => {
                 metrics::direct_copy(&self.spec.name, verification, bytes_read);
                 Ok(Delivered {
+                    counters: Default::default(),
                     sha256,
                     verification: Some(verification),
                     bytes: 0,
@@ -513,6 +514,7 @@ impl PipelineRun {
             .await
             .map_err(|e| Attempt::Fail(e.to_string()))?;
         Ok(Delivered {
+            counters: Default::default(),
             sha256: downloaded.sha256,
             verification: None,
             bytes: downloaded.bytes,
@@ -567,19 +569,20 @@ impl PipelineRun {
         let out_file = parquet.reopen().map_err(|e| Attempt::Fail(e.to_string()))?;
         let decoded = tokio::task::spawn_blocking(move || {
             let mut sink = ParquetSink::new(out_file, artifact_owned.partition.clone());
-            let rows = decode::decode_archive(
+            let counters = decode::decode_archive(
                 &source,
                 &transforms,
                 &artifact_owned,
                 &archive_path,
                 &mut sink,
             )?;
+            let rows = sink.rows();
             let wrote = sink.finish().map_err(DecodeError::Write)?;
-            Ok::<_, DecodeError>((rows, wrote))
+            Ok::<_, DecodeError>((rows, wrote, counters))
         })
         .await
         .map_err(|e| Attempt::Fail(format!("decode task failed: {e}")))?;
-        let (rows, wrote) = match decoded {
+        let (rows, wrote, counters) = match decoded {
             Ok(done) => done,
             Err(DecodeError::Archive(message)) => {
                 return Err(Attempt::Quarantine {
@@ -623,6 +626,7 @@ impl PipelineRun {
             None
         };
         Ok(Delivered {
+            counters,
             sha256: downloaded.sha256,
             verification: None,
             bytes: downloaded.bytes,
@@ -687,6 +691,7 @@ impl PipelineRun {
             raw_key: delivered.raw_key,
             transfer: Some(delivered.transfer.to_owned()),
             copy_verification: delivered.verification,
+            counters: delivered.counters,
             table: self.spec.table.clone(),
             outputs: delivered.outputs,
             rows: delivered.rows,
@@ -752,6 +757,7 @@ impl PipelineRun {
 /// What an attempt put into the lake, before the commit.
 struct Delivered {
     sha256: String,
+    counters: crate::plugin::Counters,
     verification: Option<CopyVerification>,
     bytes: u64,
     transfer: &'static str,

@@ -49,6 +49,9 @@ pub struct HostState {
     http: HttpLender,
     pub(super) deadline: Instant,
     stderr: MemoryOutputPipe,
+    /// Counters the plugin recorded since the current session began; they
+    /// describe one artifact and go into its manifest entry.
+    session_counters: std::collections::BTreeMap<String, u64>,
 }
 
 impl HostState {
@@ -75,7 +78,13 @@ impl HostState {
             http,
             deadline: Instant::now(),
             stderr,
+            session_counters: std::collections::BTreeMap::new(),
         }
+    }
+
+    /// Takes the counters recorded since the last call.
+    pub fn take_session_counters(&mut self) -> std::collections::BTreeMap<String, u64> {
+        std::mem::take(&mut self.session_counters)
     }
 
     /// Bytes captured from the guest's stderr so far.
@@ -260,6 +269,8 @@ impl log::Host for HostState {
 impl metrics::Host for HostState {
     fn counter_add(&mut self, name: String, value: u64, labels: Vec<(String, String)>) {
         host_metrics::plugin_counter_add(&self.plugin, &name, value, &labels);
+        let total = self.session_counters.entry(name).or_insert(0);
+        *total = total.saturating_add(value);
     }
 
     fn gauge_set(&mut self, name: String, value: f64, labels: Vec<(String, String)>) {

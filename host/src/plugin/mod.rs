@@ -36,7 +36,7 @@ pub use error::{CallErrorKind, GuestError, PluginCallError, PluginLoadError};
 use instance::Compiled;
 pub use instance::Plugin;
 pub use pattern::HostPattern;
-pub use session::{DecoderSession, TransformSession};
+pub use session::{Counters, DecoderSession, TransformSession};
 
 use crate::config::PluginSpec;
 use engine::TickingEngine;

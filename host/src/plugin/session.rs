@@ -1,6 +1,7 @@
 //! Typed calls into plugins: discovery, and streaming decoder and transformer
 //! sessions that hold one instance for the life of one artifact.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use wasmtime::component::ResourceAny;
@@ -37,6 +38,7 @@ impl Plugin {
         artifact: &Artifact,
     ) -> Result<DecoderSession, PluginCallError> {
         let mut instance = self.checkout("decoder.open")?;
+        instance.store.data_mut().take_session_counters();
         let opened = self.call(
             &mut instance,
             "decoder.open",
@@ -61,6 +63,7 @@ impl Plugin {
         partition: &PartitionValues,
     ) -> Result<TransformSession, PluginCallError> {
         let mut instance = self.checkout("transformer.open")?;
+        instance.store.data_mut().take_session_counters();
         let opened = self.call(
             &mut instance,
             "transformer.open",
@@ -97,17 +100,25 @@ impl Plugin {
     }
 }
 
+/// Counters a plugin recorded while working on one artifact, by name.
+pub type Counters = BTreeMap<String, u64>;
+
 /// An instance lent to one streaming resource.
 struct Session {
     plugin: Arc<Plugin>,
     live: Option<(Instance, ResourceAny)>,
+    counters: Counters,
 }
 
 impl Session {
-    fn new(plugin: Arc<Plugin>, (instance, resource): (Instance, ResourceAny)) -> Self {
+    fn new(plugin: Arc<Plugin>, (mut instance, resource): (Instance, ResourceAny)) -> Self {
+        // What `open` recorded belongs to this artifact (earlier calls' were
+        // discarded at checkout).
+        let counters = instance.store.data_mut().take_session_counters();
         Self {
             plugin,
             live: Some((instance, resource)),
+            counters,
         }
     }
 
@@ -147,10 +158,13 @@ impl Session {
 
     /// Ends the resource and returns the instance to the pool.
     fn close(&mut self) {
-        if let Some((mut instance, resource)) = self.live.take()
-            && resource.resource_drop(&mut instance.store).is_ok()
-        {
-            self.plugin.checkin(instance);
+        if let Some((mut instance, resource)) = self.live.take() {
+            for (name, value) in instance.store.data_mut().take_session_counters() {
+                *self.counters.entry(name).or_insert(0) += value;
+            }
+            if resource.resource_drop(&mut instance.store).is_ok() {
+                self.plugin.checkin(instance);
+            }
         }
     }
 }
@@ -180,7 +194,13 @@ impl DecoderSession {
     }
 
     /// Ends the input.
-    pub fn finish(mut self) -> Result<Vec<Batch>, PluginCallError> {
+    pub fn finish(self) -> Result<Vec<Batch>, PluginCallError> {
+        self.finish_with_counters().map(|(batches, _)| batches)
+    }
+
+    /// Ends the input; also returns the counters the plugin recorded for
+    /// this artifact.
+    pub fn finish_with_counters(mut self) -> Result<(Vec<Batch>, Counters), PluginCallError> {
         let result = self.session.call(
             "decoder.finish",
             |store, bindings, resource| match bindings {
@@ -192,7 +212,7 @@ impl DecoderSession {
             },
         );
         self.session.close();
-        result
+        result.map(|batches| (batches, std::mem::take(&mut self.session.counters)))
     }
 }
 
@@ -217,7 +237,13 @@ impl TransformSession {
     }
 
     /// Ends the stream.
-    pub fn finish(mut self) -> Result<Vec<Batch>, PluginCallError> {
+    pub fn finish(self) -> Result<Vec<Batch>, PluginCallError> {
+        self.finish_with_counters().map(|(batches, _)| batches)
+    }
+
+    /// Ends the stream; also returns the counters the plugin recorded for
+    /// this artifact.
+    pub fn finish_with_counters(mut self) -> Result<(Vec<Batch>, Counters), PluginCallError> {
         let result =
             self.session.call(
                 "transformer.finish",
@@ -230,6 +256,6 @@ impl TransformSession {
                 },
             );
         self.session.close();
-        result
+        result.map(|batches| (batches, std::mem::take(&mut self.session.counters)))
     }
 }
