@@ -14,6 +14,7 @@ const BUILTINS: &[(&str, &str, &str)] = &[
     ("coinbase", "cryptolake-plugin-coinbase", "plugins/coinbase"),
     ("vwap", "cryptolake-plugin-vwap", "plugins/vwap"),
     ("quality", "cryptolake-plugin-quality", "plugins/quality"),
+    ("resample", "cryptolake-plugin-resample", "plugins/resample"),
 ];
 
 /// Guests that are not embedded but are run by the tests (the hostile plugin

@@ -71,7 +71,7 @@ fn unknown_plugin_reference_lists_the_known_ones() {
     check(
         &PIPELINE.replace("plugin = \"binance\"", "plugin = \"binanse\""),
         &[
-            "pipelines[0].source.plugin: unknown plugin `binanse` (known: binance, coinbase, ohlcv, quality, vwap)",
+            "pipelines[0].source.plugin: unknown plugin `binanse` (known: binance, coinbase, ohlcv, quality, resample, vwap)",
         ],
     );
 }

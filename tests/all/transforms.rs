@@ -140,3 +140,53 @@ fn quality_flags_drops_or_quarantines_and_records_its_findings() {
     );
     assert_eq!(counters["quality.ohlc_invariant"], 1);
 }
+
+#[test]
+fn resampled_hours_equal_duckdbs_own_aggregation_of_the_minutes() {
+    let moto = Moto::start();
+    moto.create_public_bucket(ARCHIVE_BUCKET);
+    KlineFile::spot("BTCUSDT", date!(2024 - 04 - 01), 1440).upload(&moto);
+    let archive = format!("{}/{ARCHIVE_BUCKET}", moto.endpoint());
+    let pipeline = |name: &str, table: &str, transforms: &str| {
+        binance_pipeline(
+            name,
+            &archive,
+            r#"interval = "1m", symbols = ["BTCUSDT"]"#,
+            &format!(
+                "table = \"{table}\"\nwindow = {{ start = \"2024-04-01\", end = \"2024-04-01\" }}\ntransforms = [{transforms}]"
+            ),
+        )
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_agent_config(
+        dir.path(),
+        r#"{ url = "lake" }"#,
+        &moto.host_port(),
+        &[
+            pipeline("minutes", "ohlcv", r#"{ plugin = "ohlcv" }"#),
+            pipeline(
+                "hours",
+                "ohlcv_1h",
+                r#"{ plugin = "ohlcv" }, { plugin = "resample", params = { to = "1h" } }"#,
+            ),
+        ]
+        .concat(),
+    );
+    sync_report(&config, &[], 0);
+    let mismatches = duckdb::query(
+        &dir.path().join("lake"),
+        "WITH m AS (SELECT date_trunc('hour', open_time) AS h, arg_min(open, open_time) AS o, max(high) AS hi, min(low) AS lo, \
+                           arg_max(close, open_time) AS c, sum(volume) AS v, sum(trade_count) AS n \
+                    FROM read_parquet('{lake}/ohlcv/**/*.parquet') GROUP BY 1), \
+              r AS (SELECT * FROM read_parquet('{lake}/ohlcv_1h/**/*.parquet', hive_partitioning = true)) \
+         SELECT (SELECT count(*) FROM r) AS hours, \
+                (SELECT count(*) FROM r WHERE \"interval\" = '1h') AS labelled, \
+                (SELECT count(*) FROM r JOIN m ON r.open_time = m.h \
+                 WHERE r.open = m.o AND r.high = m.hi AND r.low = m.lo AND r.close = m.c \
+                   AND abs(r.volume - m.v) < 1e-6 AND r.trade_count = m.n) AS equal",
+    );
+    assert_eq!(
+        mismatches[0],
+        serde_json::json!({"hours": 24, "labelled": 24, "equal": 24})
+    );
+}
