@@ -2,6 +2,9 @@
 //! the agent runs it: lower the batch into the sandbox, transform, lift the
 //! result back, validate) versus the same Rust function compiled natively.
 //!
+//! And the Binance kline decoder on 100k CSV lines (µs timestamps), through
+//! the WASM plugin versus natively.
+//!
 //! Run: `cargo bench -p cryptolake-bench --bench transform`
 
 use std::hint::black_box;
@@ -158,5 +161,111 @@ fn transform(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, transform);
+/// 100k kline lines as Binance spot files have them since 2025.
+fn kline_csv() -> Vec<u8> {
+    let mut csv = String::with_capacity(ROWS * 130);
+    let t0 = 1_735_689_600_000_000_i64;
+    for i in 0..ROWS as i64 {
+        let t = t0 + i * 1_000_000;
+        let p = 93_000.0 + (i % 1000) as f64 * 0.01;
+        csv.push_str(&format!(
+            "{t},{p:.2},{:.2},{:.2},{:.2},0.51234000,{},47650.12345678,{},0.25000000,23250.50000000,0\n",
+            p + 3.0,
+            p - 3.0,
+            p + 1.0,
+            t + 999_999,
+            i % 300
+        ));
+    }
+    csv.into_bytes()
+}
+
+fn decode(c: &mut Criterion) {
+    let csv = kline_csv();
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("tokio");
+    let runtime = Runtime::new(
+        None,
+        cryptolake::transfer::http_client().expect("http client"),
+        tokio.handle().clone(),
+    )
+    .expect("runtime");
+    let spec = PluginSpec {
+        name: "binance".into(),
+        location: PluginLocation::Builtin("binance".into()),
+        sha256: None,
+        allowed_hosts: Vec::new(),
+        limits: Limits {
+            recycle_after_calls: u64::MAX,
+            ..Limits::default()
+        },
+    };
+    let plugin = runtime.load(&spec).expect("binance loads");
+    let artifact = host::Artifact {
+        key: "data/spot/daily/klines/BTCUSDT/1s/BTCUSDT-1s-2025-01-01.zip".into(),
+        url: "http://127.0.0.1/x".into(),
+        s3: None,
+        size: None,
+        last_modified: None,
+        etag: None,
+        checksum: host::ChecksumSource::None,
+        compression: host::Compression::Zip,
+        partition: partition_of!(host),
+    };
+    let params = r#"{"symbols":["BTCUSDT"],"interval":"1s"}"#;
+    let mut group = c.benchmark_group("binance_decode_100k_lines");
+    group.throughput(Throughput::Elements(ROWS as u64));
+    group.measurement_time(Duration::from_secs(5));
+    group.bench_function("native", |b| {
+        b.iter(|| {
+            let mut decoder = cryptolake_plugin_binance::decoder::CsvDecoder::new(
+                cryptolake_plugin_binance::datatypes::KLINES,
+                65_536,
+            );
+            let mut rows = 0;
+            for chunk in csv.chunks(1 << 20) {
+                rows += decoder
+                    .push(chunk)
+                    .expect("push")
+                    .iter()
+                    .map(|b| b.rows)
+                    .sum::<u32>();
+            }
+            rows += decoder
+                .finish()
+                .expect("finish")
+                .iter()
+                .map(|b| b.rows)
+                .sum::<u32>();
+            black_box(rows)
+        })
+    });
+    group.bench_function("wasm", |b| {
+        b.iter(|| {
+            let mut decoder = plugin.open_decoder(params, &artifact).expect("open");
+            let mut rows = 0;
+            for chunk in csv.chunks(1 << 20) {
+                rows += decoder
+                    .push(chunk)
+                    .expect("push")
+                    .iter()
+                    .map(|b| b.rows)
+                    .sum::<u32>();
+            }
+            rows += decoder
+                .finish()
+                .expect("finish")
+                .iter()
+                .map(|b| b.rows)
+                .sum::<u32>();
+            black_box(rows)
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, transform, decode);
 criterion_main!(benches);

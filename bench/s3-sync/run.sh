@@ -16,13 +16,9 @@ python3 -m pip install --quiet --disable-pip-version-check awscli -r tests/requi
 cargo build --release --quiet
 BIN=target/release/cryptolake
 
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_DEFAULT_REGION=us-east-1
-export AWS_EC2_METADATA_DISABLED=true AWS_MAX_ATTEMPTS=3
-ENDPOINT=http://127.0.0.1:$PORT
-moto_server -H 127.0.0.1 -p "$PORT" > "$WORK/moto.log" 2>&1 &
-MOTO_PID=$!
-until curl -s -o /dev/null "$ENDPOINT"; do sleep 0.2; done
+export AWS_MAX_ATTEMPTS=3
+source bench/lib.sh
+start_moto "$WORK/moto.log"
 aws() { command aws --endpoint-url "$ENDPOINT" "$@"; }
 
 echo "Generating $COUNT archives..."

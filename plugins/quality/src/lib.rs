@@ -12,7 +12,7 @@ use std::cell::RefCell;
 
 use cryptolake_plugin_sdk::columns::{self, DictionaryBuilder};
 use cryptolake_plugin_sdk::transform::{Guest, GuestTransformer, Transformer};
-use cryptolake_plugin_sdk::{Batch, PartitionValues, PluginError, PluginInfo, host};
+use cryptolake_plugin_sdk::{Batch, PartitionValues, PluginError, PluginInfo, dates, host};
 use serde::Deserialize;
 
 const SCHEMA: &str = r#"{
@@ -41,22 +41,6 @@ pub enum Action {
 struct Params {
     #[serde(default)]
     action: Action,
-}
-
-/// Seconds in a bar of `interval`, when fixed (`1mo` is not).
-pub fn interval_seconds(interval: &str) -> Option<i64> {
-    let split = interval.find(|c: char| !c.is_ascii_digit())?;
-    let (n, unit) = interval.split_at(split);
-    let n: i64 = n.parse().ok()?;
-    let unit = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 604_800,
-        _ => return None,
-    };
-    Some(n * unit)
 }
 
 /// Counts of what the checks found.
@@ -90,7 +74,9 @@ impl Checker {
     pub fn new(action: Action, interval: Option<&str>) -> Self {
         Self {
             action,
-            bar_us: interval.and_then(interval_seconds).map(|s| s * 1_000_000),
+            bar_us: interval
+                .and_then(dates::interval_seconds)
+                .map(|s| s * 1_000_000),
             last_time: None,
             row: 0,
             findings: Findings::default(),
@@ -329,12 +315,5 @@ mod tests {
             .check(bars(&[(0, OK), (1, [1.0, 0.5, 1.0, 1.0, 1.0])]))
             .unwrap_err();
         assert!(matches!(e, PluginError::MalformedInput(m) if m.line == Some(2)));
-    }
-
-    #[test]
-    fn intervals() {
-        assert_eq!(interval_seconds("15m"), Some(900));
-        assert_eq!(interval_seconds("1d"), Some(86_400));
-        assert_eq!(interval_seconds("1mo"), None);
     }
 }

@@ -11,7 +11,7 @@ use std::cell::RefCell;
 
 use cryptolake_plugin_sdk::columns::{self, ColumnBuilder};
 use cryptolake_plugin_sdk::transform::{Guest, GuestTransformer, Transformer};
-use cryptolake_plugin_sdk::{Batch, Column, PartitionValues, PluginError, PluginInfo};
+use cryptolake_plugin_sdk::{Batch, Column, PartitionValues, PluginError, PluginInfo, dates};
 use serde::Deserialize;
 
 const SCHEMA: &str = r#"{
@@ -35,19 +35,8 @@ struct Params {
 }
 
 /// Microseconds of an interval such as `1s`, `5m`, `1h`, `1d`, `1w`.
-pub fn interval_us(text: &str) -> Option<i64> {
-    let split = text.find(|c: char| !c.is_ascii_digit())?;
-    let (n, unit) = text.split_at(split);
-    let n: i64 = n.parse().ok()?;
-    let seconds = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 604_800,
-        _ => return None,
-    };
-    (n > 0).then_some(n * seconds * 1_000_000)
+fn interval_us(text: &str) -> Option<i64> {
+    dates::interval_seconds(text).map(|s| s * 1_000_000)
 }
 
 /// A numeric column's values, `None` where null.

@@ -54,9 +54,35 @@ pub fn date_of_micros(micros: i64) -> i64 {
     micros.div_euclid(86_400_000_000)
 }
 
+/// Seconds in a bar interval such as `1s`, `5m`, `1h`, `1d`, `1w`; `None`
+/// for variable ones (`1mo`) and anything else.
+pub fn interval_seconds(interval: &str) -> Option<i64> {
+    let split = interval.find(|c: char| !c.is_ascii_digit())?;
+    let (n, unit) = interval.split_at(split);
+    let n: i64 = n.parse().ok()?;
+    let unit = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => return None,
+    };
+    (n > 0).then_some(n * unit)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn intervals() {
+        assert_eq!(interval_seconds("15m"), Some(900));
+        assert_eq!(interval_seconds("1d"), Some(86_400));
+        assert_eq!(interval_seconds("1mo"), None);
+        assert_eq!(interval_seconds("0m"), None);
+        assert_eq!(interval_seconds("m"), None);
+    }
 
     #[test]
     fn round_trips() {

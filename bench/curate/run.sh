@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Curated-lake benchmark: one Binance spot 1s kline archive of ROWS rows (µs
+# timestamps) → Parquet (zstd) through cryptolake's full path (download,
+# checksum, unzip, WASM decode, ohlcv transform, write), against DuckDB and
+# Polars converting the same CSV (already unzipped), in one run. Reports
+# rows/s and peak RSS.
+#
+# usage: bench/curate/run.sh [ROWS]   (default 1000000; needs moto, duckdb, polars from pip)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROWS=${1:-1000000}
+WORK=$(mktemp -d)
+trap 'kill $MOTO_PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
+
+python3 -m pip install --quiet --disable-pip-version-check polars -r tests/requirements.txt
+cargo build --release --quiet
+BIN=$PWD/target/release/cryptolake
+
+echo "Generating $ROWS rows..."
+python3 - "$WORK" "$ROWS" <<'PY'
+import hashlib, os, random, sys, zipfile
+work, rows = sys.argv[1], int(sys.argv[2])
+rng = random.Random(7)
+name = "BTCUSDT-1s-2025-01-01"
+t0 = 1735689600_000_000  # 2025-01-01, µs (spot files since 2025)
+with open(f"{work}/{name}.csv", "w") as f:
+    p = 93000.0
+    for i in range(rows):
+        p += rng.uniform(-5, 5)
+        t = t0 + i * 1_000_000
+        f.write(f"{t},{p:.2f},{p + 3:.2f},{p - 3:.2f},{p + 1:.2f},{rng.random():.8f},{t + 999_999},"
+                f"{rng.random() * 90000:.8f},{rng.randint(1, 300)},{rng.random() / 2:.8f},{rng.random() * 45000:.8f},0\n")
+key = f"data/spot/daily/klines/BTCUSDT/1s/{name}.zip"
+os.makedirs(os.path.dirname(f"{work}/src/{key}"), exist_ok=True)
+with zipfile.ZipFile(f"{work}/src/{key}", "w", zipfile.ZIP_DEFLATED) as z:
+    z.write(f"{work}/{name}.csv", f"{name}.csv")
+data = open(f"{work}/src/{key}", "rb").read()
+open(f"{work}/src/{key}.CHECKSUM", "w").write(f"{hashlib.sha256(data).hexdigest()}  {name}.zip")
+print(f"CSV {os.path.getsize(f'{work}/{name}.csv')} bytes, zip {len(data)} bytes")
+PY
+
+source bench/lib.sh
+start_moto "$WORK/moto.log"
+python3 - "$PORT" "$WORK/src" <<'PY'
+import boto3, json, os, sys
+s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{sys.argv[1]}")
+s3.create_bucket(Bucket="data.binance.vision")
+for root, _, files in os.walk(sys.argv[2]):
+    for f in files:
+        path = os.path.join(root, f)
+        s3.upload_file(path, "data.binance.vision", os.path.relpath(path, sys.argv[2]))
+s3.put_bucket_policy(Bucket="data.binance.vision", Policy=json.dumps({"Version": "2012-10-17", "Statement": [{
+    "Effect": "Allow", "Principal": "*", "Action": ["s3:GetObject", "s3:ListBucket"],
+    "Resource": ["arn:aws:s3:::data.binance.vision", "arn:aws:s3:::data.binance.vision/*"]}]}))
+PY
+
+cat > "$WORK/agent.toml" <<TOML
+lake = { url = "$WORK/lake" }
+runtime = { cache_dir = "$WORK/cache" }
+[plugins.binance]
+file = "builtin:binance"
+allowed_hosts = ["127.0.0.1:$PORT"]
+[[pipelines]]
+name = "bench"
+table = "ohlcv"
+window = { start = "2025-01-01", end = "2025-01-01" }
+source = { plugin = "binance", params = { interval = "1s", symbols = ["BTCUSDT"], listing_url = "http://127.0.0.1:$PORT/data.binance.vision", download_url = "http://127.0.0.1:$PORT/data.binance.vision" } }
+transforms = [{ plugin = "ohlcv" }]
+TOML
+# Compile the plugins into the cache first: compilation is not conversion.
+$BIN validate --config "$WORK/agent.toml" > /dev/null 2>&1
+
+run() { # name, command...
+  local name=$1; shift
+  /usr/bin/time -f "%e %M" -o "$WORK/$name.time" "$@" > "$WORK/$name.out" 2> "$WORK/$name.err"
+  read -r secs kb < "$WORK/$name.time"
+  python3 -c "import sys; s=float(sys.argv[2]); print(f'{sys.argv[1]:<12} {s:7.2f} s  {int(sys.argv[4])/s/1e6:6.2f} M rows/s  peak RSS {int(sys.argv[3])//1024} MiB')" "$name" "$secs" "$kb" "$ROWS"
+}
+CSV=$WORK/BTCUSDT-1s-2025-01-01.csv
+run cryptolake $BIN sync --config "$WORK/agent.toml" --log-level warn
+run duckdb python3 -c "import duckdb; c=duckdb.connect(); c.execute('SET threads=2'); c.execute(\"COPY (SELECT * FROM read_csv('$CSV', header=false)) TO '$WORK/duckdb.parquet' (FORMAT parquet, COMPRESSION zstd)\")"
+run polars python3 -c "import polars as pl; pl.read_csv('$CSV', has_header=False).write_parquet('$WORK/polars.parquet', compression='zstd')"
+python3 -c "import duckdb; print('cryptolake rows written:', duckdb.sql(\"SELECT count(*) FROM read_parquet('$WORK/lake/ohlcv/**/*.parquet')\").fetchall()[0][0])"
