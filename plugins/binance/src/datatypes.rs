@@ -284,6 +284,15 @@ mod tests {
     }
 
     #[test]
+    fn every_layout_fits_the_decoders_field_array() {
+        for t in ALL_TYPES {
+            for m in [Market::Spot, Market::FuturesUm, Market::FuturesCm] {
+                assert!(min_fields(layout(t, m).unwrap()) <= crate::decoder::MAX_FIELDS, "{t}");
+            }
+        }
+    }
+
+    #[test]
     fn one_schema_per_type_across_markets() {
         for t in ["trades", "aggTrades"] {
             let names = |m| {

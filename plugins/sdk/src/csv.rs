@@ -210,7 +210,7 @@ pub fn parse_int(field: &str, line: u64, column: &str) -> Result<i64, PluginErro
 
 /// Parses a decimal field, naming the column and line on failure.
 pub fn parse_float(field: &str, line: u64, column: &str) -> Result<f64, PluginError> {
-    let value = field.trim().parse::<f64>().map_err(|_| {
+    let value = fast_float2::parse::<f64, _>(field.trim()).map_err(|_| {
         PluginError::malformed(Some(line), format!("{column}: `{field}` is not a number"))
     })?;
     if value.is_finite() {
