@@ -287,7 +287,10 @@ mod tests {
     fn every_layout_fits_the_decoders_field_array() {
         for t in ALL_TYPES {
             for m in [Market::Spot, Market::FuturesUm, Market::FuturesCm] {
-                assert!(min_fields(layout(t, m).unwrap()) <= crate::decoder::MAX_FIELDS, "{t}");
+                assert!(
+                    min_fields(layout(t, m).unwrap()) <= crate::decoder::MAX_FIELDS,
+                    "{t}"
+                );
             }
         }
     }
