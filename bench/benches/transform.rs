@@ -110,13 +110,15 @@ macro_rules! partition_of {
     }};
 }
 
-fn transform(c: &mut Criterion) {
-    let k = klines();
-    let native_batch: sdk::Batch = batch_of!(&k, sdk);
-    let host_batch: host::Batch = batch_of!(&k, host);
-    let native_partition: sdk::PartitionValues = partition_of!(sdk);
-    let host_partition: host::PartitionValues = partition_of!(host);
-
+/// The plugin runtime (and the Tokio runtime its HTTP would use) with a
+/// built-in plugin loaded, never recycled, so iterations measure calls only.
+fn load_builtin(
+    name: &str,
+) -> (
+    tokio::runtime::Runtime,
+    Runtime,
+    std::sync::Arc<cryptolake::plugin::Plugin>,
+) {
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -129,8 +131,8 @@ fn transform(c: &mut Criterion) {
     )
     .expect("runtime");
     let spec = PluginSpec {
-        name: "ohlcv".into(),
-        location: PluginLocation::Builtin("ohlcv".into()),
+        name: name.into(),
+        location: PluginLocation::Builtin(name.into()),
         sha256: None,
         allowed_hosts: Vec::new(),
         limits: Limits {
@@ -138,7 +140,18 @@ fn transform(c: &mut Criterion) {
             ..Limits::default()
         },
     };
-    let plugin = runtime.load(&spec).expect("ohlcv loads");
+    let plugin = runtime.load(&spec).expect("built-in plugin loads");
+    (tokio, runtime, plugin)
+}
+
+fn transform(c: &mut Criterion) {
+    let k = klines();
+    let native_batch: sdk::Batch = batch_of!(&k, sdk);
+    let host_batch: host::Batch = batch_of!(&k, host);
+    let native_partition: sdk::PartitionValues = partition_of!(sdk);
+    let host_partition: host::PartitionValues = partition_of!(host);
+
+    let (_tokio, _runtime, plugin) = load_builtin("ohlcv");
     let mut session = plugin
         .open_transformer("{}", &host_partition)
         .expect("open");
@@ -182,28 +195,7 @@ fn kline_csv() -> Vec<u8> {
 
 fn decode(c: &mut Criterion) {
     let csv = kline_csv();
-    let tokio = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("tokio");
-    let runtime = Runtime::new(
-        None,
-        cryptolake::transfer::http_client().expect("http client"),
-        tokio.handle().clone(),
-    )
-    .expect("runtime");
-    let spec = PluginSpec {
-        name: "binance".into(),
-        location: PluginLocation::Builtin("binance".into()),
-        sha256: None,
-        allowed_hosts: Vec::new(),
-        limits: Limits {
-            recycle_after_calls: u64::MAX,
-            ..Limits::default()
-        },
-    };
-    let plugin = runtime.load(&spec).expect("binance loads");
+    let (_tokio, _runtime, plugin) = load_builtin("binance");
     let artifact = host::Artifact {
         key: "data/spot/daily/klines/BTCUSDT/1s/BTCUSDT-1s-2025-01-01.zip".into(),
         url: "http://127.0.0.1/x".into(),
