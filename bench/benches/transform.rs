@@ -193,6 +193,11 @@ fn kline_csv() -> Vec<u8> {
     csv.into_bytes()
 }
 
+/// Feeds `csv` to `push` in 1 MiB chunks; returns the rows it reported.
+fn push_all(csv: &[u8], push: impl FnMut(&[u8]) -> u32) -> u32 {
+    csv.chunks(1 << 20).map(push).sum()
+}
+
 fn decode(c: &mut Criterion) {
     let csv = kline_csv();
     let (_tokio, _runtime, plugin) = load_builtin("binance");
@@ -217,15 +222,14 @@ fn decode(c: &mut Criterion) {
                 cryptolake_plugin_binance::datatypes::KLINES,
                 65_536,
             );
-            let mut rows = 0;
-            for chunk in csv.chunks(1 << 20) {
-                rows += decoder
+            let mut rows = push_all(&csv, |chunk| {
+                decoder
                     .push(chunk)
                     .expect("push")
                     .iter()
                     .map(|b| b.rows)
-                    .sum::<u32>();
-            }
+                    .sum()
+            });
             rows += decoder
                 .finish()
                 .expect("finish")
@@ -238,15 +242,14 @@ fn decode(c: &mut Criterion) {
     group.bench_function("wasm", |b| {
         b.iter(|| {
             let mut decoder = plugin.open_decoder(params, &artifact).expect("open");
-            let mut rows = 0;
-            for chunk in csv.chunks(1 << 20) {
-                rows += decoder
+            let mut rows = push_all(&csv, |chunk| {
+                decoder
                     .push(chunk)
                     .expect("push")
                     .iter()
                     .map(|b| b.rows)
-                    .sum::<u32>();
-            }
+                    .sum()
+            });
             rows += decoder
                 .finish()
                 .expect("finish")

@@ -21,6 +21,25 @@ fn put_listed(moto: &Moto, symbol: &str, day: &str) {
     );
 }
 
+/// Discovers spot 1m klines of `symbols` in `window` on the archive bucket
+/// of `moto`.
+fn discover_in(moto: &Moto, symbols: &str, window: &Window) -> Vec<cryptolake::plugin::Artifact> {
+    let binance = runtime::builtin("binance", &[&moto.host_port()]);
+    let endpoint = format!("{}/{ARCHIVE_BUCKET}", moto.endpoint());
+    let params = serde_json::json!({
+        "symbols": [symbols], "interval": "1m",
+        "listing_url": endpoint, "download_url": endpoint,
+    })
+    .to_string();
+    binance.discover(&params, window).expect("discover")
+}
+
+/// No window bounds.
+const OPEN: Window = Window {
+    start: None,
+    end: None,
+};
+
 #[test]
 fn listing_pagination_reaches_every_key() {
     let moto = Moto::start();
@@ -34,23 +53,7 @@ fn listing_pagination_reaches_every_key() {
     for day in &days {
         put_listed(&moto, "BTCUSDT", day);
     }
-    let binance = runtime::builtin("binance", &[&moto.host_port()]);
-    let endpoint = format!("{}/{ARCHIVE_BUCKET}", moto.endpoint());
-    let params = serde_json::json!({
-        "symbols": ["BTCUSDT"], "interval": "1m",
-        "listing_url": endpoint, "download_url": endpoint,
-    })
-    .to_string();
-
-    let all = binance
-        .discover(
-            &params,
-            &Window {
-                start: None,
-                end: None,
-            },
-        )
-        .expect("discover");
+    let all = discover_in(&moto, "BTCUSDT", &OPEN);
     assert_eq!(all.len(), days.len());
     let periods: Vec<&str> = all.iter().map(|a| a.partition.period.as_str()).collect();
     assert_eq!(periods, days.iter().map(String::as_str).collect::<Vec<_>>());
@@ -65,7 +68,7 @@ fn listing_pagination_reaches_every_key() {
         start: Some("2024-10-01".into()),
         end: Some("2024-10-03".into()),
     };
-    let some = binance.discover(&params, &window).expect("discover window");
+    let some = discover_in(&moto, "BTCUSDT", &window);
     let keys: Vec<&str> = some.iter().map(|a| a.key.as_str()).collect();
     assert_eq!(
         keys,
@@ -76,7 +79,10 @@ fn listing_pagination_reaches_every_key() {
         ]
     );
     let a = &some[0];
-    assert_eq!(a.url, format!("{endpoint}/{}", a.key));
+    assert_eq!(
+        a.url,
+        format!("{}/{ARCHIVE_BUCKET}/{}", moto.endpoint(), a.key)
+    );
     assert_eq!(a.size, Some(3));
     assert!(a.etag.is_some() && a.last_modified.is_some());
     let s3 = a.s3.as_ref().expect("s3 location");
@@ -127,22 +133,7 @@ fn symbol_patterns_list_the_archive_and_filter() {
     ] {
         put_listed(&moto, symbol, "2024-06-01");
     }
-    let binance = runtime::builtin("binance", &[&moto.host_port()]);
-    let endpoint = format!("{}/{ARCHIVE_BUCKET}", moto.endpoint());
-    let params = serde_json::json!({
-        "symbols": ["*USDT"], "interval": "1m",
-        "listing_url": endpoint, "download_url": endpoint,
-    })
-    .to_string();
-    let found = binance
-        .discover(
-            &params,
-            &Window {
-                start: None,
-                end: None,
-            },
-        )
-        .expect("discover");
+    let found = discover_in(&moto, "*USDT", &OPEN);
     let symbols: Vec<&str> = found.iter().map(|a| a.partition.symbol.as_str()).collect();
     assert_eq!(
         symbols,

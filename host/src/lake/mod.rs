@@ -72,6 +72,9 @@ pub enum LakeError {
         /// The cause.
         source: Box<S3Error>,
     },
+    /// The operation needs an S3 lake, and this one is a local directory.
+    #[error("{0} needs an s3:// lake")]
+    NotS3(&'static str),
     /// A manifest could not be read or written.
     #[error("manifest `{key}`: {message}")]
     Manifest {
@@ -180,10 +183,7 @@ impl Lake {
         quarantine_key: &str,
     ) -> Result<DirectCopy, LakeError> {
         let Backend::S3(s3) = &self.backend else {
-            return Err(LakeError::Io {
-                path: self.staging.clone(),
-                source: std::io::Error::other("a server-side copy needs an s3:// lake"),
-            });
+            return Err(LakeError::NotS3("a server-side copy"));
         };
         let staging = format!("{}/direct-{:016x}", layout::STAGING_DIR, fastrand::u64(..));
         let copied = s3

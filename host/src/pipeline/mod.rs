@@ -54,8 +54,10 @@ pub struct PipelineRun {
 /// The outcome of discovery and reconciliation.
 #[derive(Debug, Clone)]
 pub struct Planned {
-    /// Artifacts to process, with the reason.
-    pub todo: Vec<(Artifact, Reason)>,
+    /// Artifacts to process, with the reason and the history their new
+    /// manifest entry carries (the replaced publications, for a re-published
+    /// artifact; empty otherwise).
+    pub todo: Vec<(Artifact, Reason, Vec<ReplacedVersion>)>,
     /// How many the source listed.
     pub discovered: usize,
     /// Gaps in the source's series.
@@ -139,24 +141,32 @@ impl PipelineRun {
                 } else {
                     None
                 };
-            let reason = match recorded {
-                None => Some(Reason::New),
+            let decision = match recorded {
+                None => Some((Reason::New, Vec::new())),
                 Some(entry)
                     if !entry
                         .source
                         .same_publication(&SourceIdentity::of(&artifact)) =>
                 {
-                    Some(Reason::Republished)
+                    // The replaced publication joins the history now, so
+                    // the commit need not read the entry again.
+                    let mut history = entry.history;
+                    history.push(ReplacedVersion {
+                        source: entry.source,
+                        sha256: entry.sha256,
+                        completed_at: entry.completed_at,
+                    });
+                    Some((Reason::Republished, history))
                 }
                 Some(entry) => {
                     let present = manifest::outputs_present(&self.lake, &entry)
                         .await
                         .map_err(|source| self.lake_error(source))?;
-                    (!present).then_some(Reason::OutputsMissing)
+                    (!present).then_some((Reason::OutputsMissing, entry.history))
                 }
             };
-            if let Some(reason) = reason {
-                todo.push((artifact, reason));
+            if let Some((reason, history)) = decision {
+                todo.push((artifact, reason, history));
             }
         }
         Ok(Planned {
@@ -172,7 +182,7 @@ impl PipelineRun {
         let mut items: Vec<PlannedArtifact> = planned
             .todo
             .iter()
-            .map(|(a, reason)| PlannedArtifact {
+            .map(|(a, reason, _)| PlannedArtifact {
                 key: a.key.clone(),
                 reason: *reason,
                 size: a.size,
@@ -206,7 +216,7 @@ impl PipelineRun {
             "Planned pipeline run."
         );
         let artifacts: Vec<ArtifactReport> = futures::stream::iter(todo)
-            .map(|(artifact, reason)| self.process(artifact, reason))
+            .map(|(artifact, reason, history)| self.process(artifact, reason, history))
             .buffer_unordered(self.spec.concurrency)
             .collect()
             .await;
@@ -261,10 +271,15 @@ impl PipelineRun {
     }
 
     /// Processes one artifact to completion, quarantine or failure.
-    async fn process(&self, artifact: Artifact, reason: Reason) -> ArtifactReport {
+    async fn process(
+        &self,
+        artifact: Artifact,
+        reason: Reason,
+        history: Vec<ReplacedVersion>,
+    ) -> ArtifactReport {
         let started = Instant::now();
         let key = artifact.key.clone();
-        let outcome = self.process_with_retries(&artifact, reason).await;
+        let outcome = self.process_with_retries(&artifact, &history).await;
         let report = ArtifactReport::new(key, reason, outcome, started.elapsed());
         metrics::artifact_finished(&self.spec.name, report.outcome.label());
         match &report.outcome {
@@ -291,12 +306,16 @@ impl PipelineRun {
         report
     }
 
-    async fn process_with_retries(&self, artifact: &Artifact, reason: Reason) -> Outcome {
+    async fn process_with_retries(
+        &self,
+        artifact: &Artifact,
+        history: &[ReplacedVersion],
+    ) -> Outcome {
         let mut attempt = 0;
         loop {
             attempt += 1;
             let last = attempt >= self.spec.attempts;
-            match self.attempt(artifact, reason).await {
+            match self.attempt(artifact, history).await {
                 Ok(outcome) => return outcome,
                 Err(Attempt::Retry { error, wait }) if !last => {
                     let wait = wait.unwrap_or_else(|| transfer::backoff(attempt));
@@ -362,13 +381,17 @@ impl PipelineRun {
     }
 
     /// One attempt: expected checksum, delivery into the lake, commit.
-    async fn attempt(&self, artifact: &Artifact, reason: Reason) -> Result<Outcome, Attempt> {
+    async fn attempt(
+        &self,
+        artifact: &Artifact,
+        history: &[ReplacedVersion],
+    ) -> Result<Outcome, Attempt> {
         let checksum = self.expected_checksum(artifact).await?;
         let delivered = match &self.spec.table {
             None => self.mirror(artifact, checksum.as_ref()).await?,
             Some(table) => self.curate(artifact, table, checksum.as_ref()).await?,
         };
-        self.commit(artifact, reason, checksum, delivered).await
+        self.commit(artifact, history, checksum, delivered).await
     }
 
     /// The SHA-256 the source publishes for an artifact, if any (and the
@@ -641,7 +664,7 @@ impl PipelineRun {
     async fn commit(
         &self,
         artifact: &Artifact,
-        reason: Reason,
+        history: &[ReplacedVersion],
         checksum: Option<transfer::ChecksumFile>,
         delivered: Delivered,
     ) -> Result<Outcome, Attempt> {
@@ -662,26 +685,6 @@ impl PipelineRun {
                 .iter()
                 .map(|t| Lineage::from(t.plugin.identity())),
         );
-        // A re-publication keeps what it replaced, so a changed checksum
-        // stays visible.
-        let history = match reason {
-            Reason::Republished => {
-                match manifest::read(&self.lake, &self.spec.name, &artifact.key).await {
-                    Ok(Some(previous)) => {
-                        let mut history = previous.history;
-                        history.push(ReplacedVersion {
-                            source: previous.source,
-                            sha256: previous.sha256,
-                            completed_at: previous.completed_at,
-                        });
-                        history
-                    }
-                    Ok(None) => Vec::new(),
-                    Err(error) => return Err(Attempt::Fail(error.to_string())),
-                }
-            }
-            _ => Vec::new(),
-        };
         let entry = ManifestEntry {
             version: manifest::ENTRY_VERSION,
             pipeline: self.spec.name.clone(),
@@ -697,7 +700,9 @@ impl PipelineRun {
             rows: delivered.rows,
             plugins,
             completed_at: manifest::now_rfc3339(),
-            history,
+            // A re-publication keeps what it replaced, so a changed
+            // checksum stays visible.
+            history: history.to_vec(),
         };
         manifest::write(&self.lake, &entry)
             .await

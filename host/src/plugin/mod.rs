@@ -257,12 +257,6 @@ fn wit_compatible(version: &str) -> bool {
     theirs.len() == 3 && theirs[0] == ours[0] && theirs[1] == ours[1]
 }
 
-/// Creates the HTTP client shared by plugin fetches and transfers. TLS uses
-/// rustls with the ring provider and the platform's trust store.
-pub fn http_client() -> anyhow::Result<reqwest::Client> {
-    crate::transfer::http_client()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
