@@ -8,10 +8,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::config::{LakeLocation, PipelineSpec, Plan};
+use crate::config::{LakeLocation, PipelineSpec, Plan, PluginSpec};
 use crate::lake::Lake;
-use crate::pipeline::{Configured, PipelineRun};
-use crate::plugin::{Plugin, PluginKind, PluginLoadError, Runtime};
+use crate::pipeline::{Configured, PipelineRun, StopSignal};
+use crate::plugin::{Plugin, PluginHandle, PluginKind, PluginLoadError, Runtime};
 use crate::transfer::s3::S3Client;
 
 /// Opens the lake a plan names. An S3 lake is signed with the operator's
@@ -44,7 +44,31 @@ pub struct Agent {
     lake: Lake,
     http: reqwest::Client,
     runtime: Runtime,
-    loaded: BTreeMap<String, Result<Arc<Plugin>, String>>,
+    loaded: BTreeMap<String, Result<PluginHandle, String>>,
+    stop: StopSignal,
+}
+
+/// A loaded, checked plugin version ready to replace the running one.
+pub struct PreparedSwap {
+    handle: PluginHandle,
+    new: Arc<Plugin>,
+}
+
+impl PreparedSwap {
+    /// The version that will serve.
+    pub fn identity(&self) -> &crate::plugin::PluginIdentity {
+        self.new.identity()
+    }
+
+    /// Makes the new version serve new work; work already started finishes
+    /// on the old one. `changed_at` (the file's modification time) starts
+    /// the swap-latency measurement. Returns the replaced identity.
+    pub fn apply(self, changed_at: Option<std::time::SystemTime>) -> crate::plugin::PluginIdentity {
+        if let Some(at) = changed_at {
+            self.new.measure_swap_from(at);
+        }
+        self.handle.replace(self.new).identity().clone()
+    }
 }
 
 impl Agent {
@@ -59,7 +83,50 @@ impl Agent {
             http,
             runtime,
             loaded: BTreeMap::new(),
+            stop: StopSignal::default(),
         })
+    }
+
+    /// The signal every pipeline run of this agent obeys when stopping.
+    pub fn stop_signal(&self) -> &StopSignal {
+        &self.stop
+    }
+
+    /// Replaces the plan (after a configuration reload). The lake and the
+    /// runtime stay; plugins are swapped by [`Agent::swap_plugin`].
+    pub fn set_plan(&mut self, plan: Plan) {
+        self.plan = plan;
+    }
+
+    /// Loads the plugin `spec` describes (new bytes, or new settings for the
+    /// same name) and checks it can replace the running version: it loads,
+    /// exports the right world, answers `info()`, and is of the same kind.
+    /// Nothing changes until [`PreparedSwap::apply`]; on error the old version
+    /// keeps serving. `Ok(None)`: nothing to swap (same bytes and settings,
+    /// or the plugin is not in use yet and will load fresh when needed).
+    pub fn prepare_swap(&mut self, spec: &PluginSpec) -> Result<Option<PreparedSwap>, String> {
+        let Some(Ok(handle)) = self.loaded.get(&spec.name) else {
+            self.loaded.remove(&spec.name);
+            return Ok(None);
+        };
+        let handle = handle.clone();
+        let new = self
+            .runtime
+            .load(spec)
+            .map_err(|e: PluginLoadError| e.to_string())?;
+        let old = handle.current();
+        if new.identity().kind != old.identity().kind {
+            return Err(format!(
+                "plugin `{}`: the new version is a {}, but the running version is a {}",
+                spec.name,
+                new.identity().kind,
+                old.identity().kind
+            ));
+        }
+        if new.identity() == old.identity() && new.spec() == old.spec() {
+            return Ok(None);
+        }
+        Ok(Some(PreparedSwap { handle, new }))
     }
 
     /// The plan.
@@ -78,7 +145,7 @@ impl Agent {
     }
 
     /// The plugin named `name`, loading it on first use.
-    pub fn plugin(&mut self, name: &str) -> Result<Arc<Plugin>, String> {
+    pub fn plugin(&mut self, name: &str) -> Result<PluginHandle, String> {
         if let Some(loaded) = self.loaded.get(name) {
             return loaded.clone();
         }
@@ -86,6 +153,7 @@ impl Agent {
             Some(spec) => self
                 .runtime
                 .load(spec)
+                .map(PluginHandle::new)
                 .map_err(|e: PluginLoadError| e.to_string()),
             None => Err(format!("no plugin named `{name}`")),
         };
@@ -99,25 +167,25 @@ impl Agent {
     /// Pairs a pipeline with its loaded plugins, checking their kinds.
     pub fn pipeline(&mut self, spec: &PipelineSpec) -> Result<PipelineRun, String> {
         let source = self.plugin(&spec.source.plugin)?;
-        if source.identity().kind != PluginKind::Source {
+        let kind = source.current().identity().kind;
+        if kind != PluginKind::Source {
             return Err(format!(
-                "pipeline `{}`: plugin `{}` is a {}, not a source",
-                spec.name,
-                spec.source.plugin,
-                source.identity().kind
+                "pipeline `{}`: plugin `{}` is a {kind}, not a source",
+                spec.name, spec.source.plugin,
             ));
         }
+        check_params(spec, "source", &spec.source.params_json, &source)?;
         let mut transforms = Vec::new();
-        for t in &spec.transforms {
+        for (i, t) in spec.transforms.iter().enumerate() {
             let plugin = self.plugin(&t.plugin)?;
-            if plugin.identity().kind != PluginKind::Transform {
+            let kind = plugin.current().identity().kind;
+            if kind != PluginKind::Transform {
                 return Err(format!(
-                    "pipeline `{}`: plugin `{}` is a {}, not a transform",
-                    spec.name,
-                    t.plugin,
-                    plugin.identity().kind
+                    "pipeline `{}`: plugin `{}` is a {kind}, not a transform",
+                    spec.name, t.plugin,
                 ));
             }
+            check_params(spec, &format!("transforms[{i}]"), &t.params_json, &plugin)?;
             transforms.push(Configured {
                 plugin,
                 params: t.params_json.clone(),
@@ -138,6 +206,36 @@ impl Agent {
                     limit.burst,
                 ))
             }),
+            stop: self.stop.clone(),
         })
     }
+}
+
+/// Checks params against the JSON Schema the plugin publishes, naming every
+/// problem with the pipeline, the plugin and the parameter's path.
+fn check_params(
+    spec: &PipelineSpec,
+    role: &str,
+    params_json: &str,
+    plugin: &PluginHandle,
+) -> Result<(), String> {
+    let plugin = plugin.current();
+    let identity = plugin.identity();
+    let (Ok(schema), Ok(params)) = (
+        serde_json::from_str::<serde_json::Value>(&identity.params_schema),
+        serde_json::from_str::<serde_json::Value>(params_json),
+    ) else {
+        return Ok(());
+    };
+    let problems = crate::plugin::params::check(&schema, &params);
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "pipeline `{}`: {role}.params for plugin `{}` {}: {}",
+        spec.name,
+        identity.name,
+        identity.version,
+        problems.join("; ")
+    ))
 }

@@ -60,8 +60,8 @@ fn several_semantic_errors_are_listed_together() {
             "{PIPELINE}window = {{ start = \"2024-02-30\" }}\n\n[plugins.x]\nfile = \"builtin:nope\"\nlimits = {{ memory = \"1 ton\" }}\n"
         ),
         &[
-            "pipelines[0].window.start: `2024-02-30` is not a YYYY-MM-DD date",
-            "plugins.x.file: no built-in plugin `nope`",
+            "pipelines[0].window.start (line 6): `2024-02-30` is not a YYYY-MM-DD date",
+            "plugins.x.file (line 9): no built-in plugin `nope`",
         ],
     );
 }
@@ -71,7 +71,7 @@ fn unknown_plugin_reference_lists_the_known_ones() {
     check(
         &PIPELINE.replace("plugin = \"binance\"", "plugin = \"binanse\""),
         &[
-            "pipelines[0].source.plugin: unknown plugin `binanse` (known: binance, coinbase, ohlcv, quality, resample, vwap)",
+            "pipelines[0].source.plugin (line 5): unknown plugin `binanse` (known: binance, coinbase, ohlcv, quality, resample, vwap)",
         ],
     );
 }
@@ -99,4 +99,218 @@ fn an_unknown_pipeline_name_is_a_usage_error() {
     assert!(
         String::from_utf8_lossy(&output.stderr).contains("no pipeline named `q` (pipelines: p)")
     );
+}
+
+/// A valid base: one curated pipeline on the built-in Binance plugin.
+const BASE: &str = r#"
+[lake]
+url = "lake"
+
+[[pipelines]]
+name = "p"
+table = "ohlcv"
+source = { plugin = "binance", params = { symbols = ["BTCUSDT"], interval = "1m" } }
+"#;
+
+/// Thirty-odd malformed configurations, each with what its error must say
+/// (the field path, the line where it can be told, and the reason).
+/// `validate`, `sync` and `run` must all refuse each one with exit code 2.
+#[test]
+fn malformed_configs_each_give_a_precise_error_and_exit_2() {
+    let with_pipeline = |extra: &str| format!("{BASE}{extra}\n");
+    let cases: Vec<(String, Vec<&str>)> = vec![
+        ("[lake\nurl = 1".into(), vec!["line 1"]),
+        (format!("colour = 1\n{BASE}"), vec!["colour"]),
+        (
+            "[lake]\nurl = 5\n".into(),
+            vec!["lake.url (line 2)", "string"],
+        ),
+        (
+            "[lake]\nurl = \"ftp://x/y\"\n".into(),
+            vec!["lake.url", "file:// URL"],
+        ),
+        (
+            "[lake]\nurl = \"s3://Bad_Bucket/x\"\n".into(),
+            vec!["not a valid S3 bucket name"],
+        ),
+        (
+            "[lake]\nurl = \"lake\"\nendpoint = \"http://127.0.0.1:1\"\n".into(),
+            vec!["lake.endpoint (line 3)", "s3://"],
+        ),
+        (
+            "[lake]\nurl = \"s3://bucket/x\"\nendpoint = \"nope\"\n".into(),
+            vec!["lake.endpoint", "not an http(s) URL"],
+        ),
+        (
+            format!("[runtime]\nshutdown_grace = \"soon\"\n{BASE}"),
+            vec!["runtime.shutdown_grace (line 2)", "soon"],
+        ),
+        (
+            format!("[runtime]\nreload_debounce = 5\n{BASE}"),
+            vec!["runtime.reload_debounce (line 2)"],
+        ),
+        (
+            format!("[runtime]\nwatch = \"yes\"\n{BASE}"),
+            vec!["runtime.watch (line 2)", "bool"],
+        ),
+        (
+            format!("{BASE}[plugins.x]\nfile = \"builtin:nope\"\n"),
+            vec!["plugins.x.file", "no built-in plugin `nope`"],
+        ),
+        (
+            format!("{BASE}[plugins.x]\nallowed_hosts = []\n"),
+            vec!["plugins.x", "file"],
+        ),
+        (
+            format!("{BASE}[plugins.x]\nfile = \"builtin:ohlcv\"\nsha256 = \"abc\"\n"),
+            vec!["plugins.x.sha256", "64 hexadecimal"],
+        ),
+        (
+            format!(
+                "{BASE}[plugins.x]\nfile = \"builtin:ohlcv\"\nallowed_hosts = [\"http://x/\"]\n"
+            ),
+            vec!["plugins.x.allowed_hosts[0]"],
+        ),
+        (
+            format!(
+                "{BASE}[plugins.x]\nfile = \"builtin:ohlcv\"\nlimits = {{ memory = \"lots\" }}\n"
+            ),
+            vec!["plugins.x.limits.memory", "lots"],
+        ),
+        (
+            format!(
+                "{BASE}[plugins.x]\nfile = \"builtin:ohlcv\"\nlimits = {{ call_timeout = \"forever\" }}\n"
+            ),
+            vec!["plugins.x.limits.call_timeout", "forever"],
+        ),
+        (
+            format!("{BASE}[plugins.\"Bad Name\"]\nfile = \"builtin:ohlcv\"\n"),
+            vec!["plugins.Bad Name", "a-z"],
+        ),
+        (
+            BASE.replace("name = \"p\"", "name = \"Bad Name\""),
+            vec!["pipelines[0].name (line 6)", "Bad Name"],
+        ),
+        (
+            format!("{BASE}{}", BASE.replace("[lake]\nurl = \"lake\"\n", "")),
+            vec!["pipelines[1].name", "already named `p`"],
+        ),
+        (
+            "[[pipelines]]\nname = \"p\"\ntable = \"ohlcv\"\n".into(),
+            vec!["pipelines[0]", "source"],
+        ),
+        (
+            BASE.replace("plugin = \"binance\"", "plugin = \"kraken\""),
+            vec!["pipelines[0].source.plugin", "unknown plugin `kraken`"],
+        ),
+        (
+            with_pipeline("concurrency = 0"),
+            vec!["pipelines[0].concurrency (line 9)", "between 1 and 256"],
+        ),
+        (
+            with_pipeline("attempts = 50"),
+            vec!["pipelines[0].attempts (line 9)", "between 1 and 20"],
+        ),
+        (
+            with_pipeline("window = { start = \"2024-13-01\" }"),
+            vec!["pipelines[0].window.start (line 9)", "2024-13-01"],
+        ),
+        (
+            with_pipeline("window = { start = \"2024-02-01\", end = \"2024-01-01\" }"),
+            vec!["pipelines[0].window", "after"],
+        ),
+        (
+            with_pipeline("transfer = \"teleport\""),
+            vec!["pipelines[0].transfer", "teleport"],
+        ),
+        (
+            with_pipeline("transfer = \"direct\""),
+            vec!["pipelines[0].transfer (line 9)", "local directory"],
+        ),
+        (
+            with_pipeline("rate_limit = { per_second = 0 }"),
+            vec!["pipelines[0].rate_limit.per_second", "positive"],
+        ),
+        (
+            with_pipeline("schedule = { every = \"1h\", cron = \"0 * * * *\" }"),
+            vec!["pipelines[0].schedule (line 9)", "not both"],
+        ),
+        (
+            with_pipeline("schedule = { cron = \"61 * * * *\" }"),
+            vec!["pipelines[0].schedule.cron", "minute `61`"],
+        ),
+        (
+            with_pipeline("schedule = {}"),
+            vec!["pipelines[0].schedule", "`every`"],
+        ),
+        (
+            with_pipeline("schedule = { every = \"0s\" }"),
+            vec!["pipelines[0].schedule.every", "longer than zero"],
+        ),
+        (
+            with_pipeline("source_endpoint = \"nope\""),
+            vec!["pipelines[0].source_endpoint", "http(s)"],
+        ),
+        (
+            BASE.replace("table = \"ohlcv\"", "transforms = [{ plugin = \"ohlcv\" }]"),
+            vec!["pipelines[0].transforms", "table"],
+        ),
+        (
+            BASE.replace("table = \"ohlcv\"", "raw = false"),
+            vec!["pipelines[0].raw", "mirrors"],
+        ),
+        (
+            BASE.replace("interval = \"1m\"", "interval = \"2m\""),
+            vec![
+                "pipeline `p`",
+                "source.params",
+                "interval: \"2m\" is not one of",
+            ],
+        ),
+        (
+            BASE.replace("interval = \"1m\"", "interval = \"1m\", colour = 1"),
+            vec!["source.params", "colour: unknown parameter"],
+        ),
+        (
+            BASE.replace("plugin = \"binance\"", "plugin = \"ohlcv\""),
+            vec!["pipeline `p`", "not a source"],
+        ),
+        (
+            format!("{BASE}transforms = [{{ plugin = \"resample\" }}]\n"),
+            vec!["transforms[0].params", "to: required but missing"],
+        ),
+        (
+            format!(
+                "[plugins.x]\nfile = \"missing.wasm\"\n{}",
+                BASE.replace("plugin = \"binance\"", "plugin = \"x\"")
+            ),
+            vec!["missing.wasm"],
+        ),
+    ];
+    assert!(cases.len() >= 30, "{} cases", cases.len());
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (i, (config, expected)) in cases.iter().enumerate() {
+        let path = dir.path().join(format!("broken-{i}.toml"));
+        std::fs::write(&path, config).expect("write");
+        for verb in ["validate", "sync", "run"] {
+            let output = run_cryptolake(&[verb, "--config", path.to_str().unwrap()]);
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(
+                output.status.code(),
+                Some(2),
+                "case {i}, {verb}:\n{config}\n{}",
+                describe(&output)
+            );
+            assert!(
+                stderr.contains(&format!("broken-{i}.toml")),
+                "case {i}, {verb}: {stderr}"
+            );
+            for needle in expected {
+                assert!(
+                    stderr.contains(needle),
+                    "case {i}, {verb}: expected `{needle}` in:\n{stderr}\nfor:\n{config}"
+                );
+            }
+        }
+    }
 }

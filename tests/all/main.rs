@@ -8,6 +8,7 @@
 
 mod support;
 
+mod agent_mode;
 mod coinbase;
 mod config_errors;
 mod crash_resume;

@@ -2,8 +2,11 @@
 //! libraries. Exit codes: 0 success, 1 some work failed, 2 bad usage or
 //! configuration.
 
+mod config;
 mod lake;
 mod plugin;
+mod run;
+mod status;
 mod sync;
 mod validate;
 
@@ -48,8 +51,16 @@ pub struct Cli {
 /// The verbs.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the agent: every pipeline on its schedule, reloading changed
+    /// plugins and configuration, until SIGTERM or SIGINT.
+    Run(run::RunArgs),
     /// Run the configured pipelines once, now, then exit.
     Sync(sync::SyncArgs),
+    /// Each pipeline's last run, next run, failures and quarantine.
+    Status(status::StatusArgs),
+    /// Facts about the configuration format.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
     /// Check a configuration file and its plugins without running anything.
     Validate(validate::ValidateArgs),
     /// Work with plugin files.
@@ -84,15 +95,19 @@ pub struct ConfigArg {
 
 /// Parses the process arguments and runs the command.
 pub fn main() -> ExitCode {
+    let started = std::time::Instant::now();
     let cli = Cli::parse();
-    run(cli)
+    run(cli, started)
 }
 
-/// Runs a parsed command line.
-pub fn run(cli: Cli) -> ExitCode {
+/// Runs a parsed command line; `started` is when the process started.
+pub fn run(cli: Cli, started: std::time::Instant) -> ExitCode {
     telemetry::init(cli.log_format, &cli.log_level);
     let code = match cli.command {
+        Command::Run(args) => run::run(args, started),
         Command::Sync(args) => sync::run(args),
+        Command::Status(args) => status::run(args),
+        Command::Config(command) => config::run(command),
         Command::Validate(args) => validate::run(args),
         Command::Plugin(command) => plugin::run(command),
         Command::Lake(command) => lake::run(command),

@@ -84,37 +84,50 @@ pub(super) fn run(args: SyncArgs) -> u8 {
             return EXIT_FAILED;
         }
     };
+    // Every selected pipeline must assemble (plugins load, are of the right
+    // kind, accept their params) before anything runs: that is a
+    // configuration error, exit code 2, like `validate`.
+    let mut runs = Vec::new();
+    let mut invalid = Vec::new();
+    for spec in &selected {
+        match agent.pipeline(spec) {
+            Ok(run) => runs.push(run),
+            Err(error) => invalid.push(error),
+        }
+    }
+    if !invalid.is_empty() {
+        eprintln!(
+            "error: invalid configuration in {}",
+            agent.plan().config_file.display()
+        );
+        for error in invalid {
+            eprintln!("  - {error}");
+        }
+        return EXIT_USAGE;
+    }
     let mut reports = Vec::new();
     let mut plans = Vec::new();
     let mut not_run = Vec::new();
-    for spec in &selected {
+    for run in runs {
         let window = Window {
-            start: args.from.clone().or_else(|| spec.start.clone()),
-            end: args.to.clone().or_else(|| spec.end.clone()),
+            start: args.from.clone().or_else(|| run.spec.start.clone()),
+            end: args.to.clone().or_else(|| run.spec.end.clone()),
         };
-        let outcome = agent.pipeline(spec).and_then(|run| {
-            if args.dry_run {
-                let plan = tokio
-                    .block_on(run.dry_run(&window))
-                    .map_err(|e| e.to_string())?;
-                plans.push(plan);
-            } else {
-                let report = tokio
-                    .block_on(run.run(&window))
-                    .map_err(|e| e.to_string())?;
-                reports.push(report);
-            }
-            Ok(())
-        });
-        match outcome {
-            Ok(()) => {}
-            Err(error) => {
-                tracing::error!(pipeline = %spec.name, error = %error, "Pipeline could not run.");
-                not_run.push(NotRun {
-                    pipeline: spec.name.clone(),
-                    error,
-                });
-            }
+        let outcome = if args.dry_run {
+            tokio
+                .block_on(run.dry_run(&window))
+                .map(|plan| plans.push(plan))
+        } else {
+            tokio
+                .block_on(run.run(&window))
+                .map(|report| reports.push(report))
+        };
+        if let Err(error) = outcome {
+            tracing::error!(pipeline = %run.spec.name, error = %error, "Pipeline could not run.");
+            not_run.push(NotRun {
+                pipeline: run.spec.name.clone(),
+                error: error.to_string(),
+            });
         }
     }
     if args.dry_run {

@@ -1,17 +1,21 @@
 //! Configuration: the file format, loading, and resolution into a plan.
 //!
-//! Owns: reading one TOML file, reporting every problem with the file name
+//! Owns: reading one TOML file (with `CRYPTOLAKE_…` environment overrides),
+//! reporting every problem with the file name
 //! and the field path (exit code 2 at the CLI), and resolving the raw types
 //! into a [`Plan`] with absolute paths, parsed sizes and durations, and
 //! checked cross-references. It must not load plugins or touch the lake.
 
 mod plan;
+mod source;
 mod types;
 mod units;
 
 pub use plan::{
-    LakeLocation, Limits, PipelineSpec, Plan, PluginLocation, PluginRef, PluginSpec, load,
+    DaemonSettings, LakeLocation, Limits, PipelineSchedule, PipelineSpec, Plan, PluginLocation,
+    PluginRef, PluginSpec, resolve,
 };
+pub use source::line_of;
 pub use types::{ConfigFile, MissingChecksumPolicy, RateLimitConfig, TransferMode};
 pub use units::{parse_duration, parse_size};
 
@@ -25,6 +29,8 @@ pub struct Problem {
     pub field: String,
     /// What is wrong.
     pub message: String,
+    /// The 1-based line in the file, where it can be told.
+    pub line: Option<usize>,
 }
 
 /// A configuration that cannot be used. Lists every problem found.
@@ -40,12 +46,35 @@ impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "invalid configuration in {}", self.file.display())?;
         for problem in &self.problems {
+            let line = problem
+                .line
+                .map(|l| format!(" (line {l})"))
+                .unwrap_or_default();
             if problem.field.is_empty() {
                 write!(f, "\n  - {}", problem.message)?;
             } else {
-                write!(f, "\n  - {}: {}", problem.field, problem.message)?;
+                write!(f, "\n  - {}{line}: {}", problem.field, problem.message)?;
             }
         }
         Ok(())
     }
+}
+
+/// Reads, parses and resolves the configuration file at `path`, with the
+/// process environment's `CRYPTOLAKE_…` overrides.
+pub fn load(path: &std::path::Path) -> Result<Plan, ConfigError> {
+    let file = source::read(path)?;
+    resolve(path, file).map_err(|mut error| {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            for problem in &mut error.problems {
+                problem.line = source::line_of(&text, &problem.field);
+            }
+        }
+        error
+    })
+}
+
+/// The JSON Schema of the configuration file, generated from its types.
+pub fn json_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(ConfigFile)).unwrap_or_default()
 }

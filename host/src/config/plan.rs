@@ -10,11 +10,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::types::{
-    ConfigFile, LimitsConfig, MissingChecksumPolicy, PluginConfig, PluginUse, TransferMode,
+    ConfigFile, LimitsConfig, MissingChecksumPolicy, PluginConfig, PluginUse, ScheduleConfig,
+    TransferMode,
 };
 use super::units::{parse_duration, parse_size};
 use super::{ConfigError, Problem};
 use crate::plugin::HostPattern;
+use crate::schedule::{Cron, Schedule};
 
 /// Limits applied to a plugin.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,7 +64,7 @@ impl std::fmt::Display for PluginLocation {
 }
 
 /// A resolved plugin entry.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PluginSpec {
     /// The name pipelines refer to.
     pub name: String,
@@ -77,7 +79,7 @@ pub struct PluginSpec {
 }
 
 /// A plugin used by a pipeline, with params as JSON.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PluginRef {
     /// Name of the plugin.
     pub plugin: String,
@@ -86,7 +88,7 @@ pub struct PluginRef {
 }
 
 /// A resolved pipeline.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PipelineSpec {
     /// Unique name.
     pub name: String,
@@ -114,6 +116,50 @@ pub struct PipelineSpec {
     pub source_endpoint: Option<url::Url>,
     /// Pace of the host's requests, when limited.
     pub rate_limit: Option<super::RateLimitConfig>,
+    /// When `run` runs it.
+    pub schedule: PipelineSchedule,
+}
+
+/// A pipeline's resolved schedule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipelineSchedule {
+    /// When runs start.
+    pub when: Schedule,
+    /// Window of later runs, counted back from today, once a run completed.
+    pub lookback: Option<Duration>,
+    /// How soon a run with failures is retried.
+    pub retry_after: Duration,
+}
+
+impl Default for PipelineSchedule {
+    fn default() -> Self {
+        Self {
+            when: Schedule::Every(Duration::from_secs(3600)),
+            lookback: None,
+            retry_after: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Settings of the `run` daemon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DaemonSettings {
+    /// Time in-flight artifacts get to finish after a stop signal.
+    pub shutdown_grace: Duration,
+    /// Reload on file changes.
+    pub watch: bool,
+    /// Quiet time before a changed file is reloaded.
+    pub reload_debounce: Duration,
+}
+
+impl Default for DaemonSettings {
+    fn default() -> Self {
+        Self {
+            shutdown_grace: Duration::from_secs(30),
+            watch: true,
+            reload_debounce: Duration::from_millis(50),
+        }
+    }
 }
 
 /// Where the lake is.
@@ -154,6 +200,8 @@ pub struct Plan {
     pub lake: LakeLocation,
     /// Compiled-plugin cache directory, if enabled.
     pub cache_dir: Option<PathBuf>,
+    /// Settings of the `run` daemon.
+    pub daemon: DaemonSettings,
     /// Plugins by name (configured ones and the built-ins).
     pub plugins: BTreeMap<String, PluginSpec>,
     /// Pipelines, in file order.
@@ -167,27 +215,6 @@ impl Plan {
     }
 }
 
-/// Reads, parses and resolves the configuration file at `path`.
-pub fn load(path: &Path) -> Result<Plan, ConfigError> {
-    let fail = |field: &str, message: String| ConfigError {
-        file: path.to_owned(),
-        problems: vec![Problem {
-            field: field.to_owned(),
-            message,
-        }],
-    };
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| fail("", format!("cannot read the file: {e}")))?;
-    let deserializer = toml::Deserializer::parse(&text)
-        .map_err(|e| fail("", e.to_string().trim_end().to_owned()))?;
-    let file: ConfigFile = serde_path_to_error::deserialize(deserializer).map_err(|e| {
-        let field = e.path().to_string();
-        let message = e.into_inner().to_string().trim_end().to_owned();
-        fail(if field == "." { "" } else { &field }, message)
-    })?;
-    resolve(path, file)
-}
-
 /// Resolves a parsed file; `path` anchors relative paths and names errors.
 pub fn resolve(path: &Path, file: ConfigFile) -> Result<Plan, ConfigError> {
     let base = path
@@ -195,7 +222,13 @@ pub fn resolve(path: &Path, file: ConfigFile) -> Result<Plan, ConfigError> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let mut problems = Vec::new();
-    let mut problem = |field: String, message: String| problems.push(Problem { field, message });
+    let mut problem = |field: String, message: String| {
+        problems.push(Problem {
+            field,
+            message,
+            line: None,
+        })
+    };
 
     let lake = resolve_lake(base, &file.lake, &mut problem);
 
@@ -204,6 +237,7 @@ pub fn resolve(path: &Path, file: ConfigFile) -> Result<Plan, ConfigError> {
         Some(dir) => Some(base.join(dir)),
         None => default_cache_dir(),
     };
+    let daemon = resolve_daemon(&file.runtime, &mut problem);
 
     let mut plugins = BTreeMap::new();
     for name in crate::builtin::NAMES {
@@ -362,6 +396,11 @@ pub fn resolve(path: &Path, file: ConfigFile) -> Result<Plan, ConfigError> {
             transfer: config.transfer,
             source_endpoint,
             rate_limit: config.rate_limit,
+            schedule: config
+                .schedule
+                .as_ref()
+                .map(|s| resolve_schedule(s, &format!("{field}.schedule"), &mut problem))
+                .unwrap_or_default(),
         });
     }
 
@@ -370,6 +409,7 @@ pub fn resolve(path: &Path, file: ConfigFile) -> Result<Plan, ConfigError> {
             config_file: path.to_owned(),
             lake,
             cache_dir,
+            daemon,
             plugins,
             pipelines,
         }),
@@ -377,6 +417,86 @@ pub fn resolve(path: &Path, file: ConfigFile) -> Result<Plan, ConfigError> {
             file: path.to_owned(),
             problems,
         }),
+    }
+}
+
+fn resolve_daemon(
+    config: &super::types::RuntimeConfig,
+    problem: &mut impl FnMut(String, String),
+) -> DaemonSettings {
+    let defaults = DaemonSettings::default();
+    let mut duration = |value: &Option<String>, name: &str, default: Duration| match value {
+        None => default,
+        Some(text) => parse_duration(text).unwrap_or_else(|message| {
+            problem(format!("runtime.{name}"), message);
+            default
+        }),
+    };
+    DaemonSettings {
+        shutdown_grace: duration(
+            &config.shutdown_grace,
+            "shutdown_grace",
+            defaults.shutdown_grace,
+        ),
+        reload_debounce: duration(
+            &config.reload_debounce,
+            "reload_debounce",
+            defaults.reload_debounce,
+        ),
+        watch: config.watch.unwrap_or(defaults.watch),
+    }
+}
+
+fn resolve_schedule(
+    config: &ScheduleConfig,
+    field: &str,
+    problem: &mut impl FnMut(String, String),
+) -> PipelineSchedule {
+    let defaults = PipelineSchedule::default();
+    let mut duration = |value: &Option<String>, name: &str| {
+        value.as_ref().and_then(|text| match parse_duration(text) {
+            Ok(d) if d.is_zero() => {
+                problem(format!("{field}.{name}"), "must be longer than zero".into());
+                None
+            }
+            Ok(d) => Some(d),
+            Err(message) => {
+                problem(format!("{field}.{name}"), message);
+                None
+            }
+        })
+    };
+    let every = duration(&config.every, "every");
+    let lookback = duration(&config.lookback, "lookback");
+    let retry_after = duration(&config.retry_after, "retry_after").unwrap_or(defaults.retry_after);
+    let when = match (&config.every, &config.cron) {
+        (Some(_), Some(_)) => {
+            problem(
+                field.to_owned(),
+                "give either `every` or `cron`, not both".into(),
+            );
+            defaults.when
+        }
+        (None, None) => {
+            problem(
+                field.to_owned(),
+                "give `every` (e.g. \"1h\") or `cron` (e.g. \"15 1 * * *\")".into(),
+            );
+            defaults.when
+        }
+        (Some(_), None) => every.map(Schedule::Every).unwrap_or(defaults.when),
+        (None, Some(text)) => match Cron::parse(text) {
+            Ok(cron) => Schedule::Cron(cron),
+            Err(message) => {
+                problem(format!("{field}.cron"), message);
+                defaults.when
+            }
+        },
+    };
+    PipelineSchedule {
+        when,
+        lookback,
+        retry_after,
     }
 }
 
@@ -578,7 +698,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("agent.toml");
         std::fs::write(&path, text).unwrap();
-        load(&path)
+        crate::config::load(&path)
     }
 
     const MINIMAL: &str = r#"

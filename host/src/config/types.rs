@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 /// The whole configuration file.
@@ -24,7 +25,7 @@ use serde::Deserialize;
 /// source = { plugin = "binance", params = { symbols = ["BTCUSDT"], interval = "1m" } }
 /// transforms = [{ plugin = "ohlcv" }]
 /// ```
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
     /// Where the lake is.
@@ -43,7 +44,7 @@ pub struct ConfigFile {
 }
 
 /// The lake's location.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LakeConfig {
     /// A directory path (relative to the config file), a `file://` URL, or
@@ -77,17 +78,29 @@ fn default_lake_url() -> String {
 }
 
 /// Agent-wide runtime settings.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RuntimeConfig {
     /// Directory of the compiled-plugin cache. Example:
     /// `cache_dir = "/var/cache/cryptolake"`. Default: `$XDG_CACHE_HOME/cryptolake`
     /// or `~/.cache/cryptolake`; set to `""` to disable the cache.
     pub cache_dir: Option<String>,
+    /// How long `run` lets in-flight artifacts finish after SIGTERM/SIGINT
+    /// before it stops them (a second signal stops at once). Example:
+    /// `shutdown_grace = "30s"`. Default: `30s`.
+    pub shutdown_grace: Option<String>,
+    /// Watch the configuration file and the plugin files while `run` is
+    /// running, and reload what changed. Example: `watch = false`.
+    /// Default: true (SIGHUP reloads either way).
+    pub watch: Option<bool>,
+    /// Quiet time after a file change before it is reloaded, so a file that
+    /// is still being written is not loaded half-way. Example:
+    /// `reload_debounce = "50ms"`. Default: `50ms`.
+    pub reload_debounce: Option<String>,
 }
 
 /// One plugin.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PluginConfig {
     /// `builtin:<name>` for a plugin shipped inside the agent, or a path to a
@@ -107,7 +120,7 @@ pub struct PluginConfig {
 }
 
 /// Limits applied to each plugin instance and call.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsConfig {
     /// Maximum linear memory of one instance. Example: `memory = "256MiB"`.
@@ -128,7 +141,7 @@ pub struct LimitsConfig {
 }
 
 /// One pipeline: a source, transforms, and a destination table.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineConfig {
     /// Unique name, `[a-z0-9_-]`. Example: `name = "binance-spot-klines-1m"`.
@@ -174,6 +187,31 @@ pub struct PipelineConfig {
     /// `"accept"` (record it as unverified) or `"reject"`. Default: `"reject"`.
     #[serde(default)]
     pub missing_checksum: MissingChecksumPolicy,
+    /// When `cryptolake run` runs this pipeline. Example:
+    /// `schedule = { cron = "15 1 * * *" }` (01:15 UTC daily, after Binance
+    /// publishes the previous day) or `schedule = { every = "1h" }`.
+    /// Default: `{ every = "1h" }`. `sync` ignores it.
+    pub schedule: Option<ScheduleConfig>,
+}
+
+/// A pipeline's schedule: exactly one of `every` and `cron`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleConfig {
+    /// Run at this interval, measured from the start of the previous run.
+    /// Example: `every = "6h"`.
+    pub every: Option<String>,
+    /// Run when this five-field cron expression matches, in UTC. Example:
+    /// `cron = "15 1 * * *"`.
+    pub cron: Option<String>,
+    /// After the first complete run, later runs look only this far back
+    /// from today instead of the whole window (the backfill), which keeps
+    /// discovery cheap on long histories. Example: `lookback = "7d"`.
+    /// Default: the whole window every run.
+    pub lookback: Option<String>,
+    /// After a run with failures, try again this soon instead of waiting for
+    /// the next scheduled time. Example: `retry_after = "5m"`. Default: `5m`.
+    pub retry_after: Option<String>,
 }
 
 fn default_concurrency() -> usize {
@@ -187,13 +225,14 @@ fn default_true() -> bool {
 }
 
 /// A reference to a plugin, with its params.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PluginUse {
     /// Name of a plugin under `[plugins]`, or of a built-in.
     pub plugin: String,
     /// Params handed to the plugin as JSON; checked by the plugin.
     #[serde(default = "empty_table")]
+    #[schemars(with = "serde_json::Map<String, serde_json::Value>")]
     pub params: toml::Table,
 }
 
@@ -202,7 +241,7 @@ fn empty_table() -> toml::Table {
 }
 
 /// Inclusive date window, `YYYY-MM-DD`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WindowConfig {
     /// First date. Absent: from the first available file.
@@ -212,7 +251,7 @@ pub struct WindowConfig {
 }
 
 /// A request rate limit.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitConfig {
     /// Average requests per second.
@@ -227,7 +266,7 @@ fn default_burst() -> u32 {
 }
 
 /// How archives are transferred.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TransferMode {
     /// Direct when possible, else stream; per-file fallback to stream.
@@ -240,7 +279,7 @@ pub enum TransferMode {
 }
 
 /// Policy for artifacts without a published checksum.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MissingChecksumPolicy {
     /// Refuse the artifact and report it.

@@ -66,14 +66,24 @@ pub fn run_report_key(pipeline: &str) -> String {
     format!("_cryptolake/reports/{pipeline}/last-run.json")
 }
 
+/// Key of a pipeline's schedule status, written by `cryptolake run`.
+pub fn status_key(pipeline: &str) -> String {
+    format!("_cryptolake/status/{pipeline}.json")
+}
+
+/// Prefix of a pipeline's quarantined archives and reasons.
+pub fn quarantine_prefix(pipeline: &str) -> String {
+    format!("_cryptolake/quarantine/{pipeline}/")
+}
+
 /// Key of a quarantined archive.
 pub fn quarantine_key(pipeline: &str, source_key: &str) -> String {
-    format!("_cryptolake/quarantine/{pipeline}/{source_key}")
+    format!("{}{source_key}", quarantine_prefix(pipeline))
 }
 
 /// Key of the reason a quarantined archive was refused.
 pub fn quarantine_reason_key(pipeline: &str, source_key: &str) -> String {
-    format!("_cryptolake/quarantine/{pipeline}/{source_key}.reason.json")
+    format!("{}{source_key}.reason.json", quarantine_prefix(pipeline))
 }
 
 #[cfg(test)]

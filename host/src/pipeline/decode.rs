@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::lake::parquet::ParquetSink;
 use crate::plugin::{
-    Artifact, Batch, Compression, Counters, Plugin, PluginCallError, TransformSession,
+    Artifact, Batch, Compression, Counters, Plugin, PluginCallError, PluginHandle, TransformSession,
 };
 
 /// Bytes handed to the decoder per call.
@@ -34,10 +34,20 @@ pub enum DecodeError {
 /// A plugin with the params a pipeline gives it.
 #[derive(Clone)]
 pub struct Configured {
-    /// The plugin.
-    pub plugin: Arc<Plugin>,
+    /// The plugin; swapped on hot reload.
+    pub plugin: PluginHandle,
     /// Its params, JSON.
     pub params: String,
+}
+
+impl Configured {
+    /// The same, fixed to the plugin's current version.
+    pub fn pinned(&self) -> Self {
+        Self {
+            plugin: self.plugin.pinned(),
+            params: self.params.clone(),
+        }
+    }
 }
 
 /// Decodes `archive` (the bytes of `artifact`) through `source` and
@@ -62,10 +72,14 @@ fn stream(
     reader: &mut dyn Read,
     sink: &mut ParquetSink,
 ) -> Result<Counters, DecodeError> {
-    let mut decoder = source.plugin.open_decoder(&source.params, artifact)?;
+    let source_plugin: Arc<Plugin> = source.plugin.current();
+    let transform_plugins: Vec<Arc<Plugin>> =
+        transforms.iter().map(|t| t.plugin.current()).collect();
+    let mut decoder = source_plugin.open_decoder(&source.params, artifact)?;
     let mut chain = transforms
         .iter()
-        .map(|t| t.plugin.open_transformer(&t.params, &artifact.partition))
+        .zip(&transform_plugins)
+        .map(|(t, plugin)| plugin.open_transformer(&t.params, &artifact.partition))
         .collect::<Result<Vec<_>, _>>()?;
     let mut buffer = vec![0u8; CHUNK_BYTES];
     loop {
@@ -84,11 +98,11 @@ fn stream(
         }
     };
     let (batches, recorded) = decoder.finish_with_counters()?;
-    collect(source.plugin.name(), recorded);
+    collect(source_plugin.name(), recorded);
     write_all(sink, push_through(&mut chain, batches)?)?;
     // Finish transforms in order; what one emits at its end still flows
     // through the ones after it.
-    let mut names = transforms.iter().map(|t| t.plugin.name());
+    let mut names = transform_plugins.iter().map(|p| p.name());
     while !chain.is_empty() {
         let first = chain.remove(0);
         let (tail, recorded) = first.finish_with_counters()?;

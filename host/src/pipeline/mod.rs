@@ -49,6 +49,24 @@ pub struct PipelineRun {
     pub http: reqwest::Client,
     /// Paces this pipeline's transfer requests, when configured.
     pub rate: Option<Arc<RateLimiter>>,
+    /// Set when the agent is stopping: no new artifact starts.
+    pub stop: StopSignal,
+}
+
+/// Tells a run to start no new artifacts; those in flight finish.
+#[derive(Debug, Clone, Default)]
+pub struct StopSignal(Arc<std::sync::atomic::AtomicBool>);
+
+impl StopSignal {
+    /// Asks the runs holding this signal to stop starting artifacts.
+    pub fn stop(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether a stop was asked for.
+    pub fn is_stopped(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 /// The outcome of discovery and reconciliation.
@@ -111,7 +129,10 @@ impl PipelineRun {
         let source = self.source.clone();
         let window_owned = window.clone();
         let discovered = tokio::task::spawn_blocking(move || {
-            source.plugin.discover(&source.params, &window_owned)
+            source
+                .plugin
+                .current()
+                .discover(&source.params, &window_owned)
         })
         .await
         .map_err(|e| self.task_error(e))?
@@ -215,15 +236,27 @@ impl PipelineRun {
             up_to_date = discovered - todo.len(),
             "Planned pipeline run."
         );
+        let planned = todo.len();
+        let stop = self.stop.clone();
         let artifacts: Vec<ArtifactReport> = futures::stream::iter(todo)
+            .take_while(|_| std::future::ready(!stop.is_stopped()))
             .map(|(artifact, reason, history)| self.process(artifact, reason, history))
             .buffer_unordered(self.spec.concurrency)
             .collect()
             .await;
+        let deferred = planned - artifacts.len();
+        if deferred > 0 {
+            tracing::info!(
+                pipeline = %self.spec.name,
+                deferred,
+                "Agent stopping: artifacts not started are left for the next run."
+            );
+        }
         let report = RunReport::new(
             &self.spec.name,
             discovered,
             artifacts,
+            deferred,
             missing,
             started.elapsed(),
         );
@@ -247,6 +280,15 @@ impl PipelineRun {
             "Pipeline run finished."
         );
         Ok(report)
+    }
+
+    /// This run with its plugins fixed to their current versions.
+    fn pinned(&self) -> Self {
+        Self {
+            source: self.source.pinned(),
+            transforms: self.transforms.iter().map(Configured::pinned).collect(),
+            ..self.clone()
+        }
     }
 
     /// Waits for the pipeline's rate limit, if any.
@@ -279,7 +321,10 @@ impl PipelineRun {
     ) -> ArtifactReport {
         let started = Instant::now();
         let key = artifact.key.clone();
-        let outcome = self.process_with_retries(&artifact, &history).await;
+        // One plugin version per artifact: a hot reload during this artifact
+        // affects the next one, and the lineage names what ran.
+        let pinned = self.pinned();
+        let outcome = pinned.process_with_retries(&artifact, &history).await;
         let report = ArtifactReport::new(key, reason, outcome, started.elapsed());
         metrics::artifact_finished(&self.spec.name, report.outcome.label());
         match &report.outcome {
@@ -679,11 +724,11 @@ impl PipelineRun {
                 .await
                 .map_err(|e| Attempt::Fail(e.to_string()))?;
         }
-        let mut plugins = vec![Lineage::from(self.source.plugin.identity())];
+        let mut plugins = vec![Lineage::from(self.source.plugin.current().identity())];
         plugins.extend(
             self.transforms
                 .iter()
-                .map(|t| Lineage::from(t.plugin.identity())),
+                .map(|t| Lineage::from(t.plugin.current().identity())),
         );
         let entry = ManifestEntry {
             version: manifest::ENTRY_VERSION,

@@ -224,6 +224,8 @@ pub struct RunReport {
     pub quarantined: usize,
     /// Failed this run.
     pub failed: usize,
+    /// Not started because the agent was stopping; the next run does them.
+    pub deferred: usize,
     /// Rows written this run.
     pub rows: u64,
     /// Archive bytes downloaded this run.
@@ -241,6 +243,7 @@ impl RunReport {
         pipeline: &str,
         discovered: usize,
         mut artifacts: Vec<ArtifactReport>,
+        deferred: usize,
         missing: Vec<MissingSeries>,
         elapsed: Duration,
     ) -> Self {
@@ -258,10 +261,11 @@ impl RunReport {
         Self {
             pipeline: pipeline.to_owned(),
             discovered,
-            up_to_date: discovered - artifacts.len(),
+            up_to_date: discovered.saturating_sub(artifacts.len() + deferred),
             completed: count("completed"),
             quarantined: count("quarantined"),
             failed: count("failed"),
+            deferred,
             rows,
             bytes,
             elapsed_ms: elapsed.as_millis() as u64,
@@ -270,7 +274,8 @@ impl RunReport {
         }
     }
 
-    /// Whether every artifact ended in the lake.
+    /// Whether every artifact ended in the lake (deferred ones are not
+    /// failures: the next run does them).
     pub fn succeeded(&self) -> bool {
         self.failed == 0 && self.quarantined == 0
     }

@@ -67,6 +67,10 @@ pub struct Plugin {
     limits: Limits,
     cache_outcome: CacheOutcome,
     idle: Mutex<Vec<Instance>>,
+    spec: PluginSpec,
+    /// After a hot swap: when the replaced file changed, until the first
+    /// call measures the swap latency.
+    swapped_since: Mutex<Option<std::time::SystemTime>>,
 }
 
 impl Plugin {
@@ -110,6 +114,8 @@ impl Plugin {
             limits: spec.limits.clone(),
             cache_outcome,
             idle: Mutex::new(Vec::new()),
+            spec: spec.clone(),
+            swapped_since: Mutex::new(None),
         };
         // A plugin that cannot answer `info()` is rejected at load time, not
         // at its first real call.
@@ -132,6 +138,34 @@ impl Plugin {
     /// Who this plugin is.
     pub fn identity(&self) -> &PluginIdentity {
         &self.identity
+    }
+
+    /// Marks this version as swapped in for a file changed at `since`; its
+    /// first call records the swap latency.
+    pub fn measure_swap_from(&self, since: std::time::SystemTime) {
+        if let Ok(mut slot) = self.swapped_since.lock() {
+            *slot = Some(since);
+        }
+    }
+
+    fn note_first_call_after_swap(&self) {
+        let since = self.swapped_since.lock().ok().and_then(|mut s| s.take());
+        if let Some(since) = since {
+            let latency = since.elapsed().unwrap_or_default();
+            metrics::plugin_swap_latency(&self.identity.name, latency);
+            tracing::info!(
+                plugin = %self.identity.name,
+                version = %self.identity.version,
+                sha256 = %self.identity.sha256,
+                swap_latency_ms = latency.as_secs_f64() * 1000.0,
+                "The new plugin version served its first call."
+            );
+        }
+    }
+
+    /// The configuration it was loaded with.
+    pub fn spec(&self) -> &PluginSpec {
+        &self.spec
     }
 
     /// Its configured name.
@@ -230,6 +264,7 @@ impl Plugin {
         f: impl FnOnce(&mut Store<HostState>, &Bindings) -> GuestResult<R>,
     ) -> Result<R, PluginCallError> {
         instance.calls += 1;
+        self.note_first_call_after_swap();
         self.arm_deadline(&mut instance.store);
         let started = Instant::now();
         let outcome = f(&mut instance.store, &instance.bindings);

@@ -17,6 +17,7 @@ mod capabilities;
 mod engine;
 mod error;
 mod instance;
+pub mod params;
 mod pattern;
 mod session;
 mod validate;
@@ -267,5 +268,50 @@ mod tests {
         assert!(wit_compatible("0.1.7"));
         assert!(!wit_compatible("0.2.0"));
         assert!(!wit_compatible(""));
+    }
+}
+
+/// A plugin whose version can be replaced while pipelines use it (hot
+/// reload). Callers take [`PluginHandle::current`] once per unit of work, so
+/// work already started finishes on the version it started with.
+#[derive(Clone)]
+pub struct PluginHandle(Arc<std::sync::RwLock<Arc<Plugin>>>);
+
+impl PluginHandle {
+    /// A handle serving `plugin`.
+    pub fn new(plugin: Arc<Plugin>) -> Self {
+        Self(Arc::new(std::sync::RwLock::new(plugin)))
+    }
+
+    /// The version serving new work now.
+    pub fn current(&self) -> Arc<Plugin> {
+        match self.0.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Makes `plugin` serve new work; returns the version it replaces.
+    pub fn replace(&self, plugin: Arc<Plugin>) -> Arc<Plugin> {
+        let mut guard = match self.0.write() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        std::mem::replace(&mut *guard, plugin)
+    }
+
+    /// A handle fixed to the current version, unaffected by later swaps.
+    pub fn pinned(&self) -> Self {
+        Self::new(self.current())
+    }
+}
+
+impl std::fmt::Debug for PluginHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let current = self.current();
+        f.debug_struct("PluginHandle")
+            .field("name", &current.name())
+            .field("sha256", &current.identity().sha256)
+            .finish()
     }
 }

@@ -37,6 +37,15 @@ pub enum Metric {
     BytesReadBack,
     /// Rows written to the lake, by table.
     RowsWritten,
+    /// Reloads, by kind (`plugin`, `config`) and outcome (`success`,
+    /// `rejected`, `unchanged`).
+    Reloads,
+    /// Pipeline runs started by the daemon, by pipeline and outcome
+    /// (`succeeded`, `failed`, `error`).
+    PipelineRuns,
+    /// Seconds from a plugin file's modification to the first call its new
+    /// version served, by plugin (last swap).
+    PluginSwapLatency,
 }
 
 impl Metric {
@@ -56,6 +65,9 @@ impl Metric {
             Metric::DirectFallbacks => "cryptolake_direct_fallbacks_total",
             Metric::BytesReadBack => "cryptolake_bytes_read_back_total",
             Metric::RowsWritten => "cryptolake_rows_written_total",
+            Metric::Reloads => "cryptolake_reloads_total",
+            Metric::PipelineRuns => "cryptolake_pipeline_runs_total",
+            Metric::PluginSwapLatency => "cryptolake_plugin_swap_latency_seconds",
         }
     }
 }
@@ -196,4 +208,28 @@ pub(crate) fn direct_copy(
 
 pub(crate) fn direct_fallback(pipeline: &str) {
     add(Metric::DirectFallbacks, &[("pipeline", pipeline)], 1.0);
+}
+
+pub(crate) fn reload(kind: &str, outcome: &str) {
+    add(
+        Metric::Reloads,
+        &[("kind", kind), ("outcome", outcome)],
+        1.0,
+    );
+}
+
+pub(crate) fn pipeline_run(pipeline: &str, outcome: &str) {
+    add(
+        Metric::PipelineRuns,
+        &[("pipeline", pipeline), ("outcome", outcome)],
+        1.0,
+    );
+}
+
+pub(crate) fn plugin_swap_latency(plugin: &str, latency: Duration) {
+    set(
+        Metric::PluginSwapLatency,
+        &[("plugin", plugin)],
+        latency.as_secs_f64(),
+    );
 }

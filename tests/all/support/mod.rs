@@ -6,6 +6,7 @@
 //! - [`duckdb`]: reads the lake back with DuckDB (an independent reader).
 //! - [`runtime`]: one shared plugin runtime per test binary.
 
+pub mod agent;
 pub mod archive;
 pub mod candles_server;
 pub mod duckdb;
