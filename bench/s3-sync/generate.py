@@ -1,7 +1,7 @@
 """Writes N Binance-format kline archives (~100 KB each) with their .CHECKSUM
 files into a directory laid out like the archive bucket.
 
-usage: generate.py OUT_DIR COUNT
+usage: generate.py OUT_DIR COUNT [ROWS]   (ROWS per file, default 1440: a full day)
 """
 import datetime
 import hashlib
@@ -12,6 +12,7 @@ import sys
 import zipfile
 
 out, count = sys.argv[1], int(sys.argv[2])
+rows = int(sys.argv[3]) if len(sys.argv) > 3 else 1440
 rng = random.Random(42)
 base = 1672531200000  # 2023-01-01 in ms, the first file's day
 for i in range(count):
@@ -22,7 +23,7 @@ for i in range(count):
     key = f"data/spot/daily/klines/{symbol}/1m/{name}"
     # Random prices compress like real ones: ~1440 rows make ~100 KB zipped.
     lines = []
-    for m in range(1440):
+    for m in range(rows):
         t = base + day * 86_400_000 + m * 60_000
         p = 100 + rng.random() * 10
         lines.append(

@@ -87,6 +87,15 @@ impl Agent {
         })
     }
 
+    /// The versions of the plugins loaded so far, serving now.
+    pub fn plugin_identities(&self) -> Vec<crate::plugin::PluginIdentity> {
+        self.loaded
+            .values()
+            .filter_map(|loaded| loaded.as_ref().ok())
+            .map(|handle| handle.current().identity().clone())
+            .collect()
+    }
+
     /// The signal every pipeline run of this agent obeys when stopping.
     pub fn stop_signal(&self) -> &StopSignal {
         &self.stop

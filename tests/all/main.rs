@@ -17,6 +17,7 @@ mod discovery;
 mod example_plugin;
 mod mirror;
 mod network_faults;
+mod observability;
 mod plugin_containment;
 mod plugin_loading;
 mod s3_lake;

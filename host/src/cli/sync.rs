@@ -67,6 +67,7 @@ pub(super) fn run(args: SyncArgs) -> u8 {
         eprintln!("error: --from {from} is after --to {to}");
         return EXIT_USAGE;
     }
+    let _telemetry = crate::telemetry::otlp::start(plan.otlp.as_ref());
     let tokio = match super::tokio_runtime() {
         Ok(rt) => rt,
         Err(code) => return code,

@@ -12,11 +12,11 @@ mod types;
 mod units;
 
 pub use plan::{
-    DaemonSettings, LakeLocation, Limits, PipelineSchedule, PipelineSpec, Plan, PluginLocation,
-    PluginRef, PluginSpec, resolve,
+    AdminSettings, DaemonSettings, LakeLocation, Limits, PipelineSchedule, PipelineSpec, Plan,
+    PluginLocation, PluginRef, PluginSpec, resolve,
 };
 pub use source::line_of;
-pub use types::{ConfigFile, MissingChecksumPolicy, RateLimitConfig, TransferMode};
+pub use types::{ConfigFile, MissingChecksumPolicy, OtlpConfig, RateLimitConfig, TransferMode};
 pub use units::{parse_duration, parse_size};
 
 use std::fmt;

@@ -141,6 +141,15 @@ impl Default for PipelineSchedule {
     }
 }
 
+/// The admin HTTP server's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminSettings {
+    /// Where it listens.
+    pub listen: std::net::SocketAddr,
+    /// Required bearer token, if any.
+    pub token: Option<String>,
+}
+
 /// Settings of the `run` daemon.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DaemonSettings {
@@ -202,6 +211,11 @@ pub struct Plan {
     pub cache_dir: Option<PathBuf>,
     /// Settings of the `run` daemon.
     pub daemon: DaemonSettings,
+    /// OTLP export, as the file gives it (the `OTEL_*` environment is
+    /// applied when export starts).
+    pub otlp: Option<super::types::OtlpConfig>,
+    /// The admin server, unless turned off.
+    pub admin: Option<AdminSettings>,
     /// Plugins by name (configured ones and the built-ins).
     pub plugins: BTreeMap<String, PluginSpec>,
     /// Pipelines, in file order.
@@ -238,6 +252,10 @@ pub fn resolve(path: &Path, file: ConfigFile) -> Result<Plan, ConfigError> {
         None => default_cache_dir(),
     };
     let daemon = resolve_daemon(&file.runtime, &mut problem);
+    let admin = resolve_admin(&file.admin, &mut problem);
+    if let Some(otlp) = &file.telemetry.otlp {
+        resolve_otlp(otlp, &mut problem);
+    }
 
     let mut plugins = BTreeMap::new();
     for name in crate::builtin::NAMES {
@@ -410,6 +428,8 @@ pub fn resolve(path: &Path, file: ConfigFile) -> Result<Plan, ConfigError> {
             lake,
             cache_dir,
             daemon,
+            otlp: file.telemetry.otlp.clone(),
+            admin,
             plugins,
             pipelines,
         }),
@@ -417,6 +437,58 @@ pub fn resolve(path: &Path, file: ConfigFile) -> Result<Plan, ConfigError> {
             file: path.to_owned(),
             problems,
         }),
+    }
+}
+
+fn resolve_admin(
+    config: &super::types::AdminConfig,
+    problem: &mut impl FnMut(String, String),
+) -> Option<AdminSettings> {
+    let listen = config.listen.as_deref().unwrap_or("127.0.0.1:9464");
+    if listen.is_empty() {
+        return None;
+    }
+    match listen.parse::<std::net::SocketAddr>() {
+        Ok(listen) => Some(AdminSettings {
+            listen,
+            token: config.token.clone().filter(|t| !t.is_empty()),
+        }),
+        Err(_) => {
+            problem(
+                "admin.listen".into(),
+                format!("`{listen}` is not an address like `127.0.0.1:9464`"),
+            );
+            None
+        }
+    }
+}
+
+fn resolve_otlp(config: &super::types::OtlpConfig, problem: &mut impl FnMut(String, String)) {
+    if let Some(endpoint) = &config.endpoint
+        && !url::Url::parse(endpoint).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+    {
+        problem(
+            "telemetry.otlp.endpoint".into(),
+            format!("`{endpoint}` is not an http(s) URL"),
+        );
+    }
+    if let Some(protocol) = &config.protocol
+        && !matches!(protocol.as_str(), "http/protobuf" | "grpc")
+    {
+        problem(
+            "telemetry.otlp.protocol".into(),
+            format!("`{protocol}`: use \"http/protobuf\" or \"grpc\""),
+        );
+    }
+    for (name, value) in [
+        ("timeout", &config.timeout),
+        ("metrics_interval", &config.metrics_interval),
+    ] {
+        if let Some(text) = value
+            && let Err(message) = parse_duration(text)
+        {
+            problem(format!("telemetry.otlp.{name}"), message);
+        }
     }
 }
 

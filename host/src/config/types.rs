@@ -41,6 +41,66 @@ pub struct ConfigFile {
     /// The pipelines to run.
     #[serde(default)]
     pub pipelines: Vec<PipelineConfig>,
+    /// Export of traces, metrics and logs.
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
+    /// The admin HTTP server of `cryptolake run` (`/health`, `/ready`,
+    /// `/metrics`, `/api/v1/status`).
+    #[serde(default)]
+    pub admin: AdminConfig,
+}
+
+/// Export of traces, metrics and logs.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// OTLP export. Absent: no export, unless `OTEL_EXPORTER_OTLP_ENDPOINT`
+    /// is set. Example: `otlp = { endpoint = "http://127.0.0.1:4318" }`.
+    pub otlp: Option<OtlpConfig>,
+}
+
+/// OTLP export settings. The standard `OTEL_*` environment variables
+/// (endpoint, protocol, headers, timeout, service name, resource
+/// attributes, `OTEL_SDK_DISABLED`) override these.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OtlpConfig {
+    /// Collector base URL; `/v1/traces`, `/v1/metrics` and `/v1/logs` are
+    /// appended for HTTP. Example: `endpoint = "http://127.0.0.1:4318"`
+    /// (HTTP) or `"http://127.0.0.1:4317"` (gRPC).
+    pub endpoint: Option<String>,
+    /// `"http/protobuf"` or `"grpc"`. Default: `"http/protobuf"`.
+    pub protocol: Option<String>,
+    /// Headers sent with every export, e.g. an API key. Example:
+    /// `headers = { "x-api-key" = "…" }`.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Timeout of one export request. Example: `timeout = "10s"`. Default:
+    /// `10s`.
+    pub timeout: Option<String>,
+    /// How often metrics are exported. Example: `metrics_interval = "10s"`.
+    /// Default: `10s`.
+    pub metrics_interval: Option<String>,
+    /// `service.name` of the resource. Default: `cryptolake`.
+    pub service_name: Option<String>,
+    /// More resource attributes. Example:
+    /// `resource = { "deployment.environment" = "prod" }`.
+    #[serde(default)]
+    pub resource: BTreeMap<String, String>,
+}
+
+/// The admin HTTP server.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Address to listen on; `""` turns the server off. Example:
+    /// `listen = "127.0.0.1:9464"`. Default: `127.0.0.1:9464` (loopback
+    /// only).
+    pub listen: Option<String>,
+    /// Bearer token required on every endpoint but `/health`. Set it when
+    /// listening beyond loopback (`CRYPTOLAKE_ADMIN__TOKEN` keeps it out of
+    /// the file). Example: `token = "s3cret"`. Default: none.
+    pub token: Option<String>,
 }
 
 /// The lake's location.

@@ -7,12 +7,14 @@
 //! swapped and the pipelines whose settings changed restarted. Everything
 //! else keeps running untouched. It must not do pipeline work itself.
 
+mod admin;
 pub mod status;
 mod watch;
 mod worker;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use tokio::signal::unix::{SignalKind, signal};
@@ -21,6 +23,7 @@ use tokio::sync::mpsc;
 use crate::agent::{Agent, PreparedSwap};
 use crate::config::{self, Plan, PluginLocation};
 use crate::telemetry::metrics;
+use admin::{AdminState, AgentInfo};
 pub use status::{PipelineStatus, StatusBoard};
 use watch::FileWatcher;
 use worker::Worker;
@@ -54,23 +57,43 @@ struct Daemon {
     board: StatusBoard,
     changes: mpsc::UnboundedSender<PathBuf>,
     watcher: Option<FileWatcher>,
+    info: Arc<RwLock<AgentInfo>>,
 }
 
 /// Runs the agent until SIGTERM or SIGINT. `started` is when the process
 /// started, to report the time to ready.
 pub async fn run(config_path: PathBuf, started: Instant) -> Result<(), DaemonError> {
     let plan = config::load(&config_path)?;
+    let _telemetry = crate::telemetry::otlp::start(plan.otlp.as_ref());
     let agent = Agent::new(plan.clone(), tokio::runtime::Handle::current())
         .map_err(|e| DaemonError::Start(format!("{e:#}")))?;
     let (changes, mut changed) = mpsc::unbounded_channel();
+    let now = status::now_rfc3339();
+    let info = Arc::new(RwLock::new(AgentInfo {
+        config: config_path.display().to_string(),
+        version: env!("CARGO_PKG_VERSION"),
+        started_at: now.clone(),
+        config_loaded_at: now,
+        plugins_loaded: false,
+        plugins: Vec::new(),
+        lake: Some(agent.lake().clone()),
+        lake_location: plan.lake.to_string(),
+    }));
+    let board = StatusBoard::default();
+    // The admin server answers /health while the plugins load.
+    let _admin = match &plan.admin {
+        Some(settings) => start_admin(settings, board.clone(), info.clone()).await,
+        None => None,
+    };
     let mut daemon = Daemon {
         config_path,
         plan,
         agent,
         workers: BTreeMap::new(),
-        board: StatusBoard::default(),
+        board,
         changes,
         watcher: None,
+        info,
     };
     let signal_error =
         |e: std::io::Error| DaemonError::Start(format!("cannot listen for signals: {e}"));
@@ -98,6 +121,7 @@ pub async fn run(config_path: PathBuf, started: Instant) -> Result<(), DaemonErr
         let worker = Worker::start_after(None, run, daemon.board.clone());
         daemon.workers.insert(worker.spec.name.clone(), worker);
     }
+    daemon.publish_info(false);
     daemon.rewatch();
     tracing::info!(
         pipelines = daemon.workers.len(),
@@ -162,6 +186,19 @@ impl Daemon {
         }
     }
 
+    /// Refreshes what the admin server reports (after start and reloads).
+    fn publish_info(&self, config_reloaded: bool) {
+        if let Ok(mut info) = self.info.write() {
+            info.plugins_loaded = true;
+            info.plugins = self.agent.plugin_identities();
+            info.lake = Some(self.agent.lake().clone());
+            info.lake_location = self.plan.lake.to_string();
+            if config_reloaded {
+                info.config_loaded_at = status::now_rfc3339();
+            }
+        }
+    }
+
     /// The files whose change triggers a reload.
     fn watched_files(&self) -> Vec<PathBuf> {
         watched_files_of(&self.plan, &self.config_path)
@@ -212,6 +249,7 @@ impl Daemon {
                 let new = prepared.identity().clone();
                 let old = prepared.apply(changed_at);
                 metrics::reload("plugin", "success");
+                self.publish_info(false);
                 tracing::info!(
                     plugin = %spec.name,
                     old_version = %old.version,
@@ -254,6 +292,7 @@ impl Daemon {
             }
             Ok(summary) => {
                 metrics::reload("config", "success");
+                self.publish_info(true);
                 tracing::info!(
                     started = ?summary.started,
                     restarted = ?summary.restarted,
@@ -403,6 +442,53 @@ impl Daemon {
                 aborts.iter().for_each(tokio::task::AbortHandle::abort);
             }
         }
+    }
+}
+
+/// Starts the admin server; a bind failure is logged and the agent runs on
+/// without it.
+async fn start_admin(
+    settings: &config::AdminSettings,
+    board: StatusBoard,
+    info: Arc<RwLock<AgentInfo>>,
+) -> Option<AbortOnDrop> {
+    if settings.token.is_none() && !settings.listen.ip().is_loopback() {
+        tracing::warn!(
+            listen = %settings.listen,
+            "The admin server listens beyond loopback without a token; set admin.token."
+        );
+    }
+    match admin::bind(settings.listen).await {
+        Ok(listener) => {
+            let address = listener
+                .local_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_default();
+            tracing::info!(address = %address, "Admin server listening.");
+            let state = AdminState {
+                board,
+                info,
+                token: settings.token.clone(),
+            };
+            Some(AbortOnDrop(tokio::spawn(admin::serve(listener, state))))
+        }
+        Err(error) => {
+            tracing::error!(
+                listen = %settings.listen,
+                error = %error,
+                "The admin server cannot listen; the agent runs without it."
+            );
+            None
+        }
+    }
+}
+
+/// Stops a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -8,6 +8,7 @@
 use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::lake::parquet::ParquetSink;
 use crate::plugin::{
@@ -50,19 +51,40 @@ impl Configured {
     }
 }
 
+/// Time spent in each interleaved stage of one artifact's decode.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StageTimes {
+    /// Decompression and the source plugin's decoder.
+    pub decode: Duration,
+    /// The transform chain.
+    pub transform: Duration,
+    /// Arrow conversion and Parquet encoding.
+    pub write: Duration,
+}
+
 /// Decodes `archive` (the bytes of `artifact`) through `source` and
 /// `transforms` into `sink`. Returns the counters the plugins recorded for
-/// this artifact, named `<plugin>.<counter>`.
+/// this artifact, named `<plugin>.<counter>`, and the time per stage.
 pub fn decode_archive(
     source: &Configured,
     transforms: &[Configured],
     artifact: &Artifact,
     archive: &Path,
     sink: &mut ParquetSink,
-) -> Result<Counters, DecodeError> {
-    with_payload(archive, artifact.compression, |reader| {
-        stream(source, transforms, artifact, reader, sink)
-    })
+) -> Result<(Counters, StageTimes), DecodeError> {
+    let mut times = StageTimes::default();
+    let counters = with_payload(archive, artifact.compression, |reader| {
+        stream(source, transforms, artifact, reader, sink, &mut times)
+    })?;
+    Ok((counters, times))
+}
+
+/// Runs `f`, adding its duration to `total`.
+fn timed<T>(total: &mut Duration, f: impl FnOnce() -> T) -> T {
+    let started = Instant::now();
+    let result = f();
+    *total += started.elapsed();
+    result
 }
 
 fn stream(
@@ -71,6 +93,7 @@ fn stream(
     artifact: &Artifact,
     reader: &mut dyn Read,
     sink: &mut ParquetSink,
+    times: &mut StageTimes,
 ) -> Result<Counters, DecodeError> {
     let source_plugin: Arc<Plugin> = source.plugin.current();
     let transform_plugins: Vec<Arc<Plugin>> =
@@ -83,13 +106,14 @@ fn stream(
         .collect::<Result<Vec<_>, _>>()?;
     let mut buffer = vec![0u8; CHUNK_BYTES];
     loop {
-        let read =
-            read_full(reader, &mut buffer).map_err(|e| DecodeError::Archive(e.to_string()))?;
+        let read = timed(&mut times.decode, || read_full(reader, &mut buffer))
+            .map_err(|e| DecodeError::Archive(e.to_string()))?;
         if read == 0 {
             break;
         }
-        let batches = decoder.push(&buffer[..read])?;
-        write_all(sink, push_through(&mut chain, batches)?)?;
+        let batches = timed(&mut times.decode, || decoder.push(&buffer[..read]))?;
+        let batches = timed(&mut times.transform, || push_through(&mut chain, batches))?;
+        timed(&mut times.write, || write_all(sink, batches))?;
     }
     let mut counters = Counters::new();
     let mut collect = |plugin: &str, recorded: Counters| {
@@ -97,17 +121,19 @@ fn stream(
             *counters.entry(format!("{plugin}.{name}")).or_insert(0) += value;
         }
     };
-    let (batches, recorded) = decoder.finish_with_counters()?;
+    let (batches, recorded) = timed(&mut times.decode, || decoder.finish_with_counters())?;
     collect(source_plugin.name(), recorded);
-    write_all(sink, push_through(&mut chain, batches)?)?;
+    let batches = timed(&mut times.transform, || push_through(&mut chain, batches))?;
+    timed(&mut times.write, || write_all(sink, batches))?;
     // Finish transforms in order; what one emits at its end still flows
     // through the ones after it.
     let mut names = transform_plugins.iter().map(|p| p.name());
     while !chain.is_empty() {
         let first = chain.remove(0);
-        let (tail, recorded) = first.finish_with_counters()?;
+        let (tail, recorded) = timed(&mut times.transform, || first.finish_with_counters())?;
         collect(names.next().unwrap_or("transform"), recorded);
-        write_all(sink, push_through(&mut chain, tail)?)?;
+        let tail = timed(&mut times.transform, || push_through(&mut chain, tail))?;
+        timed(&mut times.write, || write_all(sink, tail))?;
     }
     Ok(counters)
 }

@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use futures::StreamExt;
 use serde::Serialize;
+use tracing::Instrument;
 
 pub use decode::{Configured, DecodeError};
 pub use report::{ArtifactReport, MissingSeries, Outcome, PlanReport, PlannedArtifact, RunReport};
@@ -128,7 +129,10 @@ impl PipelineRun {
     pub async fn plan(&self, window: &Window) -> Result<Planned, PipelineError> {
         let source = self.source.clone();
         let window_owned = window.clone();
+        let started = Instant::now();
+        let span = tracing::info_span!("discover", pipeline = %self.spec.name);
         let discovered = tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
             source
                 .plugin
                 .current()
@@ -140,6 +144,9 @@ impl PipelineRun {
             pipeline: self.spec.name.clone(),
             source,
         })?;
+        metrics::stage(&self.spec.name, "discover", started.elapsed());
+        metrics::artifacts_discovered(&self.spec.name, discovered.len());
+        let reconcile_started = Instant::now();
         let missing = report::missing_periods(&discovered);
         let total = discovered.len();
         // One listing tells which artifacts have an entry at all, so a new
@@ -186,10 +193,12 @@ impl PipelineRun {
                     (!present).then_some((Reason::OutputsMissing, entry.history))
                 }
             };
-            if let Some((reason, history)) = decision {
-                todo.push((artifact, reason, history));
+            match decision {
+                Some((reason, history)) => todo.push((artifact, reason, history)),
+                None => record_data_until(&self.spec.name, &artifact),
             }
         }
+        metrics::stage(&self.spec.name, "reconcile", reconcile_started.elapsed());
         Ok(Planned {
             todo,
             discovered: total,
@@ -223,6 +232,16 @@ impl PipelineRun {
 
     /// Runs the pipeline over `window`.
     pub async fn run(&self, window: &Window) -> Result<RunReport, PipelineError> {
+        let span = tracing::info_span!(
+            "pipeline.run",
+            pipeline = %self.spec.name,
+            window.start = window.start.as_deref().unwrap_or(""),
+            window.end = window.end.as_deref().unwrap_or(""),
+        );
+        self.run_in_span(window).instrument(span).await
+    }
+
+    async fn run_in_span(&self, window: &Window) -> Result<RunReport, PipelineError> {
         let started = Instant::now();
         let Planned {
             todo,
@@ -324,7 +343,16 @@ impl PipelineRun {
         // One plugin version per artifact: a hot reload during this artifact
         // affects the next one, and the lineage names what ran.
         let pinned = self.pinned();
-        let outcome = pinned.process_with_retries(&artifact, &history).await;
+        let span = tracing::info_span!(
+            "artifact",
+            pipeline = %self.spec.name,
+            artifact = %artifact.key,
+            reason = ?reason,
+        );
+        let outcome = pinned
+            .process_with_retries(&artifact, &history)
+            .instrument(span)
+            .await;
         let report = ArtifactReport::new(key, reason, outcome, started.elapsed());
         metrics::artifact_finished(&self.spec.name, report.outcome.label());
         match &report.outcome {
@@ -433,10 +461,24 @@ impl PipelineRun {
     ) -> Result<Outcome, Attempt> {
         let checksum = self.expected_checksum(artifact).await?;
         let delivered = match &self.spec.table {
-            None => self.mirror(artifact, checksum.as_ref()).await?,
+            None => {
+                let started = Instant::now();
+                let delivered = self
+                    .mirror(artifact, checksum.as_ref())
+                    .instrument(tracing::info_span!("transfer"))
+                    .await?;
+                metrics::stage(&self.spec.name, "transfer", started.elapsed());
+                delivered
+            }
             Some(table) => self.curate(artifact, table, checksum.as_ref()).await?,
         };
-        self.commit(artifact, history, checksum, delivered).await
+        let started = Instant::now();
+        let outcome = self
+            .commit(artifact, history, checksum, delivered)
+            .instrument(tracing::info_span!("commit"))
+            .await;
+        metrics::stage(&self.spec.name, "commit", started.elapsed());
+        outcome
     }
 
     /// The SHA-256 the source publishes for an artifact, if any (and the
@@ -626,7 +668,12 @@ impl PipelineRun {
         table: &str,
         checksum: Option<&transfer::ChecksumFile>,
     ) -> Result<Delivered, Attempt> {
-        let (staged, downloaded) = self.download_verified(artifact, checksum).await?;
+        let started = Instant::now();
+        let (staged, downloaded) = self
+            .download_verified(artifact, checksum)
+            .instrument(tracing::info_span!("transfer"))
+            .await?;
+        metrics::stage(&self.spec.name, "transfer", started.elapsed());
         let output_key = layout::output_key(table, &artifact.partition, &artifact.key);
         let parquet = self
             .lake
@@ -635,9 +682,18 @@ impl PipelineRun {
         let (source, transforms) = (self.source.clone(), self.transforms.clone());
         let (artifact_owned, archive_path) = (artifact.clone(), staged.path().to_owned());
         let out_file = parquet.reopen().map_err(|e| Attempt::Fail(e.to_string()))?;
+        // Decode, transform and write interleave batch by batch: one span
+        // covers them, with the time of each recorded on it.
+        let span = tracing::info_span!(
+            "decode",
+            decode_ms = tracing::field::Empty,
+            transform_ms = tracing::field::Empty,
+            write_ms = tracing::field::Empty,
+        );
         let decoded = tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
             let mut sink = ParquetSink::new(out_file, artifact_owned.partition.clone());
-            let counters = decode::decode_archive(
+            let (counters, mut times) = decode::decode_archive(
                 &source,
                 &transforms,
                 &artifact_owned,
@@ -645,12 +701,22 @@ impl PipelineRun {
                 &mut sink,
             )?;
             let rows = sink.rows();
+            let finishing = Instant::now();
             let wrote = sink.finish().map_err(DecodeError::Write)?;
-            Ok::<_, DecodeError>((rows, wrote, counters))
+            times.write += finishing.elapsed();
+            span.record("decode_ms", times.decode.as_secs_f64() * 1000.0);
+            span.record("transform_ms", times.transform.as_secs_f64() * 1000.0);
+            span.record("write_ms", times.write.as_secs_f64() * 1000.0);
+            Ok::<_, DecodeError>((rows, wrote, counters, times))
         })
         .await
         .map_err(|e| Attempt::Fail(format!("decode task failed: {e}")))?;
-        let (rows, wrote, counters) = match decoded {
+        if let Ok((_, _, _, times)) = &decoded {
+            metrics::stage(&self.spec.name, "decode", times.decode);
+            metrics::stage(&self.spec.name, "transform", times.transform);
+            metrics::stage(&self.spec.name, "write", times.write);
+        }
+        let (rows, wrote, counters) = match decoded.map(|(r, w, c, _)| (r, w, c)) {
             Ok(done) => done,
             Err(DecodeError::Archive(message)) => {
                 return Err(Attempt::Quarantine {
@@ -755,6 +821,21 @@ impl PipelineRun {
         if let Some(table) = &self.spec.table {
             metrics::rows_written(table, delivered.rows);
         }
+        let mode = if delivered.transfer == "direct" {
+            "direct"
+        } else {
+            "stream"
+        };
+        let bytes = if mode == "direct" {
+            artifact.size.unwrap_or(0)
+        } else {
+            delivered.bytes
+        };
+        metrics::artifact_transferred(&self.spec.name, mode, bytes);
+        if checksum.is_some() {
+            metrics::artifact_verified(&self.spec.name);
+        }
+        record_data_until(&self.spec.name, artifact);
         Ok(Outcome::Completed {
             rows: delivered.rows,
             bytes: delivered.bytes,
@@ -859,5 +940,27 @@ impl Attempt {
         } else {
             Attempt::Fail(message)
         }
+    }
+}
+
+/// Feeds the data-lag metric with the end of `artifact`'s period
+/// (`YYYY-MM-DD` or `YYYY-MM`).
+fn record_data_until(pipeline: &str, artifact: &Artifact) {
+    let period = artifact.partition.period.as_str();
+    let date_format = time::macros::format_description!("[year]-[month]-[day]");
+    let end = match time::Date::parse(period, &date_format) {
+        Ok(day) => day.next_day(),
+        Err(_) => time::Date::parse(&format!("{period}-01"), &date_format)
+            .ok()
+            .and_then(|first| {
+                let (year, month) = match first.month() {
+                    time::Month::December => (first.year() + 1, time::Month::January),
+                    month => (first.year(), month.next()),
+                };
+                time::Date::from_calendar_date(year, month, 1).ok()
+            }),
+    };
+    if let Some(end) = end {
+        metrics::data_until(pipeline, end.midnight().assume_utc().unix_timestamp());
     }
 }

@@ -40,11 +40,63 @@ pub struct HttpLender {
     pub max_body: u64,
 }
 
+/// The store's memory limits, also remembering the largest linear memory
+/// the instance reached (for the high-water-mark metric).
+pub struct TrackedLimits {
+    inner: StoreLimits,
+    /// Largest linear memory granted, bytes.
+    pub(super) peak_memory: usize,
+}
+
+impl wasmtime::ResourceLimiter for TrackedLimits {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = self.inner.memory_growing(current, desired, maximum)?;
+        if allowed {
+            self.peak_memory = self.peak_memory.max(desired);
+        }
+        Ok(allowed)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.inner.table_growing(current, desired, maximum)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.inner.memory_grow_failed(error)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.inner.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.inner.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.inner.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.inner.memories()
+    }
+}
+
 /// Everything one plugin instance's store holds.
 pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
-    pub(super) limits: StoreLimits,
+    pub(super) limits: TrackedLimits,
     plugin: Arc<str>,
     http: HttpLender,
     pub(super) deadline: Instant,
@@ -66,10 +118,13 @@ impl HostState {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(memory_bytes)
-            .trap_on_grow_failure(true)
-            .build();
+        let limits = TrackedLimits {
+            inner: StoreLimitsBuilder::new()
+                .memory_size(memory_bytes)
+                .trap_on_grow_failure(true)
+                .build(),
+            peak_memory: 0,
+        };
         Self {
             wasi,
             table: ResourceTable::new(),

@@ -264,10 +264,22 @@ impl Plugin {
         f: impl FnOnce(&mut Store<HostState>, &Bindings) -> GuestResult<R>,
     ) -> Result<R, PluginCallError> {
         instance.calls += 1;
+        let _span = tracing::info_span!(
+            "plugin.call",
+            plugin = %self.identity.name,
+            plugin.version = %self.identity.version,
+            plugin.sha256 = %self.identity.sha256,
+            call,
+        )
+        .entered();
         self.note_first_call_after_swap();
         self.arm_deadline(&mut instance.store);
         let started = Instant::now();
         let outcome = f(&mut instance.store, &instance.bindings);
+        metrics::plugin_memory(
+            &self.identity.name,
+            instance.store.data().limits.peak_memory,
+        );
         metrics::plugin_call(
             &self.identity.name,
             call,

@@ -1,11 +1,12 @@
 //! Telemetry: log output and the agent's metrics.
 //!
 //! Owns: installing the `tracing` subscriber (human-readable on a terminal,
-//! JSON when asked) and the metric registry whose names are defined in one
+//! JSON when asked, and OTLP export when configured) and the metric registry whose names are defined in one
 //! place ([`metrics::Metric`]). It must not decide what is logged: modules
 //! log their own events as sentences with structured fields.
 
 pub mod metrics;
+pub mod otlp;
 
 use tracing_subscriber::EnvFilter;
 
@@ -24,13 +25,19 @@ pub fn init(format: LogFormat, default_level: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         EnvFilter::new(format!("{default_level},wasmtime=warn,cranelift=warn"))
     });
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(false);
+    // The OTLP layer is inert until `otlp::start` (the file is read after
+    // the subscriber is installed).
+    let registry = tracing_subscriber::registry()
+        .with(filter)
+        .with(otlp::OtlpLayer);
     let result = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => registry.with(fmt).try_init(),
+        LogFormat::Json => registry.with(fmt.json().flatten_event(true)).try_init(),
     };
     // A second init (tests calling the CLI in-process) keeps the first.
     let _ = result;

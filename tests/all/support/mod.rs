@@ -11,6 +11,7 @@ pub mod archive;
 pub mod candles_server;
 pub mod duckdb;
 pub mod faulty_proxy;
+pub mod otlp;
 pub mod runtime;
 pub mod s3;
 pub mod tools;
@@ -84,7 +85,7 @@ pub fn sync_report_env(
 pub fn write_agent_config(dir: &Path, lake: &str, allowed_host: &str, pipelines: &str) -> PathBuf {
     let path = dir.join("agent.toml");
     let text = format!(
-        "lake = {lake}\nruntime = {{ cache_dir = \"{cache}\" }}\n\n[plugins.binance]\nfile = \"builtin:binance\"\nallowed_hosts = [\"{allowed_host}\"]\n{pipelines}",
+        "lake = {lake}\nruntime = {{ cache_dir = \"{cache}\" }}\nadmin = {{ listen = \"127.0.0.1:0\" }}\n\n[plugins.binance]\nfile = \"builtin:binance\"\nallowed_hosts = [\"{allowed_host}\"]\n{pipelines}",
         cache = compile_cache_dir().display(),
     );
     std::fs::write(&path, text).expect("write agent.toml");

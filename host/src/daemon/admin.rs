@@ -1,0 +1,202 @@
+//! The admin HTTP server of `cryptolake run`: `/health` (the process is
+//! alive), `/ready` (configuration loaded, plugins loaded, lake reachable),
+//! `/metrics` (Prometheus text format) and `/api/v1/status` (JSON).
+//!
+//! Owns: routing, the optional bearer token, and the readiness checks. It
+//! reads the daemon's shared state and never changes it.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Request, Response, StatusCode};
+use serde::Serialize;
+
+use super::status::StatusBoard;
+use crate::lake::Lake;
+use crate::plugin::PluginIdentity;
+
+/// Longest the lake check of `/ready` may take.
+const LAKE_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What the daemon shares with the admin server.
+#[derive(Clone)]
+pub struct AdminState {
+    /// Pipelines' status.
+    pub board: StatusBoard,
+    /// The agent's facts, replaced on reload.
+    pub info: Arc<RwLock<AgentInfo>>,
+    /// Required bearer token, if any.
+    pub token: Option<String>,
+}
+
+/// Facts about the running agent.
+#[derive(Clone, Serialize)]
+pub struct AgentInfo {
+    /// The configuration file.
+    pub config: String,
+    /// Agent version.
+    pub version: &'static str,
+    /// Start time, RFC 3339.
+    pub started_at: String,
+    /// The last configuration (re)load that took effect, RFC 3339.
+    pub config_loaded_at: String,
+    /// Every pipeline assembled (plugins loaded and accepting their params).
+    pub plugins_loaded: bool,
+    /// Plugin versions serving now.
+    pub plugins: Vec<PluginIdentity>,
+    /// The lake, for the readiness check.
+    #[serde(skip)]
+    pub lake: Option<Lake>,
+    /// The lake's location, for people.
+    pub lake_location: String,
+}
+
+/// Binds `listen`; errors are the caller's to report.
+pub async fn bind(listen: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(listen).await
+}
+
+/// Serves until the task is dropped.
+pub async fn serve(listener: tokio::net::TcpListener, state: AdminState) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                tracing::warn!(error = %error, "Admin server could not accept a connection.");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let state = state.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request| {
+                let state = state.clone();
+                async move { Ok::<_, Infallible>(route(request, &state).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+fn respond(
+    status: StatusCode,
+    content_type: &str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body.into()));
+    *response.status_mut() = status;
+    if let Ok(value) = content_type.parse() {
+        response.headers_mut().insert("content-type", value);
+    }
+    response
+}
+
+fn json(status: StatusCode, value: &impl Serialize) -> Response<Full<Bytes>> {
+    let body = serde_json::to_vec_pretty(value).unwrap_or_default();
+    respond(status, "application/json", body)
+}
+
+/// Compares in time independent of where the strings differ.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn route(
+    request: Request<hyper::body::Incoming>,
+    state: &AdminState,
+) -> Response<Full<Bytes>> {
+    let path = request.uri().path();
+    if request.method() != hyper::Method::GET && request.method() != hyper::Method::HEAD {
+        return respond(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "only GET\n");
+    }
+    if path == "/health" {
+        return json(StatusCode::OK, &serde_json::json!({ "status": "alive" }));
+    }
+    if let Some(token) = &state.token {
+        let given = request
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !same_secret(given.as_bytes(), token.as_bytes()) {
+            let mut response = respond(
+                StatusCode::UNAUTHORIZED,
+                "text/plain",
+                "bearer token required\n",
+            );
+            if let Ok(value) = "Bearer".parse() {
+                response.headers_mut().insert("www-authenticate", value);
+            }
+            return response;
+        }
+    }
+    match path {
+        "/ready" => ready(state).await,
+        "/metrics" => respond(
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            crate::telemetry::metrics::prometheus_text(),
+        ),
+        "/api/v1/status" => status(state),
+        _ => respond(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "not found: try /health, /ready, /metrics, /api/v1/status\n",
+        ),
+    }
+}
+
+async fn ready(state: &AdminState) -> Response<Full<Bytes>> {
+    let info = state.info.read().map(|i| i.clone()).ok();
+    let Some(info) = info else {
+        return json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &serde_json::json!({ "ready": false }),
+        );
+    };
+    let lake = match &info.lake {
+        None => Err("no lake yet".to_owned()),
+        Some(lake) => {
+            match tokio::time::timeout(LAKE_CHECK_TIMEOUT, lake.list("_cryptolake/status/")).await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(error)) => Err(error.to_string()),
+                Err(_) => Err(format!("no answer within {LAKE_CHECK_TIMEOUT:?}")),
+            }
+        }
+    };
+    let ready = info.plugins_loaded && lake.is_ok();
+    let body = serde_json::json!({
+        "ready": ready,
+        "checks": {
+            "config": "ok",
+            "plugins": if info.plugins_loaded { "ok".to_owned() } else { "not loaded".to_owned() },
+            "lake": match &lake { Ok(()) => "ok".to_owned(), Err(e) => format!("unreachable: {e}") },
+        },
+        "lake": info.lake_location,
+    });
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    json(status, &body)
+}
+
+fn status(state: &AdminState) -> Response<Full<Bytes>> {
+    let info = state.info.read().map(|i| i.clone()).ok();
+    let pipelines: Vec<_> = state.board.snapshot().into_values().collect();
+    json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "agent": info,
+            "pipelines": pipelines,
+        }),
+    )
+}

@@ -1,0 +1,457 @@
+//! Observability from the operator's side: OTLP export received by a real
+//! receiver and decoded with the official protobuf types, the Prometheus
+//! endpoint scraped and parsed, and the admin API's health, readiness and
+//! status.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use time::macros::date;
+
+use crate::agent_mode::{Fixture, PATIENCE};
+use crate::support::agent::RunningAgent;
+use crate::support::archive::KlineFile;
+use crate::support::otlp::{Receiver, attribute, scalar};
+use crate::support::s3::{ARCHIVE_BUCKET, Moto};
+use crate::support::{binance_pipeline, sync_report_env, write_agent_config};
+
+const DAYS: i64 = 3;
+
+fn curated_fixture() -> (Fixture, std::path::PathBuf) {
+    let fixture = Fixture::new(&["ETHUSDT"], DAYS);
+    let config = fixture.write_config(
+        "",
+        &fixture.pipeline(
+            "spot",
+            "ETHUSDT",
+            "schedule = { every = \"1h\" }\ntransforms = [{ plugin = \"ohlcv\" }]",
+        ),
+    );
+    (fixture, config)
+}
+
+fn metric_point(
+    metrics: &[opentelemetry_proto::tonic::metrics::v1::Metric],
+    name: &str,
+    label: (&str, &str),
+) -> Option<f64> {
+    use opentelemetry_proto::tonic::metrics::v1::{metric::Data, number_data_point::Value};
+    let metric = metrics.iter().find(|m| m.name == name)?;
+    let points = match metric.data.as_ref()? {
+        Data::Sum(sum) => &sum.data_points,
+        Data::Gauge(gauge) => &gauge.data_points,
+        _ => return None,
+    };
+    points
+        .iter()
+        .find(|p| attribute(&p.attributes, label.0).as_deref() == Some(label.1))
+        .and_then(|p| match p.value? {
+            Value::AsDouble(d) => Some(d),
+            Value::AsInt(i) => Some(i as f64),
+        })
+}
+
+#[test]
+fn a_sync_exports_spans_metrics_and_logs_over_otlp_http() {
+    let (_fixture, config) = curated_fixture();
+    let receiver = Receiver::http();
+    let endpoint = receiver.endpoint();
+    sync_report_env(
+        &config,
+        &[],
+        0,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_SERVICE_NAME", "cryptolake-under-test"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=s3cret"),
+        ],
+    );
+    // `sync` flushes before it exits: everything is there already.
+    let received = receiver.received.lock().expect("lock");
+    assert_eq!(
+        received.service_name().as_deref(),
+        Some("cryptolake-under-test")
+    );
+    assert!(
+        received
+            .headers
+            .iter()
+            .all(|h| h.contains(&("x-api-key".to_owned(), "s3cret".to_owned())))
+    );
+
+    let spans = received.spans();
+    let named = |name: &str| spans.iter().filter(|s| s.name == name).collect::<Vec<_>>();
+    let runs = named("pipeline.run");
+    assert_eq!(
+        runs.len(),
+        1,
+        "{:?}",
+        spans.iter().map(|s| &s.name).collect::<Vec<_>>()
+    );
+    let run = runs[0];
+    assert_eq!(
+        attribute(&run.attributes, "pipeline").as_deref(),
+        Some("spot")
+    );
+    let artifacts = named("artifact");
+    assert_eq!(artifacts.len(), DAYS as usize);
+    for artifact in &artifacts {
+        assert_eq!(artifact.trace_id, run.trace_id, "one trace per run");
+        assert_eq!(artifact.parent_span_id, run.span_id);
+        let key = attribute(&artifact.attributes, "artifact").expect("artifact key");
+        assert!(
+            key.starts_with("data/spot/daily/klines/ETHUSDT/1m/"),
+            "{key}"
+        );
+        assert!(artifact.end_time_unix_nano > artifact.start_time_unix_nano);
+    }
+    for stage in ["discover", "transfer", "decode", "commit"] {
+        assert!(!named(stage).is_empty(), "no `{stage}` span");
+    }
+    let decode = named("decode");
+    assert!(
+        decode
+            .iter()
+            .all(|s| attribute(&s.attributes, "decode_ms").is_some())
+    );
+    let calls = named("plugin.call");
+    let plugins: std::collections::BTreeSet<String> = calls
+        .iter()
+        .filter_map(|s| attribute(&s.attributes, "plugin"))
+        .collect();
+    assert!(
+        plugins.contains("binance") && plugins.contains("ohlcv"),
+        "{plugins:?}"
+    );
+    // (`info`, at load time, runs before the version is known.)
+    assert!(
+        calls
+            .iter()
+            .filter(|s| attribute(&s.attributes, "call").as_deref() != Some("info"))
+            .all(|s| attribute(&s.attributes, "plugin.version").is_some_and(|v| !v.is_empty()))
+    );
+    // Plugin calls made while decoding an artifact belong to its trace.
+    assert!(calls.iter().any(|s| s.trace_id == run.trace_id));
+
+    let logs = received.log_records();
+    let committed: Vec<_> = logs
+        .iter()
+        .filter(|l| {
+            l.body.as_ref().and_then(scalar).as_deref() == Some("Artifact committed to the lake.")
+        })
+        .collect();
+    assert_eq!(committed.len(), DAYS as usize);
+    for log in &committed {
+        assert_eq!(log.severity_text, "INFO");
+        assert_eq!(log.trace_id, run.trace_id, "logs carry the trace context");
+        assert_eq!(attribute(&log.attributes, "rows").as_deref(), Some("1440"));
+    }
+
+    let metrics = received.last_metrics();
+    assert_eq!(
+        metric_point(
+            &metrics,
+            "cryptolake_rows_written_total",
+            ("table", "ohlcv")
+        ),
+        Some((DAYS * 1440) as f64)
+    );
+    assert_eq!(
+        metric_point(
+            &metrics,
+            "cryptolake_artifacts_discovered_total",
+            ("pipeline", "spot")
+        ),
+        Some(DAYS as f64)
+    );
+    assert_eq!(
+        metric_point(
+            &metrics,
+            "cryptolake_artifacts_verified_total",
+            ("pipeline", "spot")
+        ),
+        Some(DAYS as f64)
+    );
+    assert!(
+        metric_point(
+            &metrics,
+            "cryptolake_data_lag_seconds",
+            ("pipeline", "spot")
+        )
+        .is_some_and(|lag| lag > 0.0)
+    );
+    let stage = metrics
+        .iter()
+        .find(|m| m.name == "cryptolake_stage_duration_seconds")
+        .expect("stage histogram");
+    let Some(opentelemetry_proto::tonic::metrics::v1::metric::Data::Histogram(histogram)) =
+        &stage.data
+    else {
+        panic!("stage durations are a histogram");
+    };
+    let decode_points: Vec<_> = histogram
+        .data_points
+        .iter()
+        .filter(|p| attribute(&p.attributes, "stage").as_deref() == Some("decode"))
+        .collect();
+    assert_eq!(decode_points.len(), 1);
+    assert_eq!(decode_points[0].count, DAYS as u64);
+    assert_eq!(
+        decode_points[0].bucket_counts.iter().sum::<u64>(),
+        DAYS as u64
+    );
+}
+
+#[test]
+fn otlp_over_grpc_reaches_the_collector() {
+    let (_fixture, config) = curated_fixture();
+    let receiver = Receiver::grpc();
+    let endpoint = receiver.endpoint();
+    let (_, output) = sync_report_env(
+        &config,
+        &[],
+        0,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("OTLP export failed"), "{stderr}");
+    let received = receiver.received.lock().expect("lock");
+    assert_eq!(
+        received
+            .spans()
+            .iter()
+            .filter(|s| s.name == "artifact")
+            .count(),
+        DAYS as usize
+    );
+    assert!(!received.log_records().is_empty());
+    assert_eq!(
+        metric_point(
+            &received.last_metrics(),
+            "cryptolake_rows_written_total",
+            ("table", "ohlcv")
+        ),
+        Some((DAYS * 1440) as f64)
+    );
+    assert!(
+        received
+            .headers
+            .iter()
+            .all(|h| h.contains(&("content-type".to_owned(), "application/grpc".to_owned())))
+    );
+}
+
+/// The admin server's address, from its log line.
+fn admin_address(agent: &mut RunningAgent) -> String {
+    let events = agent.wait_for_message("Admin server listening.", 1, PATIENCE);
+    format!("http://{}", events[0]["address"].as_str().expect("address"))
+}
+
+fn get(url: &str, token: Option<&str>) -> (u16, String) {
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    let mut request = client.get(url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().expect("the admin server answers");
+    let status = response.status().as_u16();
+    (status, response.text().unwrap_or_default())
+}
+
+/// One Prometheus sample: name, labels, value.
+type Sample = (String, BTreeMap<String, String>, f64);
+
+/// Parses the Prometheus text format: `name{labels} value` per sample, and
+/// the `# TYPE` of each metric.
+fn parse_prometheus(text: &str) -> (BTreeMap<String, String>, Vec<Sample>) {
+    let mut types = BTreeMap::new();
+    let mut samples = Vec::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').expect("TYPE line has a kind");
+            types.insert(name.to_owned(), kind.to_owned());
+            continue;
+        }
+        if line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').expect("sample has a value");
+        let value: f64 = if value == "+Inf" {
+            f64::INFINITY
+        } else {
+            value.parse().expect("numeric value")
+        };
+        let (name, labels) = match series.split_once('{') {
+            Some((name, rest)) => {
+                let body = rest.strip_suffix('}').expect("closing brace");
+                let labels = body
+                    .split("\",")
+                    .filter(|p| !p.is_empty())
+                    .map(|pair| {
+                        let (k, v) = pair.split_once("=\"").expect("label pair");
+                        (k.to_owned(), v.trim_end_matches('"').to_owned())
+                    })
+                    .collect();
+                (name.to_owned(), labels)
+            }
+            None => (series.to_owned(), BTreeMap::new()),
+        };
+        samples.push((name, labels, value));
+    }
+    (types, samples)
+}
+
+#[test]
+fn the_admin_server_reports_health_readiness_metrics_and_status() {
+    let (_fixture, config) = curated_fixture();
+    let token = "admin-token-for-tests";
+    let mut agent = RunningAgent::start_env(&config, &[("CRYPTOLAKE_ADMIN__TOKEN", token)]);
+    let base = admin_address(&mut agent);
+    agent.wait_for_message("Pipeline run finished.", 1, PATIENCE);
+
+    assert_eq!(
+        get(&format!("{base}/health"), None).0,
+        200,
+        "health needs no token"
+    );
+    assert_eq!(get(&format!("{base}/metrics"), None).0, 401);
+    assert_eq!(get(&format!("{base}/metrics"), Some("wrong")).0, 401);
+    assert_eq!(get(&format!("{base}/nope"), Some(token)).0, 404);
+
+    let (status, body) = get(&format!("{base}/ready"), Some(token));
+    assert_eq!(status, 200, "{body}");
+    let ready: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(ready["ready"], true);
+    assert_eq!(ready["checks"]["lake"], "ok");
+
+    let (status, text) = get(&format!("{base}/metrics"), Some(token));
+    assert_eq!(status, 200);
+    let (types, samples) = parse_prometheus(&text);
+    assert_eq!(
+        types
+            .get("cryptolake_rows_written_total")
+            .map(String::as_str),
+        Some("counter")
+    );
+    assert_eq!(
+        types
+            .get("cryptolake_stage_duration_seconds")
+            .map(String::as_str),
+        Some("histogram")
+    );
+    assert_eq!(
+        types.get("cryptolake_data_lag_seconds").map(String::as_str),
+        Some("gauge")
+    );
+    let sample = |name: &str, label: (&str, &str)| {
+        samples
+            .iter()
+            .find(|(n, l, _)| n == name && l.get(label.0).map(String::as_str) == Some(label.1))
+            .map(|(_, _, v)| *v)
+    };
+    assert_eq!(
+        sample("cryptolake_rows_written_total", ("table", "ohlcv")),
+        Some((DAYS * 1440) as f64)
+    );
+    assert_eq!(
+        sample("cryptolake_pipeline_runs_total", ("pipeline", "spot")),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            "cryptolake_stage_duration_seconds_count",
+            ("stage", "commit")
+        ),
+        Some(DAYS as f64)
+    );
+    assert_eq!(
+        sample("cryptolake_stage_duration_seconds_bucket", ("le", "+Inf")).map(|v| v > 0.0),
+        Some(true)
+    );
+    assert!(
+        sample(
+            "cryptolake_plugin_memory_high_water_bytes",
+            ("plugin", "binance")
+        )
+        .is_some_and(|v| v > 0.0)
+    );
+
+    let (status, body) = get(&format!("{base}/api/v1/status"), Some(token));
+    assert_eq!(status, 200);
+    let status: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    let pipeline = &status["pipelines"][0];
+    assert_eq!(pipeline["pipeline"], "spot");
+    assert_eq!(pipeline["last_run"]["completed"], DAYS);
+    assert_eq!(pipeline["last_run"]["outcome"], "succeeded");
+    assert!(pipeline["next_run"].is_string(), "{pipeline}");
+    let plugins = status["agent"]["plugins"].as_array().expect("plugins");
+    let binance = plugins
+        .iter()
+        .find(|p| p["name"] == "binance")
+        .expect("binance listed");
+    assert_eq!(binance["sha256"].as_str().map(str::len), Some(64));
+    assert!(binance["version"].is_string());
+    agent.signal("TERM");
+    assert!(agent.wait_exit(PATIENCE).success());
+}
+
+#[test]
+fn ready_flips_when_the_lake_is_unreachable() {
+    let archive = Moto::start();
+    archive.create_public_bucket(ARCHIVE_BUCKET);
+    KlineFile::spot("ETHUSDT", date!(2024 - 08 - 01), 60).upload(&archive);
+    let lake = Moto::start();
+    lake.create_bucket("lake");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let archive_url = format!("{}/{ARCHIVE_BUCKET}", archive.endpoint());
+    let config = write_agent_config(
+        dir.path(),
+        &format!(
+            "{{ url = \"s3://lake/crypto\", endpoint = \"{}\" }}",
+            lake.endpoint()
+        ),
+        &archive.host_port(),
+        &binance_pipeline(
+            "spot",
+            &archive_url,
+            r#"interval = "1m", symbols = ["ETHUSDT"]"#,
+            "table = \"ohlcv\"\nwindow = { start = \"2024-08-01\" }\nschedule = { every = \"1h\" }\ntransforms = [{ plugin = \"ohlcv\" }]",
+        ),
+    );
+    let mut agent = RunningAgent::start_env(
+        &config,
+        &[
+            ("AWS_ACCESS_KEY_ID", "cryptolake-test"),
+            ("AWS_SECRET_ACCESS_KEY", "cryptolake-test-secret"),
+        ],
+    );
+    let base = admin_address(&mut agent);
+    agent.wait_for_message("Pipeline run finished.", 1, PATIENCE);
+    let (status, body) = get(&format!("{base}/ready"), None);
+    assert_eq!(status, 200, "{body}");
+
+    drop(lake);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (mut status, mut body) = (200, String::new());
+    while status == 200 && Instant::now() < deadline {
+        (status, body) = get(&format!("{base}/ready"), None);
+    }
+    assert_eq!(status, 503, "{body}");
+    let ready: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(ready["ready"], false);
+    assert!(
+        ready["checks"]["lake"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("unreachable"),
+        "{ready}"
+    );
+    // Alive all the same.
+    assert_eq!(get(&format!("{base}/health"), None).0, 200);
+}

@@ -1,0 +1,245 @@
+//! An OTLP receiver on loopback: HTTP/protobuf (HTTP/1.1, `/v1/traces`,
+//! `/v1/metrics`, `/v1/logs`) and gRPC (HTTP/2 with prior knowledge, the
+//! collector services' `Export` methods). Requests are decoded with the
+//! official `opentelemetry-proto` types and kept for assertions.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
+use opentelemetry_proto::tonic::metrics::v1::Metric;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use prost::Message;
+
+/// What the receiver got.
+#[derive(Debug, Default)]
+pub struct Received {
+    pub traces: Vec<ExportTraceServiceRequest>,
+    pub metrics: Vec<ExportMetricsServiceRequest>,
+    pub logs: Vec<ExportLogsServiceRequest>,
+    /// Request headers, lowercased names, of every request.
+    pub headers: Vec<Vec<(String, String)>>,
+}
+
+impl Received {
+    pub fn spans(&self) -> Vec<Span> {
+        self.traces
+            .iter()
+            .flat_map(|r| &r.resource_spans)
+            .flat_map(|r| &r.scope_spans)
+            .flat_map(|s| s.spans.clone())
+            .collect()
+    }
+
+    pub fn log_records(&self) -> Vec<LogRecord> {
+        self.logs
+            .iter()
+            .flat_map(|r| &r.resource_logs)
+            .flat_map(|r| &r.scope_logs)
+            .flat_map(|s| s.log_records.clone())
+            .collect()
+    }
+
+    /// Metrics of the last export (cumulative values).
+    pub fn last_metrics(&self) -> Vec<Metric> {
+        self.metrics
+            .last()
+            .into_iter()
+            .flat_map(|r| &r.resource_metrics)
+            .flat_map(|r| &r.scope_metrics)
+            .flat_map(|s| s.metrics.clone())
+            .collect()
+    }
+
+    /// `service.name` of the first trace export's resource.
+    pub fn service_name(&self) -> Option<String> {
+        self.traces
+            .first()
+            .and_then(|r| r.resource_spans.first())
+            .and_then(|r| r.resource.as_ref())
+            .and_then(|r| attribute(&r.attributes, "service.name"))
+    }
+}
+
+/// A string (or the display of any scalar) attribute's value.
+pub fn attribute(attributes: &[KeyValue], key: &str) -> Option<String> {
+    let value = attributes.iter().find(|kv| kv.key == key)?.value.as_ref()?;
+    scalar(value)
+}
+
+pub fn scalar(value: &AnyValue) -> Option<String> {
+    Some(match value.value.as_ref()? {
+        any_value::Value::StringValue(s) => s.clone(),
+        any_value::Value::IntValue(i) => i.to_string(),
+        any_value::Value::DoubleValue(d) => d.to_string(),
+        any_value::Value::BoolValue(b) => b.to_string(),
+        _ => return None,
+    })
+}
+
+/// A running receiver.
+pub struct Receiver {
+    pub port: u16,
+    pub received: Arc<Mutex<Received>>,
+}
+
+impl Receiver {
+    /// HTTP/protobuf on a free port.
+    pub fn http() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let received = Arc::new(Mutex::new(Received::default()));
+        let shared = received.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let shared = shared.clone();
+                std::thread::spawn(move || serve_http1(stream, &shared));
+            }
+        });
+        Self { port, received }
+    }
+
+    /// gRPC (cleartext HTTP/2) on a free port.
+    pub fn grpc() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let received = Arc::new(Mutex::new(Received::default()));
+        let shared = received.clone();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                listener.set_nonblocking(true).expect("nonblocking");
+                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                while let Ok((stream, _)) = listener.accept().await {
+                    let shared = shared.clone();
+                    tokio::spawn(async move { serve_grpc(stream, shared).await });
+                }
+            });
+        });
+        Self { port, received }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+fn store(shared: &Mutex<Received>, path: &str, headers: Vec<(String, String)>, body: &[u8]) {
+    let mut received = shared.lock().expect("lock");
+    received.headers.push(headers);
+    if path.ends_with("/v1/traces") || path.contains("TraceService") {
+        received
+            .traces
+            .push(ExportTraceServiceRequest::decode(body).expect("a valid trace export"));
+    } else if path.ends_with("/v1/metrics") || path.contains("MetricsService") {
+        received
+            .metrics
+            .push(ExportMetricsServiceRequest::decode(body).expect("a valid metrics export"));
+    } else if path.ends_with("/v1/logs") || path.contains("LogsService") {
+        received
+            .logs
+            .push(ExportLogsServiceRequest::decode(body).expect("a valid logs export"));
+    } else {
+        panic!("unexpected OTLP path {path}");
+    }
+}
+
+fn serve_http1(stream: std::net::TcpStream, shared: &Mutex<Received>) {
+    let mut writer = stream.try_clone().expect("clone");
+    let mut reader = BufReader::new(stream);
+    loop {
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+            return;
+        }
+        let path = request_line
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("")
+            .to_owned();
+        let mut headers = Vec::new();
+        let mut length = 0usize;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':') {
+                let (name, value) = (name.trim().to_ascii_lowercase(), value.trim().to_owned());
+                if name == "content-length" {
+                    length = value.parse().unwrap_or(0);
+                }
+                headers.push((name, value));
+            }
+        }
+        let mut body = vec![0u8; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        store(shared, &path, headers, &body);
+        let _ = writer.write_all(
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n",
+        );
+    }
+}
+
+async fn serve_grpc(stream: tokio::net::TcpStream, shared: Arc<Mutex<Received>>) {
+    let Ok(mut connection) = h2::server::handshake(stream).await else {
+        return;
+    };
+    // The connection must keep being polled (accept) for request bodies to
+    // make progress, so each request is handled on its own task.
+    while let Some(Ok((request, respond))) = connection.accept().await {
+        let shared = shared.clone();
+        tokio::spawn(async move { answer_grpc(request, respond, &shared).await });
+    }
+}
+
+async fn answer_grpc(
+    request: http::Request<h2::RecvStream>,
+    mut respond: h2::server::SendResponse<bytes::Bytes>,
+    shared: &Mutex<Received>,
+) {
+    let path = request.uri().path().to_owned();
+    let headers: Vec<(String, String)> = request
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+        .collect();
+    let mut body = request.into_body();
+    let mut bytes = Vec::new();
+    while let Some(Ok(chunk)) = body.data().await {
+        let _ = body.flow_control().release_capacity(chunk.len());
+        bytes.extend_from_slice(&chunk);
+    }
+    assert!(
+        bytes.len() >= 5 && bytes[0] == 0,
+        "a length-prefixed gRPC message"
+    );
+    let length = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]) as usize;
+    store(shared, &path, headers, &bytes[5..5 + length]);
+    let response = http::Response::builder()
+        .status(200)
+        .header("content-type", "application/grpc")
+        .body(())
+        .expect("response");
+    if let Ok(mut send) = respond.send_response(response, false) {
+        // Every Export response message is empty when all was accepted.
+        let _ = send.send_data(bytes::Bytes::from_static(&[0, 0, 0, 0, 0]), false);
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+        let _ = send.send_trailers(trailers);
+    }
+}
