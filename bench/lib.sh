@@ -14,3 +14,22 @@ start_moto() {
   MOTO_PID=$!
   until curl -s -o /dev/null "$ENDPOINT"; do sleep 0.2; done
 }
+
+# Generates $2 small Binance-format archives ($3 rows each) under $1/archive
+# and serves them with a static HTTP server on a free loopback port (for
+# probe-mode discovery); sets HTTP_PORT and HTTP_PID.
+serve_archive() {
+  python3 bench/s3-sync/generate.py "$1/archive" "$2" "$3"
+  HTTP_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  python3 -m http.server --bind 127.0.0.1 --directory "$1/archive" "$HTTP_PORT" > /dev/null 2>&1 &
+  HTTP_PID=$!
+  until curl -s -o /dev/null "http://127.0.0.1:$HTTP_PORT/"; do sleep 0.1; done
+}
+
+# The Binance source params for $1 symbols (SYM000USDT…) served by
+# serve_archive, in probe mode.
+probe_source() {
+  local symbols
+  symbols=$(python3 -c "print(','.join(f'\"SYM{i:03d}USDT\"' for i in range($1)))")
+  echo "{ plugin = \"binance\", params = { symbols = [$symbols], interval = \"1m\", discovery = \"probe\", listing_url = \"http://127.0.0.1:$HTTP_PORT\", download_url = \"http://127.0.0.1:$HTTP_PORT\" } }"
+}

@@ -18,6 +18,7 @@ cd "$(dirname "$0")/../.."
 SWAPS=${1:-100}
 WORK=$(mktemp -d)
 cleanup() { kill "${HTTP_PID:-}" "${AGENT_PID:-}" 2>/dev/null || true; rm -rf "$WORK"; }
+source bench/lib.sh
 trap cleanup EXIT
 
 cargo build --release --quiet
@@ -26,14 +27,10 @@ PLUGIN_DIR=target/plugins/wasm32-wasip2/plugin
 
 SYMBOLS=40 DAYS=500
 echo "Generating $((SYMBOLS * DAYS)) small archives (60 rows each)..."
-python3 bench/s3-sync/generate.py "$WORK/archive" $((SYMBOLS * DAYS)) 60
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-python3 -m http.server --bind 127.0.0.1 --directory "$WORK/archive" "$PORT" > /dev/null 2>&1 &
-HTTP_PID=$!
-until curl -s -o /dev/null "http://127.0.0.1:$PORT/"; do sleep 0.1; done
+serve_archive "$WORK" $((SYMBOLS * DAYS)) 60
+PORT=$HTTP_PORT
 
 cp "$PLUGIN_DIR/cryptolake_plugin_ohlcv.wasm" "$WORK/normalise.wasm"
-SYMBOL_LIST=$(python3 -c "print(','.join(f'\"SYM{i:03d}USDT\"' for i in range($SYMBOLS)))")
 cat > "$WORK/swap.toml" <<TOML
 lake = { url = "$WORK/lake" }
 runtime = { cache_dir = "$WORK/cache" }
@@ -51,7 +48,7 @@ raw = false
 # busy for the whole series of swaps.
 rate_limit = { per_second = 160, burst = 4 }
 window = { start = "2023-01-01", end = "2024-05-14" }
-source = { plugin = "binance", params = { symbols = [$SYMBOL_LIST], interval = "1m", discovery = "probe", listing_url = "http://127.0.0.1:$PORT", download_url = "http://127.0.0.1:$PORT" } }
+source = $(probe_source $SYMBOLS)
 transforms = [{ plugin = "normalise" }]
 TOML
 

@@ -216,6 +216,7 @@ impl Agent {
                 ))
             }),
             stop: self.stop.clone(),
+            progress: None,
         })
     }
 }

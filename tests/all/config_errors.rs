@@ -314,3 +314,17 @@ fn malformed_configs_each_give_a_precise_error_and_exit_2() {
         }
     }
 }
+
+#[test]
+fn the_example_configurations_are_valid() {
+    for name in ["quickstart.toml", "agent.toml"] {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/").to_owned() + name;
+        let output = run_cryptolake(&["validate", "--config", &path]);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{name}: {}",
+            describe(&output)
+        );
+    }
+}

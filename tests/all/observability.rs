@@ -455,3 +455,17 @@ fn ready_flips_when_the_lake_is_unreachable() {
     // Alive all the same.
     assert_eq!(get(&format!("{base}/health"), None).0, 200);
 }
+
+#[test]
+fn every_metric_is_documented() {
+    let docs =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/telemetry.md"))
+            .expect("docs/telemetry.md");
+    for metric in cryptolake::telemetry::metrics::Metric::ALL {
+        assert!(
+            docs.contains(&format!("`{}`", metric.name())),
+            "docs/telemetry.md does not list {}",
+            metric.name()
+        );
+    }
+}

@@ -106,10 +106,17 @@ pub(super) fn run(args: SyncArgs) -> u8 {
         }
         return EXIT_USAGE;
     }
+    // Bars only for people: a terminal on stderr and text logs.
+    let bars = !args.dry_run
+        && crate::telemetry::progress::stderr_is_terminal()
+        && crate::telemetry::progress::enable();
     let mut reports = Vec::new();
     let mut plans = Vec::new();
     let mut not_run = Vec::new();
-    for run in runs {
+    for mut run in runs {
+        if bars {
+            run.progress = crate::telemetry::progress::pipeline_bar(&run.spec.name);
+        }
         let window = Window {
             start: args.from.clone().or_else(|| run.spec.start.clone()),
             end: args.to.clone().or_else(|| run.spec.end.clone()),

@@ -52,6 +52,18 @@ pub struct PipelineRun {
     pub rate: Option<Arc<RateLimiter>>,
     /// Set when the agent is stopping: no new artifact starts.
     pub stop: StopSignal,
+    /// Told how far the run is, for progress bars.
+    pub progress: Option<Arc<dyn Progress>>,
+}
+
+/// Receives a run's progress (the CLI draws bars from it).
+pub trait Progress: Send + Sync {
+    /// The run will process `artifacts` artifacts of about `bytes` bytes.
+    fn planned(&self, artifacts: usize, bytes: u64);
+    /// One artifact ended: committed (`ok`), quarantined or failed.
+    fn artifact_done(&self, bytes: u64, ok: bool);
+    /// The run ended.
+    fn finished(&self);
 }
 
 /// Tells a run to start no new artifacts; those in flight finish.
@@ -256,6 +268,9 @@ impl PipelineRun {
             "Planned pipeline run."
         );
         let planned = todo.len();
+        if let Some(progress) = &self.progress {
+            progress.planned(planned, todo.iter().filter_map(|(a, _, _)| a.size).sum());
+        }
         let stop = self.stop.clone();
         let artifacts: Vec<ArtifactReport> = futures::stream::iter(todo)
             .take_while(|_| std::future::ready(!stop.is_stopped()))
@@ -264,6 +279,9 @@ impl PipelineRun {
             .collect()
             .await;
         let deferred = planned - artifacts.len();
+        if let Some(progress) = &self.progress {
+            progress.finished();
+        }
         if deferred > 0 {
             tracing::info!(
                 pipeline = %self.spec.name,
@@ -355,6 +373,10 @@ impl PipelineRun {
             .await;
         let report = ArtifactReport::new(key, reason, outcome, started.elapsed());
         metrics::artifact_finished(&self.spec.name, report.outcome.label());
+        if let Some(progress) = &self.progress {
+            let ok = matches!(report.outcome, Outcome::Completed { .. });
+            progress.artifact_done(artifact.size.unwrap_or(0), ok);
+        }
         match &report.outcome {
             Outcome::Completed { rows, .. } => tracing::info!(
                 pipeline = %self.spec.name,

@@ -7,6 +7,7 @@
 
 pub mod metrics;
 pub mod otlp;
+pub mod progress;
 
 use tracing_subscriber::EnvFilter;
 
@@ -28,7 +29,9 @@ pub fn init(format: LogFormat, default_level: &str) {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
+        .with_writer(progress::StderrAboveBars)
+        // Colours only for a terminal: log files and collectors get plain text.
+        .with_ansi(progress::stderr_is_terminal())
         .with_target(false);
     // The OTLP layer is inert until `otlp::start` (the file is read after
     // the subscriber is installed).

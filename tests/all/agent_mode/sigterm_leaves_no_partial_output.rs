@@ -60,3 +60,47 @@ fn sigterm_leaves_no_partial_output() {
     assert_eq!(files.len(), days as usize);
     assert!(files.iter().all(|(_, n)| *n == ROWS as u64));
 }
+
+#[test]
+fn a_second_signal_stops_at_once_and_the_lake_stays_consistent() {
+    let days = 30;
+    let fixture = Fixture::new(&["ETHUSDT"], days);
+    let config = fixture.write_config(
+        "",
+        &fixture.pipeline(
+            "spot",
+            "ETHUSDT",
+            "concurrency = 4\nrate_limit = { per_second = 12, burst = 1 }\ntransforms = [{ plugin = \"ohlcv\" }]",
+        ),
+    );
+    // A long grace period: only the second signal can make it exit soon.
+    let text = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(
+        &config,
+        text.replace("runtime = {", "runtime = { shutdown_grace = \"10m\","),
+    )
+    .expect("config");
+    let mut agent = RunningAgent::start(&config);
+    agent.wait_for_message("Artifact committed to the lake.", 2, PATIENCE);
+    agent.signal("INT");
+    agent.wait_for_message(
+        "Stopping: no new artifacts start; in-flight ones get the grace period to finish.",
+        1,
+        PATIENCE,
+    );
+    agent.signal("INT");
+    let started = std::time::Instant::now();
+    agent.wait_exit(PATIENCE);
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+
+    let lake = fixture.lake();
+    let files = rows_per_file(&lake);
+    assert!(files.iter().all(|(_, n)| *n == ROWS as u64), "{files:?}");
+    assert!(manifest_entries(&lake, "spot").len() <= files.len());
+    let (report, _) = sync_report(&config, &[], 0);
+    assert_eq!(report["pipelines"][0]["failed"], 0);
+    let files = rows_per_file(&lake);
+    assert_eq!(files.len(), days as usize);
+    assert!(files.iter().all(|(_, n)| *n == ROWS as u64));
+    assert_eq!(manifest_entries(&lake, "spot").len(), days as usize);
+}
