@@ -116,3 +116,59 @@ transforms = [{{ plugin = "ohlcv" }}]
     );
     assert_eq!(joined[0]["n"], expected.len());
 }
+
+/// The host paces the pipeline's requests with a token bucket: in any span
+/// of time `t`, at most `burst + per_second × t` requests reach the API,
+/// retries included.
+#[test]
+fn the_host_paces_requests_to_the_configured_rate() {
+    let api = CandlesServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("agent.toml");
+    let (per_second, burst) = (40.0, 4.0);
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+lake = {{ url = "lake" }}
+runtime = {{ cache_dir = "{cache}" }}
+[plugins.coinbase]
+file = "builtin:coinbase"
+allowed_hosts = ["{api_host}"]
+
+[[pipelines]]
+name = "coinbase-1m"
+table = "ohlcv"
+missing_checksum = "accept"
+attempts = 4
+concurrency = 8
+rate_limit = {{ per_second = {per_second}, burst = {burst} }}
+window = {{ start = "2024-01-01", end = "2024-01-06" }}
+source = {{ plugin = "coinbase", params = {{ products = ["BTC-USD"], granularity = 60, api_url = "{api}" }} }}
+"#,
+            cache = compile_cache_dir().display(),
+            api_host = api.host_port(),
+            api = api.url(),
+        ),
+    )
+    .expect("config");
+    let (report, _) = sync_report(&config, &[], 0);
+    assert_eq!(report["pipelines"][0]["completed"], 30, "{report:#}");
+    let at = api.seen().at;
+    assert!(
+        at.len() >= 60,
+        "every window's first request fails once: {}",
+        at.len()
+    );
+    for i in 0..at.len() {
+        for j in i..at.len() {
+            let span = at[j].saturating_sub(at[i]).as_secs_f64();
+            let allowed = burst + per_second * span + 1.0; // +1: arrival jitter
+            assert!(
+                (j - i + 1) as f64 <= allowed,
+                "{} requests in {span:.3} s exceed the rate limit",
+                j - i + 1
+            );
+        }
+    }
+}

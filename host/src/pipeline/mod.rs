@@ -374,8 +374,10 @@ impl PipelineRun {
         let report = ArtifactReport::new(key, reason, outcome, started.elapsed());
         metrics::artifact_finished(&self.spec.name, report.outcome.label());
         if let Some(progress) = &self.progress {
-            let ok = matches!(report.outcome, Outcome::Completed { .. });
-            progress.artifact_done(artifact.size.unwrap_or(0), ok);
+            match &report.outcome {
+                Outcome::Completed { bytes, .. } => progress.artifact_done(*bytes, true),
+                _ => progress.artifact_done(0, false),
+            }
         }
         match &report.outcome {
             Outcome::Completed { rows, .. } => tracing::info!(
@@ -666,6 +668,7 @@ impl PipelineRun {
             .lake
             .staging_file()
             .map_err(|e| Attempt::Fail(e.to_string()))?;
+        self.pace().await;
         let downloaded = transfer::download(&self.http, &artifact.url, staged.path())
             .await
             .map_err(|e| Attempt::from_transfer(e, "archive"))?;
