@@ -328,3 +328,35 @@ fn the_example_configurations_are_valid() {
         );
     }
 }
+
+#[test]
+fn config_schema_is_generated_from_the_types() {
+    let output = run_cryptolake(&["config", "schema"]);
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+    let schema: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let properties = &schema["properties"];
+    for section in [
+        "lake",
+        "runtime",
+        "plugins",
+        "pipelines",
+        "telemetry",
+        "admin",
+    ] {
+        assert!(
+            properties.get(section).is_some(),
+            "no `{section}` in {properties}"
+        );
+    }
+    // Field docs become descriptions, with their examples.
+    let text = serde_json::to_string(&schema).expect("serialise");
+    assert!(
+        text.contains("cron = \\\"15 1 * * *\\\""),
+        "schedule docs are in the schema"
+    );
+    // Unknown fields are rejected, and the schema says so.
+    assert_eq!(
+        schema["$defs"]["PipelineConfig"]["additionalProperties"],
+        false
+    );
+}

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use time::macros::date;
 
-use crate::agent_mode::{Fixture, PATIENCE};
 use crate::support::agent::RunningAgent;
 use crate::support::archive::KlineFile;
+use crate::support::fixture::{Fixture, PATIENCE};
 use crate::support::otlp::{Receiver, attribute, scalar};
 use crate::support::s3::{ARCHIVE_BUCKET, Moto};
 use crate::support::{binance_pipeline, sync_report_env, write_agent_config};

@@ -280,12 +280,12 @@ impl Plugin {
             &self.identity.name,
             instance.store.data().limits.peak_memory,
         );
-        metrics::plugin_call(
-            &self.identity.name,
-            call,
-            started.elapsed(),
-            outcome.is_ok(),
-        );
+        let label = match &outcome {
+            Ok(Ok(_)) => "ok",
+            Ok(Err(_)) => "error",
+            Err(_) => "fault",
+        };
+        metrics::plugin_call(&self.identity.name, call, started.elapsed(), label);
         match outcome {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(guest)) => Err(self.error(call, CallErrorKind::Guest(GuestError::from(guest)))),

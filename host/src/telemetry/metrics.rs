@@ -13,7 +13,8 @@ use std::time::{Duration, SystemTime};
 /// Every metric the agent records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Metric {
-    /// Calls into plugins, by plugin, call and outcome (`ok`, `fault`).
+    /// Calls into plugins, by plugin, call and outcome (`ok`, `error`,
+    /// `fault`).
     PluginCalls,
     /// Duration of plugin calls, by plugin and call.
     PluginCallDuration,
@@ -511,8 +512,9 @@ fn escape(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
-pub(crate) fn plugin_call(plugin: &str, call: &str, elapsed: Duration, ok: bool) {
-    let outcome = if ok { "ok" } else { "fault" };
+/// `outcome`: `ok`, `error` (the plugin returned an error) or `fault` (trap,
+/// timeout, memory limit).
+pub(crate) fn plugin_call(plugin: &str, call: &str, elapsed: Duration, outcome: &str) {
     add(
         Metric::PluginCalls,
         &[("plugin", plugin), ("call", call), ("outcome", outcome)],
