@@ -3,11 +3,13 @@
 //! Runs on a blocking thread: the host decompresses the archive, streams its
 //! bytes through the source plugin's decoder in fixed-size chunks, sends each
 //! batch through the transform chain, and writes the results to a Parquet
-//! staging file. Memory stays bounded by the chunk and batch sizes.
+//! staging file, the three overlapping on their own threads. Memory stays
+//! bounded by the chunk and batch sizes and the queues between the stages.
 
 use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::time::{Duration, Instant};
 
 use crate::lake::parquet::ParquetSink;
@@ -65,6 +67,11 @@ pub struct StageTimes {
 /// Decodes `archive` (the bytes of `artifact`) through `source` and
 /// `transforms` into `sink`. Returns the counters the plugins recorded for
 /// this artifact, named `<plugin>.<counter>`, and the time per stage.
+///
+/// Three stages overlap on three threads, joined by small bounded queues:
+/// decompression (a reader thread), decoding and transforms (this thread,
+/// which makes the plugin calls), and Parquet encoding (a writer thread).
+/// Memory stays bounded by the queues: two chunks and four batch lists.
 pub fn decode_archive(
     source: &Configured,
     transforms: &[Configured],
@@ -73,10 +80,77 @@ pub fn decode_archive(
     sink: &mut ParquetSink,
 ) -> Result<(Counters, StageTimes), DecodeError> {
     let mut times = StageTimes::default();
-    let counters = with_payload(archive, artifact.compression, |reader| {
-        stream(source, transforms, artifact, reader, sink, &mut times)
-    })?;
+    let compression = artifact.compression;
+    let (read_result, decoded, write_result) = std::thread::scope(|scope| {
+        let (chunks, chunks_in) = sync_channel::<Vec<u8>>(2);
+        let reader = std::thread::Builder::new()
+            .name("decompress".to_owned())
+            .spawn_scoped(scope, move || read_chunks(archive, compression, chunks));
+        let (batches, batches_in) = sync_channel::<Vec<Batch>>(4);
+        let writer = std::thread::Builder::new()
+            .name("parquet".to_owned())
+            .spawn_scoped(scope, move || {
+                let mut spent = Duration::ZERO;
+                for list in batches_in {
+                    timed(&mut spent, || write_all(sink, list))?;
+                }
+                Ok::<_, DecodeError>(spent)
+            });
+        let (reader, writer) = match (reader, writer) {
+            (Ok(reader), Ok(writer)) => (reader, writer),
+            (Err(e), _) | (_, Err(e)) => {
+                let error = DecodeError::Archive(format!("cannot start a decode thread: {e}"));
+                return (
+                    Err(error),
+                    Err(DecodeError::Write(String::new())),
+                    Ok(Duration::ZERO),
+                );
+            }
+        };
+        let decoded = decode_stream(
+            source, transforms, artifact, chunks_in, &batches, &mut times,
+        );
+        drop(batches);
+        let joined = |what: &str| DecodeError::Write(format!("the {what} thread panicked"));
+        let read_result = reader
+            .join()
+            .unwrap_or_else(|_| Err(joined("decompression")));
+        let write_result = writer.join().unwrap_or_else(|_| Err(joined("Parquet")));
+        (read_result, decoded, write_result)
+    });
+    // A broken archive explains whatever the decoder then saw (truncated
+    // input); a failed writer explains a decoder that could not hand over.
+    times.decode += read_result?;
+    let write_time = write_result?;
+    let counters = decoded?;
+    times.write += write_time;
     Ok((counters, times))
+}
+
+/// The reader thread: decompressed payload in chunks of [`CHUNK_BYTES`],
+/// until the end or until the decoder stops listening. Returns its time.
+fn read_chunks(
+    archive: &Path,
+    compression: Compression,
+    chunks: SyncSender<Vec<u8>>,
+) -> Result<Duration, DecodeError> {
+    let started = Instant::now();
+    with_payload(archive, compression, |reader| {
+        loop {
+            let mut buffer = vec![0u8; CHUNK_BYTES];
+            let read =
+                read_full(reader, &mut buffer).map_err(|e| DecodeError::Archive(e.to_string()))?;
+            if read == 0 {
+                return Ok(());
+            }
+            buffer.truncate(read);
+            if chunks.send(buffer).is_err() {
+                // The decoder stopped (it failed); its error is the one to report.
+                return Ok(());
+            }
+        }
+    })?;
+    Ok(started.elapsed())
 }
 
 /// Runs `f`, adding its duration to `total`.
@@ -87,12 +161,23 @@ fn timed<T>(total: &mut Duration, f: impl FnOnce() -> T) -> T {
     result
 }
 
-fn stream(
+/// Hands batches to the writer thread; a closed queue means it failed.
+fn hand_over(batches: &SyncSender<Vec<Batch>>, list: Vec<Batch>) -> Result<(), DecodeError> {
+    if list.is_empty() {
+        return Ok(());
+    }
+    batches
+        .send(list)
+        .map_err(|_| DecodeError::Write("the Parquet writer stopped".to_owned()))
+}
+
+/// The decoding thread: chunks through the decoder and the transform chain.
+fn decode_stream(
     source: &Configured,
     transforms: &[Configured],
     artifact: &Artifact,
-    reader: &mut dyn Read,
-    sink: &mut ParquetSink,
+    chunks: Receiver<Vec<u8>>,
+    batches: &SyncSender<Vec<Batch>>,
     times: &mut StageTimes,
 ) -> Result<Counters, DecodeError> {
     let source_plugin: Arc<Plugin> = source.plugin.current();
@@ -104,16 +189,10 @@ fn stream(
         .zip(&transform_plugins)
         .map(|(t, plugin)| plugin.open_transformer(&t.params, &artifact.partition))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut buffer = vec![0u8; CHUNK_BYTES];
-    loop {
-        let read = timed(&mut times.decode, || read_full(reader, &mut buffer))
-            .map_err(|e| DecodeError::Archive(e.to_string()))?;
-        if read == 0 {
-            break;
-        }
-        let batches = timed(&mut times.decode, || decoder.push(&buffer[..read]))?;
-        let batches = timed(&mut times.transform, || push_through(&mut chain, batches))?;
-        timed(&mut times.write, || write_all(sink, batches))?;
+    for chunk in chunks {
+        let decoded = timed(&mut times.decode, || decoder.push(&chunk))?;
+        let transformed = timed(&mut times.transform, || push_through(&mut chain, decoded))?;
+        hand_over(batches, transformed)?;
     }
     let mut counters = Counters::new();
     let mut collect = |plugin: &str, recorded: Counters| {
@@ -121,10 +200,10 @@ fn stream(
             *counters.entry(format!("{plugin}.{name}")).or_insert(0) += value;
         }
     };
-    let (batches, recorded) = timed(&mut times.decode, || decoder.finish_with_counters())?;
+    let (decoded, recorded) = timed(&mut times.decode, || decoder.finish_with_counters())?;
     collect(source_plugin.name(), recorded);
-    let batches = timed(&mut times.transform, || push_through(&mut chain, batches))?;
-    timed(&mut times.write, || write_all(sink, batches))?;
+    let transformed = timed(&mut times.transform, || push_through(&mut chain, decoded))?;
+    hand_over(batches, transformed)?;
     // Finish transforms in order; what one emits at its end still flows
     // through the ones after it.
     let mut names = transform_plugins.iter().map(|p| p.name());
@@ -133,7 +212,7 @@ fn stream(
         let (tail, recorded) = timed(&mut times.transform, || first.finish_with_counters())?;
         collect(names.next().unwrap_or("transform"), recorded);
         let tail = timed(&mut times.transform, || push_through(&mut chain, tail))?;
-        timed(&mut times.write, || write_all(sink, tail))?;
+        hand_over(batches, tail)?;
     }
     Ok(counters)
 }

@@ -30,3 +30,20 @@ for row in cur.fetchall():
         .map(|l| serde_json::from_str(l).expect("json row"))
         .collect()
 }
+
+/// Whether any `.parquet` file exists under `dir` (DuckDB refuses a glob
+/// that matches nothing, and a run killed between creating a partition
+/// directory and publishing into it leaves an empty directory).
+pub fn has_parquet(dir: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        let path = entry.path();
+        if path.is_dir() {
+            has_parquet(&path)
+        } else {
+            path.extension().is_some_and(|e| e == "parquet")
+        }
+    })
+}

@@ -81,7 +81,7 @@ impl Fixture {
 
 /// Rows per Parquet file of the `ohlcv` table (each must be whole).
 pub fn rows_per_file(lake: &Path) -> Vec<(String, u64)> {
-    if !lake.join("ohlcv").exists() {
+    if !crate::support::duckdb::has_parquet(&lake.join("ohlcv")) {
         return Vec::new();
     }
     crate::support::duckdb::query(
