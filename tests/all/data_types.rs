@@ -161,3 +161,100 @@ fn trades_agg_trades_funding_and_metrics_land_typed_and_normalised() {
     );
     assert_eq!(metrics[1]["oi"], 80000.5);
 }
+
+/// Option archives (daily only, under `data/option/`): the BVOL index and
+/// end-of-hour summaries, read by header name; settled delivery contracts
+/// are left out of a symbol pattern unless asked for.
+#[test]
+fn option_archives_land_by_header_name_and_settled_contracts_are_skipped() {
+    let moto = Moto::start();
+    moto.create_public_bucket(ARCHIVE_BUCKET);
+    upload_csv(
+        &moto,
+        "data/option/daily/BVOLIndex/BTCBVOLUSDT/BTCBVOLUSDT-BVOLIndex-2023-08-16.zip",
+        "calc_time,symbol,base_asset,quote_asset,index_value\n\
+         1692144000000,BTCBVOLUSDT,BTC,USDT,41.25\n\
+         1692144060000,BTCBVOLUSDT,BTC,USDT,41.3\n",
+    );
+    upload_csv(
+        &moto,
+        "data/option/daily/EOHSummary/BTCUSDT/BTCUSDT-EOHSummary-2023-08-16.zip",
+        "date,hour,symbol,underlying,type,strike,open,high,low,close,volume_contracts,volume_usdt,best_bid_price,best_ask_price,best_bid_qty,best_ask_qty,best_buy_iv,best_sell_iv,mark_price,mark_iv,delta,gamma,vega,theta,openinterest_contracts,openinterest_usdt\n\
+         2023-08-16,0,BTC-230818-30000-C,BTCUSDT,C,30000,45,50,40,48,1.5,44000,47,49,2,3,0.31,0.35,48.2,0.33,0.2,0.0001,5.1,-20.5,12.5,370000\n",
+    );
+    // Cm delivery contracts: one long settled, one delivering in the future.
+    for symbol in ["BTCUSD_230929", "BTCUSD_991231"] {
+        upload_csv(
+            &moto,
+            &format!("data/futures/cm/daily/klines/{symbol}/1m/{symbol}-1m-2023-08-16.zip"),
+            "open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,taker_buy_quote_volume,ignore\n\
+             1692144000000,29000,29010,28990,29005,10,1692144059999,34,5,4,14,0\n",
+        );
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let window = ("2023-08-16", "2023-08-16");
+    let config = write_agent_config(
+        dir.path(),
+        r#"{ url = "lake" }"#,
+        &moto.host_port(),
+        &[
+            pipeline(
+                &moto,
+                "bvol",
+                "bvol_index",
+                r#"market = "option", data_type = "BVOLIndex", symbols = ["BTCBVOLUSDT"]"#,
+                window,
+            ),
+            pipeline(
+                &moto,
+                "eoh",
+                "eoh_summary",
+                r#"market = "option", data_type = "EOHSummary", symbols = ["BTCUSDT"]"#,
+                window,
+            ),
+            pipeline(
+                &moto,
+                "cm",
+                "cm_klines",
+                r#"market = "futures/cm", interval = "1m", symbols = ["BTCUSD_*"]"#,
+                window,
+            ),
+        ]
+        .concat(),
+    );
+    let (report, _) = sync_report(&config, &[], 0);
+    for pipeline in report["pipelines"].as_array().expect("pipelines") {
+        assert_eq!(pipeline["completed"], 1, "{pipeline:#}");
+    }
+    let lake = dir.path().join("lake");
+    let bvol = duckdb::query(
+        &lake,
+        "SELECT epoch_us(calc_time) AS t, index_value, market, symbol FROM read_parquet('{lake}/bvol_index/**/*.parquet', hive_partitioning = true) ORDER BY t",
+    );
+    assert_eq!(bvol.len(), 2);
+    assert_eq!(bvol[0]["t"], 1_692_144_000_000_000_i64);
+    assert_eq!(bvol[1]["index_value"], 41.3);
+    assert_eq!(bvol[0]["market"], "option");
+    assert_eq!(bvol[0]["symbol"], "BTCBVOLUSDT");
+    let eoh = duckdb::query(
+        &lake,
+        "SELECT hour, contract, symbol, type, strike, mark_iv, openinterest_usdt FROM read_parquet('{lake}/eoh_summary/**/*.parquet', hive_partitioning = true)",
+    );
+    assert_eq!(eoh.len(), 1);
+    assert_eq!(eoh[0]["hour"], 0);
+    assert_eq!(eoh[0]["contract"], "BTC-230818-30000-C");
+    assert_eq!(
+        eoh[0]["symbol"], "BTCUSDT",
+        "the partition is the underlying"
+    );
+    assert_eq!(eoh[0]["type"], "C");
+    assert_eq!(eoh[0]["strike"], 30000.0);
+    assert_eq!(eoh[0]["mark_iv"], 0.33);
+    assert_eq!(eoh[0]["openinterest_usdt"], 370000.0);
+    let cm = duckdb::query(
+        &lake,
+        "SELECT DISTINCT symbol FROM read_parquet('{lake}/cm_klines/**/*.parquet', hive_partitioning = true)",
+    );
+    assert_eq!(cm.len(), 1, "{cm:?}");
+    assert_eq!(cm[0]["symbol"], "BTCUSD_991231");
+}

@@ -182,6 +182,67 @@ pub const LIQUIDATION_SNAPSHOT: &[OutputColumn] = &[
     col("accumulated_fill_quantity", Float, 9),
 ];
 
+/// Option BVOL index files (`data/option/daily/BVOLIndex/BTCBVOLUSDT/…`),
+/// `calc_time,symbol,base_asset,quote_asset,index_value`. Read by header
+/// name when the file has a header (see [`by_header`]).
+pub const BVOL_INDEX: &[OutputColumn] = &[
+    col("calc_time", Epoch, 0),
+    col("symbol", Text, 1),
+    col("base_asset", Text, 2),
+    col("quote_asset", Text, 3),
+    col("index_value", Float, 4),
+];
+
+/// Option end-of-hour summaries (`data/option/daily/EOHSummary/BTCUSDT/…`),
+/// one row per contract and hour. Read by header name when the file has a
+/// header (see [`by_header`]); positions are the published order.
+pub const EOH_SUMMARY: &[OutputColumn] = &[
+    col("date", Text, 0),
+    col("hour", Int, 1),
+    // The file's `symbol` is the option contract (`BTC-230818-30000-C`);
+    // the lake's `symbol` partition is the underlying the file is under.
+    col("contract", Text, 2),
+    col("underlying", Text, 3),
+    col("type", Text, 4),
+    col("strike", Float, 5),
+    col("open", Float, 6),
+    col("high", Float, 7),
+    col("low", Float, 8),
+    col("close", Float, 9),
+    col("volume_contracts", Float, 10),
+    col("volume_usdt", Float, 11),
+    col("best_bid_price", Float, 12),
+    col("best_ask_price", Float, 13),
+    col("best_bid_qty", Float, 14),
+    col("best_ask_qty", Float, 15),
+    col("best_buy_iv", Float, 16),
+    col("best_sell_iv", Float, 17),
+    col("mark_price", Float, 18),
+    col("mark_iv", Float, 19),
+    col("delta", Float, 20),
+    col("gamma", Float, 21),
+    col("vega", Float, 22),
+    col("theta", Float, 23),
+    col("openinterest_contracts", Float, 24),
+    col("openinterest_usdt", Float, 25),
+];
+
+/// The header name of an output column, where the lake renames it.
+pub fn header_name(column: &str) -> &str {
+    match column {
+        "contract" => "symbol",
+        other => other,
+    }
+}
+
+/// Whether `data_type`'s columns are located by the header row's names
+/// (falling back to the positions above for a file without a header). The
+/// option files' formats are the least documented, so reading them by name
+/// keeps them right if Binance reorders or adds columns.
+pub fn by_header(data_type: &str) -> bool {
+    matches!(data_type, "BVOLIndex" | "EOHSummary")
+}
+
 /// Data types whose files live under an interval folder.
 pub const KLINE_TYPES: &[&str] = &[
     "klines",
@@ -203,13 +264,18 @@ pub const ALL_TYPES: &[&str] = &[
     "bookDepth",
     "metrics",
     "liquidationSnapshot",
+    "BVOLIndex",
+    "EOHSummary",
 ];
 
 /// Whether the archive publishes `data_type` for `market` and `period`.
 pub fn available(data_type: &str, market: Market, period: Period) -> bool {
-    use Market::{FuturesCm, FuturesUm};
+    use Market::{FuturesCm, FuturesUm, Options};
     use Period::{Daily, Monthly};
     let futures = matches!(market, FuturesUm | FuturesCm);
+    if market == Options {
+        return matches!(data_type, "BVOLIndex" | "EOHSummary") && period == Daily;
+    }
     match data_type {
         "klines" | "aggTrades" | "trades" => true,
         "indexPriceKlines" | "markPriceKlines" | "premiumIndexKlines" | "bookTicker" => futures,
@@ -234,6 +300,8 @@ pub fn layout(data_type: &str, market: Market) -> Option<&'static [OutputColumn]
         ("metrics", _) => METRICS,
         ("bookDepth", _) => BOOK_DEPTH,
         ("liquidationSnapshot", _) => LIQUIDATION_SNAPSHOT,
+        ("BVOLIndex", Market::Options) => BVOL_INDEX,
+        ("EOHSummary", Market::Options) => EOH_SUMMARY,
         _ => return None,
     })
 }
@@ -270,29 +338,38 @@ mod tests {
         assert!(!available("metrics", Market::FuturesUm, Period::Monthly));
     }
 
+    const MARKETS: [Market; 4] = [
+        Market::Spot,
+        Market::FuturesUm,
+        Market::FuturesCm,
+        Market::Options,
+    ];
+
     #[test]
-    fn every_type_has_a_layout_with_unique_names_per_market() {
+    fn every_available_type_has_a_layout_with_unique_names_that_fits() {
         for t in ALL_TYPES {
-            for m in [Market::Spot, Market::FuturesUm, Market::FuturesCm] {
-                let layout = layout(t, m).unwrap();
+            for m in MARKETS {
+                if !available(t, m, Period::Daily) && !available(t, m, Period::Monthly) {
+                    continue;
+                }
+                let layout = layout(t, m).unwrap_or_else(|| panic!("{t} in {m:?}"));
                 let mut names: Vec<_> = layout.iter().map(|c| c.name).collect();
                 names.sort_unstable();
                 names.dedup();
                 assert_eq!(names.len(), layout.len(), "{t}");
+                assert!(min_fields(layout) <= crate::decoder::MAX_FIELDS, "{t}");
             }
         }
     }
 
     #[test]
-    fn every_layout_fits_the_decoders_field_array() {
-        for t in ALL_TYPES {
-            for m in [Market::Spot, Market::FuturesUm, Market::FuturesCm] {
-                assert!(
-                    min_fields(layout(t, m).unwrap()) <= crate::decoder::MAX_FIELDS,
-                    "{t}"
-                );
-            }
-        }
+    fn options_have_only_their_daily_files() {
+        assert!(available("BVOLIndex", Market::Options, Period::Daily));
+        assert!(available("EOHSummary", Market::Options, Period::Daily));
+        assert!(!available("EOHSummary", Market::Options, Period::Monthly));
+        assert!(!available("klines", Market::Options, Period::Daily));
+        assert!(!available("BVOLIndex", Market::Spot, Period::Daily));
+        assert!(by_header("EOHSummary") && !by_header("klines"));
     }
 
     #[test]

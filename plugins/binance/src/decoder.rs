@@ -12,7 +12,7 @@ use cryptolake_plugin_sdk::columns::{self, ColumnBuilder, DictionaryBuilder};
 use cryptolake_plugin_sdk::csv::{self, EpochNormalizer, LineReader};
 use cryptolake_plugin_sdk::{Batch, PluginError};
 
-use crate::datatypes::{Kind, OutputColumn, min_fields};
+use crate::datatypes::{Kind, OutputColumn, header_name, min_fields};
 
 enum Buffer {
     Time(ColumnBuilder<i64>),
@@ -54,11 +54,15 @@ impl Buffer {
 }
 
 /// Fields read from a line; every layout reads fewer.
-pub const MAX_FIELDS: usize = 16;
+pub const MAX_FIELDS: usize = 32;
 
 /// Decodes one CSV file of a known layout, chunk by chunk.
 pub struct CsvDecoder {
     layout: &'static [OutputColumn],
+    /// Which CSV field feeds each output column: the layout's positions, or
+    /// the header's, for a layout read by header name.
+    fields: Vec<Option<usize>>,
+    by_header: bool,
     min_fields: usize,
     first_field_kind: Option<Kind>,
     lines: LineReader,
@@ -78,6 +82,8 @@ impl CsvDecoder {
         let capacity = batch_rows.min(8192);
         Self {
             layout,
+            fields: layout.iter().map(|c| c.field).collect(),
+            by_header: false,
             min_fields: min_fields(layout),
             first_field_kind: layout.iter().find(|c| c.field == Some(0)).map(|c| c.kind),
             lines: LineReader::new(),
@@ -90,6 +96,16 @@ impl CsvDecoder {
                 .map(|c| Buffer::new(c.kind, capacity))
                 .collect(),
             failed: false,
+        }
+    }
+
+    /// A decoder that, when a file has a header row, finds each column by
+    /// its name there (case, `_`, `-` and spaces ignored) instead of by
+    /// position; a column the header lacks is null.
+    pub fn by_header(layout: &'static [OutputColumn], batch_rows: usize) -> Self {
+        Self {
+            by_header: true,
+            ..Self::new(layout, batch_rows)
         }
     }
 
@@ -144,11 +160,52 @@ impl CsvDecoder {
         }
     }
 
+    /// For a layout read by name: whether `line` names at least two of its
+    /// columns.
+    fn names_columns(&self, line: &str) -> bool {
+        let names: Vec<String> = self
+            .layout
+            .iter()
+            .map(|c| normalise(header_name(c.name)))
+            .collect();
+        line.split(',')
+            .filter(|field| names.contains(&normalise(field)))
+            .count()
+            >= 2
+    }
+
+    /// Locates each column in the header row by name.
+    fn map_header(&mut self, line_no: u64, line: &str) -> Result<(), PluginError> {
+        let header: Vec<String> = line.split(',').map(normalise).collect();
+        self.fields = self
+            .layout
+            .iter()
+            .map(|c| {
+                header
+                    .iter()
+                    .position(|h| *h == normalise(header_name(c.name)))
+            })
+            .collect();
+        if let Some(index) = self.fields.iter().flatten().find(|i| **i >= MAX_FIELDS) {
+            return Err(PluginError::malformed(
+                Some(line_no),
+                format!(
+                    "the header puts a column at position {index}, beyond the {MAX_FIELDS} fields read"
+                ),
+            ));
+        }
+        self.min_fields = self.fields.iter().flatten().max().map_or(0, |i| i + 1);
+        Ok(())
+    }
+
     fn row(&mut self, line_no: u64, line: &str) -> Result<(), PluginError> {
         if !self.seen_first_line {
             self.seen_first_line = true;
             // Only a file's first line may be a header; a text row later
             // fails its numeric parse and is reported.
+            if self.by_header && self.names_columns(line) {
+                return self.map_header(line_no, line);
+            }
             if self.is_header(line) {
                 return Ok(());
             }
@@ -171,8 +228,13 @@ impl CsvDecoder {
                 ),
             ));
         }
-        for (column, buffer) in self.layout.iter().zip(self.buffers.iter_mut()) {
-            let Some(index) = column.field else {
+        for ((column, index), buffer) in self
+            .layout
+            .iter()
+            .zip(&self.fields)
+            .zip(self.buffers.iter_mut())
+        {
+            let Some(index) = *index else {
                 buffer.push_null();
                 continue;
             };
@@ -207,6 +269,16 @@ impl CsvDecoder {
                 .collect(),
         )
     }
+}
+
+/// A column name as compared with a header: lowercase, without `_`, `-`
+/// and spaces.
+fn normalise(name: &str) -> String {
+    name.trim()
+        .chars()
+        .filter(|c| !matches!(c, '_' | '-' | ' '))
+        .flat_map(char::to_lowercase)
+        .collect()
 }
 
 #[cfg(test)]
@@ -348,5 +420,75 @@ mod tests {
             b.column("funding_interval_hours").unwrap().nulls,
             Some(vec![true])
         );
+    }
+
+    #[test]
+    fn option_files_are_read_by_header_name() {
+        // Columns reordered and one extra: found by name.
+        let text = "index_value,calc_time,symbol,base_asset,quote_asset,extra\n\
+41.25,1692144000000,BTCBVOLUSDT,BTC,USDT,x\n\
+41.30,1692144060000,BTCBVOLUSDT,BTC,USDT,y\n";
+        let mut d = CsvDecoder::by_header(datatypes::BVOL_INDEX, 1000);
+        let mut batches = d.push(text.as_bytes()).unwrap();
+        batches.extend(d.finish().unwrap());
+        let b = &batches[0];
+        assert_eq!(b.rows, 2);
+        assert_eq!(
+            b.column("calc_time").unwrap().as_timestamp_us().unwrap(),
+            &[1_692_144_000_000_000, 1_692_144_060_000_000]
+        );
+        assert_eq!(
+            b.column("index_value").unwrap().as_float64().unwrap(),
+            &[41.25, 41.30]
+        );
+    }
+
+    #[test]
+    fn a_column_the_header_lacks_is_null_and_a_headerless_file_uses_positions() {
+        let with_header = "date,hour,symbol,underlying,type,strike,open,high,low,close\n\
+2023-08-16,0,BTC-230818-30000-C,BTCUSDT,C,30000,5.0,6.0,4.0,5.5\n";
+        let mut d = CsvDecoder::by_header(datatypes::EOH_SUMMARY, 1000);
+        let mut batches = d.push(with_header.as_bytes()).unwrap();
+        batches.extend(d.finish().unwrap());
+        let b = &batches[0];
+        assert_eq!(b.rows, 1);
+        assert_eq!(
+            b.column("strike").unwrap().as_float64().unwrap(),
+            &[30000.0]
+        );
+        assert_eq!(
+            b.column("mark_iv").unwrap().nulls.as_deref(),
+            Some(&[true][..])
+        );
+
+        let fields: Vec<String> = (0..26)
+            .map(|i| {
+                if i < 6 {
+                    [
+                        "2023-08-16",
+                        "1",
+                        "BTC-230818-30000-P",
+                        "BTCUSDT",
+                        "P",
+                        "30000",
+                    ][i]
+                        .to_owned()
+                } else {
+                    format!("{i}.5")
+                }
+            })
+            .collect();
+        let mut d = CsvDecoder::by_header(datatypes::EOH_SUMMARY, 1000);
+        let mut batches = d.push(fields.join(",").as_bytes()).unwrap();
+        batches.extend(d.finish().unwrap());
+        assert_eq!(
+            batches[0]
+                .column("openinterest_usdt")
+                .unwrap()
+                .as_float64()
+                .unwrap(),
+            &[25.5]
+        );
+        assert_eq!(batches[0].column("hour").unwrap().as_int64().unwrap(), &[1]);
     }
 }

@@ -155,6 +155,7 @@ pub fn discover(
             quote_assets: params.quote_assets.clone(),
             exclude_leveraged: params.exclude_leveraged,
             exclude_stablecoin_pairs: params.exclude_stablecoin_pairs,
+            settled_before: (!params.include_settled).then(|| today.to_owned()),
         };
         symbols::resolve(&params.symbols, &listed, &filters)
     } else {

@@ -87,9 +87,12 @@ impl GuestDecoder for FileDecoder {
                     artifact.partition.data_type
                 ))
             })?;
-        Ok(Decoder::new(FileDecoder(RefCell::new(
-            decoder::CsvDecoder::new(layout, params.batch_rows),
-        ))))
+        let decoder = if datatypes::by_header(&artifact.partition.data_type) {
+            decoder::CsvDecoder::by_header(layout, params.batch_rows)
+        } else {
+            decoder::CsvDecoder::new(layout, params.batch_rows)
+        };
+        Ok(Decoder::new(FileDecoder(RefCell::new(decoder))))
     }
 
     fn push(&self, chunk: Vec<u8>) -> Result<Vec<Batch>, PluginError> {

@@ -31,6 +31,9 @@ pub enum Market {
     /// Coin-margined futures.
     #[serde(rename = "futures/cm")]
     FuturesCm,
+    /// European options (BVOL index, end-of-hour summaries).
+    #[serde(rename = "option")]
+    Options,
 }
 
 impl Market {
@@ -40,6 +43,7 @@ impl Market {
             Market::Spot => "spot",
             Market::FuturesUm => "futures/um",
             Market::FuturesCm => "futures/cm",
+            Market::Options => "option",
         }
     }
 
@@ -49,6 +53,7 @@ impl Market {
             Market::Spot => "spot",
             Market::FuturesUm => "futures-um",
             Market::FuturesCm => "futures-cm",
+            Market::Options => "option",
         }
     }
 }
@@ -115,6 +120,10 @@ pub struct Params {
     /// For symbol patterns: drop stablecoin pairs (`USDCUSDT`, …).
     #[serde(default = "default_true")]
     pub exclude_stablecoin_pairs: bool,
+    /// For symbol patterns: keep delivery contracts that have settled
+    /// (`BTCUSD_230929` after 2023-09-29; SETTLED on the exchange).
+    #[serde(default)]
+    pub include_settled: bool,
     /// `listing` (S3 ListObjects) or `probe` (GET each expected
     /// `<key>.CHECKSUM`, for when the listing lags the CDN).
     #[serde(default)]
@@ -249,9 +258,9 @@ pub const SCHEMA: &str = r#"{
   "additionalProperties": false,
   "required": ["symbols"],
   "properties": {
-    "market": {"enum": ["spot", "futures/um", "futures/cm"], "default": "spot"},
+    "market": {"enum": ["spot", "futures/um", "futures/cm", "option"], "default": "spot"},
     "period": {"enum": ["daily", "monthly"], "default": "daily"},
-    "data_type": {"enum": ["klines", "indexPriceKlines", "markPriceKlines", "premiumIndexKlines", "aggTrades", "trades", "fundingRate", "bookTicker", "bookDepth", "metrics", "liquidationSnapshot"], "default": "klines"},
+    "data_type": {"enum": ["klines", "indexPriceKlines", "markPriceKlines", "premiumIndexKlines", "aggTrades", "trades", "fundingRate", "bookTicker", "bookDepth", "metrics", "liquidationSnapshot", "BVOLIndex", "EOHSummary"], "default": "klines"},
     "symbols": {"type": "array", "items": {"type": "string", "pattern": "^[A-Z0-9_*?]+$"}, "minItems": 1},
     "interval": {"enum": ["1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1mo"]},
     "listing_url": {"type": "string", "format": "uri", "default": "https://s3-ap-northeast-1.amazonaws.com/data.binance.vision"},
@@ -262,6 +271,7 @@ pub const SCHEMA: &str = r#"{
     "quote_assets": {"type": "array", "items": {"type": "string"}, "default": []},
     "exclude_leveraged": {"type": "boolean", "default": true},
     "exclude_stablecoin_pairs": {"type": "boolean", "default": true},
+    "include_settled": {"type": "boolean", "default": false},
     "discovery": {"enum": ["listing", "probe"], "default": "listing"}
   }
 }"#;

@@ -86,6 +86,22 @@ pub struct Filters {
     pub exclude_leveraged: bool,
     /// Drop stablecoin-to-stablecoin pairs.
     pub exclude_stablecoin_pairs: bool,
+    /// Drop delivery contracts delivered before this day (`YYYY-MM-DD`):
+    /// they are SETTLED on the exchange and their series has ended.
+    pub settled_before: Option<String>,
+}
+
+/// The delivery day of a dated delivery contract, `YYYY-MM-DD`:
+/// `BTCUSD_230929` → `2023-09-29`. `None` for perpetuals and spot pairs.
+pub fn delivery_date(symbol: &str) -> Option<String> {
+    let (_, suffix) = symbol.rsplit_once('_')?;
+    if suffix.len() != 6 || !suffix.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let (year, month, day) = (&suffix[0..2], &suffix[2..4], &suffix[4..6]);
+    let valid =
+        matches!(month.parse::<u8>(), Ok(1..=12)) && matches!(day.parse::<u8>(), Ok(1..=31));
+    valid.then(|| format!("20{year}-{month}-{day}"))
 }
 
 impl Filters {
@@ -93,7 +109,12 @@ impl Filters {
     pub fn keep(&self, symbol: &str) -> bool {
         let quote_ok = self.quote_assets.is_empty()
             || split(symbol).is_some_and(|(_, q)| self.quote_assets.iter().any(|w| w == q));
+        let settled = match (&self.settled_before, delivery_date(symbol)) {
+            (Some(today), Some(delivered)) => delivered < *today,
+            _ => false,
+        };
         quote_ok
+            && !settled
             && !(self.exclude_leveraged && is_leveraged(symbol))
             && !(self.exclude_stablecoin_pairs && is_stablecoin_pair(symbol))
     }
@@ -153,6 +174,7 @@ mod tests {
             quote_assets: vec![],
             exclude_leveraged: true,
             exclude_stablecoin_pairs: true,
+            settled_before: None,
         };
         let entries = vec!["*USDT".to_owned(), "USDCUSDT".to_owned()];
         assert_eq!(
@@ -166,6 +188,38 @@ mod tests {
         assert_eq!(
             resolve(&["*".to_owned()], &listed, &btc_quote),
             vec!["ETHBTC"]
+        );
+    }
+
+    #[test]
+    fn settled_delivery_contracts_are_dropped_unless_asked_for() {
+        assert_eq!(
+            delivery_date("BTCUSD_230929").as_deref(),
+            Some("2023-09-29")
+        );
+        assert_eq!(delivery_date("BTCUSD_PERP"), None);
+        assert_eq!(delivery_date("BTCUSDT"), None);
+        assert_eq!(delivery_date("BTCUSD_231399"), None);
+        let listed: Vec<String> = ["BTCUSD_230929", "BTCUSD_261225", "BTCUSD_PERP"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        let filters = Filters {
+            settled_before: Some("2026-11-25".to_owned()),
+            ..Filters::default()
+        };
+        assert_eq!(
+            resolve(&["BTCUSD_*".to_owned()], &listed, &filters),
+            vec!["BTCUSD_261225", "BTCUSD_PERP"]
+        );
+        assert_eq!(
+            resolve(&["BTCUSD_*".to_owned()], &listed, &Filters::default()).len(),
+            3
+        );
+        // Named explicitly: kept.
+        assert_eq!(
+            resolve(&["BTCUSD_230929".to_owned()], &listed, &filters),
+            vec!["BTCUSD_230929"]
         );
     }
 }
