@@ -113,10 +113,9 @@ impl Filters {
             (Some(today), Some(delivered)) => delivered < *today,
             _ => false,
         };
-        quote_ok
-            && !settled
-            && !(self.exclude_leveraged && is_leveraged(symbol))
-            && !(self.exclude_stablecoin_pairs && is_stablecoin_pair(symbol))
+        let leveraged = self.exclude_leveraged && is_leveraged(symbol);
+        let stablecoins = self.exclude_stablecoin_pairs && is_stablecoin_pair(symbol);
+        quote_ok && !settled && !leveraged && !stablecoins
     }
 }
 
