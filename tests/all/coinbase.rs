@@ -18,44 +18,21 @@ fn coinbase_candles_land_in_the_shared_ohlcv_table() {
     KlineFile::spot("BTCUSDT", date!(2024 - 01 - 01), 1440).upload(&moto);
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("agent.toml");
     let binance = binance_pipeline(
         "binance-spot",
         &format!("{}/{ARCHIVE_BUCKET}", moto.endpoint()),
         r#"interval = "1m", symbols = ["BTCUSDT"]"#,
         "table = \"ohlcv\"\nwindow = { start = \"2024-01-01\", end = \"2024-01-01\" }\ntransforms = [{ plugin = \"ohlcv\" }]",
     );
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-lake = {{ url = "lake" }}
-runtime = {{ cache_dir = "{cache}" }}
-[plugins.binance]
-file = "builtin:binance"
-allowed_hosts = ["{moto}"]
-[plugins.coinbase]
-file = "builtin:coinbase"
-allowed_hosts = ["{api_host}"]
-
-[[pipelines]]
-name = "coinbase-1m"
-table = "ohlcv"
-missing_checksum = "accept"
-attempts = 4
-rate_limit = {{ per_second = 10, burst = 15 }}
-window = {{ start = "2024-01-01", end = "2024-01-01" }}
-source = {{ plugin = "coinbase", params = {{ products = ["BTC-USD"], granularity = 60, api_url = "{api}" }} }}
-transforms = [{{ plugin = "ohlcv" }}]
-{binance}
-"#,
-            cache = compile_cache_dir().display(),
-            moto = moto.host_port(),
-            api_host = api.host_port(),
-            api = api.url(),
+    let config = write_coinbase_config(
+        dir.path(),
+        &api,
+        "rate_limit = { per_second = 10, burst = 15 }\nwindow = { start = \"2024-01-01\", end = \"2024-01-01\" }\ntransforms = [{ plugin = \"ohlcv\" }]",
+        &format!(
+            "[plugins.binance]\nfile = \"builtin:binance\"\nallowed_hosts = [\"{}\"]\n{binance}",
+            moto.host_port()
         ),
-    )
-    .expect("config");
+    );
 
     let (report, _) = sync_report(&config, &[], 0);
     assert_eq!(
@@ -124,34 +101,15 @@ transforms = [{{ plugin = "ohlcv" }}]
 fn the_host_paces_requests_to_the_configured_rate() {
     let api = CandlesServer::start();
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("agent.toml");
     let (per_second, burst) = (40.0, 4.0);
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-lake = {{ url = "lake" }}
-runtime = {{ cache_dir = "{cache}" }}
-[plugins.coinbase]
-file = "builtin:coinbase"
-allowed_hosts = ["{api_host}"]
-
-[[pipelines]]
-name = "coinbase-1m"
-table = "ohlcv"
-missing_checksum = "accept"
-attempts = 4
-concurrency = 8
-rate_limit = {{ per_second = {per_second}, burst = {burst} }}
-window = {{ start = "2024-01-01", end = "2024-01-06" }}
-source = {{ plugin = "coinbase", params = {{ products = ["BTC-USD"], granularity = 60, api_url = "{api}" }} }}
-"#,
-            cache = compile_cache_dir().display(),
-            api_host = api.host_port(),
-            api = api.url(),
+    let config = write_coinbase_config(
+        dir.path(),
+        &api,
+        &format!(
+            "concurrency = 8\nrate_limit = {{ per_second = {per_second}, burst = {burst} }}\nwindow = {{ start = \"2024-01-01\", end = \"2024-01-06\" }}"
         ),
-    )
-    .expect("config");
+        "",
+    );
     let (report, _) = sync_report(&config, &[], 0);
     assert_eq!(report["pipelines"][0]["completed"], 30, "{report:#}");
     let at = api.seen().at;
@@ -171,4 +129,38 @@ source = {{ plugin = "coinbase", params = {{ products = ["BTC-USD"], granularity
             );
         }
     }
+}
+
+/// Writes a config with a Coinbase pipeline (`coinbase-1m`, table `ohlcv`)
+/// against `api`, with `pipeline` lines added to it and `tail` appended.
+fn write_coinbase_config(
+    dir: &std::path::Path,
+    api: &CandlesServer,
+    pipeline: &str,
+    tail: &str,
+) -> std::path::PathBuf {
+    let config = dir.join("agent.toml");
+    let text = format!(
+        r#"
+lake = {{ url = "lake" }}
+runtime = {{ cache_dir = "{cache}" }}
+[plugins.coinbase]
+file = "builtin:coinbase"
+allowed_hosts = ["{api_host}"]
+
+[[pipelines]]
+name = "coinbase-1m"
+table = "ohlcv"
+missing_checksum = "accept"
+attempts = 4
+source = {{ plugin = "coinbase", params = {{ products = ["BTC-USD"], granularity = 60, api_url = "{api}" }} }}
+{pipeline}
+{tail}
+"#,
+        cache = compile_cache_dir().display(),
+        api_host = api.host_port(),
+        api = api.url(),
+    );
+    std::fs::write(&config, text).expect("config");
+    config
 }

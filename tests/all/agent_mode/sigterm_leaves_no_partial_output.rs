@@ -6,18 +6,25 @@ use super::{Fixture, PATIENCE, ROWS, rows_per_file};
 use crate::support::agent::{RunningAgent, manifest_entries};
 use crate::support::{run_cryptolake, sync_report};
 
-#[test]
-fn sigterm_leaves_no_partial_output() {
-    let days = 40;
+/// `days` of archives and a curated pipeline paced at 12 requests/s, so a
+/// signal lands mid-run.
+fn paced(days: i64, concurrency: u32) -> (Fixture, std::path::PathBuf) {
     let fixture = Fixture::new(&["ETHUSDT"], days);
     let config = fixture.write_config(
         "",
         &fixture.pipeline(
             "spot",
             "ETHUSDT",
-            "concurrency = 3\nrate_limit = { per_second = 12, burst = 1 }\ntransforms = [{ plugin = \"ohlcv\" }]",
+            &format!("concurrency = {concurrency}\nrate_limit = {{ per_second = 12, burst = 1 }}\ntransforms = [{{ plugin = \"ohlcv\" }}]"),
         ),
     );
+    (fixture, config)
+}
+
+#[test]
+fn sigterm_leaves_no_partial_output() {
+    let days = 40;
+    let (fixture, config) = paced(days, 3);
     let mut agent = RunningAgent::start(&config);
     agent.wait_for_message("Artifact committed to the lake.", 4, PATIENCE);
     agent.signal("TERM");
@@ -64,15 +71,7 @@ fn sigterm_leaves_no_partial_output() {
 #[test]
 fn a_second_signal_stops_at_once_and_the_lake_stays_consistent() {
     let days = 30;
-    let fixture = Fixture::new(&["ETHUSDT"], days);
-    let config = fixture.write_config(
-        "",
-        &fixture.pipeline(
-            "spot",
-            "ETHUSDT",
-            "concurrency = 4\nrate_limit = { per_second = 12, burst = 1 }\ntransforms = [{ plugin = \"ohlcv\" }]",
-        ),
-    );
+    let (fixture, config) = paced(days, 4);
     // A long grace period: only the second signal can make it exit soon.
     let text = std::fs::read_to_string(&config).expect("config");
     std::fs::write(
