@@ -6,6 +6,7 @@
 # rows/s and peak RSS.
 #
 # usage: bench/curate/run.sh [ROWS]   (default 1000000; needs moto, duckdb, polars from pip)
+#        ONLY=cryptolake bench/curate/run.sh 6700000   (a ~1 GB CSV: cryptolake's peak RSS alone)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROWS=${1:-1000000}
@@ -78,6 +79,7 @@ run() { # name, command...
 }
 CSV=$WORK/BTCUSDT-1s-2025-01-01.csv
 run cryptolake $BIN sync --config "$WORK/agent.toml" --log-level warn
+python3 -c "import duckdb; print('cryptolake rows written:', duckdb.sql(\"SELECT count(*) FROM read_parquet('$WORK/lake/ohlcv/**/*.parquet')\").fetchall()[0][0])"
+if [ "${ONLY:-}" = cryptolake ]; then exit 0; fi
 run duckdb python3 -c "import duckdb; c=duckdb.connect(); c.execute('SET threads=2'); c.execute(\"COPY (SELECT * FROM read_csv('$CSV', header=false)) TO '$WORK/duckdb.parquet' (FORMAT parquet, COMPRESSION zstd)\")"
 run polars python3 -c "import polars as pl; pl.read_csv('$CSV', has_header=False).write_parquet('$WORK/polars.parquet', compression='zstd')"
-python3 -c "import duckdb; print('cryptolake rows written:', duckdb.sql(\"SELECT count(*) FROM read_parquet('$WORK/lake/ohlcv/**/*.parquet')\").fetchall()[0][0])"

@@ -213,7 +213,7 @@ impl CsvDecoder {
         // Field slices on the stack: no allocation per line.
         let mut fields = [""; MAX_FIELDS];
         let mut found = 0;
-        for field in line.split(',') {
+        for field in csv::fields(line) {
             if found < MAX_FIELDS {
                 fields[found] = field;
             }

@@ -41,7 +41,13 @@ pub struct Built {
 /// the lock file. Panics (the build-script way of failing) with an actionable
 /// message when the target is missing or the nested build fails.
 pub fn build_guests(workspace_root: &Path, guests: &[Guest<'_>]) -> Vec<Built> {
-    for dir in ["wit", "plugins/sdk", "Cargo.lock", "Cargo.toml"] {
+    for dir in [
+        "wit",
+        "plugins/sdk",
+        "Cargo.lock",
+        "Cargo.toml",
+        ".cargo/config.toml",
+    ] {
         println!(
             "cargo:rerun-if-changed={}",
             workspace_root.join(dir).display()
