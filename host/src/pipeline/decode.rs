@@ -71,7 +71,7 @@ pub struct StageTimes {
 /// Three stages overlap on three threads, joined by small bounded queues:
 /// decompression (a reader thread), decoding and transforms (this thread,
 /// which makes the plugin calls), and Parquet encoding (a writer thread).
-/// Memory stays bounded by the queues: two chunks and four batch lists.
+/// Memory stays bounded by the queues: two chunks and two batch lists.
 pub fn decode_archive(
     source: &Configured,
     transforms: &[Configured],
@@ -86,7 +86,7 @@ pub fn decode_archive(
         let reader = std::thread::Builder::new()
             .name("decompress".to_owned())
             .spawn_scoped(scope, move || read_chunks(archive, compression, chunks));
-        let (batches, batches_in) = sync_channel::<Vec<Batch>>(4);
+        let (batches, batches_in) = sync_channel::<Vec<Batch>>(2);
         let writer = std::thread::Builder::new()
             .name("parquet".to_owned())
             .spawn_scoped(scope, move || {

@@ -263,9 +263,36 @@ impl EpochNormalizer {
 
 /// Parses an integer field, naming the column and line on failure.
 pub fn parse_int(field: &str, line: u64, column: &str) -> Result<i64, PluginError> {
-    field.trim().parse::<i64>().map_err(|_| {
-        PluginError::malformed(Some(line), format!("{column}: `{field}` is not an integer"))
-    })
+    let text = field.trim();
+    short_int(text)
+        .or_else(|| text.parse::<i64>().ok())
+        .ok_or_else(|| {
+            PluginError::malformed(Some(line), format!("{column}: `{field}` is not an integer"))
+        })
+}
+
+/// Up to 18 digits with an optional sign, which cannot overflow an `i64`,
+/// so no per-digit overflow check. `str::parse` checks every digit beyond
+/// 15, and epoch microseconds have 16; in wasm32 the check is a software
+/// 128-bit multiply, which made integer parsing a hot spot of the decoders.
+fn short_int(text: &str) -> Option<i64> {
+    let (negative, digits) = match text.as_bytes() {
+        [b'-', rest @ ..] => (true, rest),
+        [b'+', rest @ ..] => (false, rest),
+        bytes => (false, bytes),
+    };
+    if digits.is_empty() || digits.len() > 18 {
+        return None;
+    }
+    let mut value: i64 = 0;
+    for &b in digits {
+        let digit = b.wrapping_sub(b'0');
+        if digit > 9 {
+            return None;
+        }
+        value = value * 10 + i64::from(digit);
+    }
+    Some(if negative { -value } else { value })
 }
 
 /// Parses a decimal field, naming the column and line on failure.
@@ -389,6 +416,30 @@ mod tests {
         assert_eq!(malformed.line, Some(3));
         assert!(malformed.message.contains("UTF-8"), "{}", malformed.message);
         assert_eq!(seen, vec![(1, "a,1".to_owned()), (2, "b,2".to_owned())]);
+    }
+
+    #[test]
+    fn integers_parse_like_str_parse() {
+        for text in [
+            "0",
+            "7",
+            "-12",
+            "+12",
+            "1735689600000000",
+            "999999999999999999",
+            "9223372036854775807",
+            "-9223372036854775808",
+        ] {
+            assert_eq!(
+                parse_int(text, 1, "c").ok(),
+                text.parse::<i64>().ok(),
+                "{text}"
+            );
+        }
+        for bad in ["", "-", "+", "1.5", "12a", "9223372036854775808", "1 2"] {
+            assert!(parse_int(bad, 1, "c").is_err(), "{bad:?}");
+        }
+        assert_eq!(parse_int(" 42 ", 1, "c").ok(), Some(42));
     }
 
     #[test]
