@@ -75,10 +75,11 @@ run() { # name, command...
   local name=$1; shift
   /usr/bin/time -f "%e %M" -o "$WORK/$name.time" "$@" > "$WORK/$name.out" 2> "$WORK/$name.err"
   read -r secs kb < "$WORK/$name.time"
+  [ -n "${LOG_LEVEL:-}" ] && grep -h "Archive" "$WORK/$name.err" >&2
   python3 -c "import sys; s=float(sys.argv[2]); print(f'{sys.argv[1]:<12} {s:7.2f} s  {int(sys.argv[4])/s/1e6:6.2f} M rows/s  peak RSS {int(sys.argv[3])//1024} MiB')" "$name" "$secs" "$kb" "$ROWS"
 }
 CSV=$WORK/BTCUSDT-1s-2025-01-01.csv
-run cryptolake $BIN sync --config "$WORK/agent.toml" --log-level warn
+run cryptolake $BIN sync --config "$WORK/agent.toml" --log-level "${LOG_LEVEL:-warn}"
 python3 -c "import duckdb; print('cryptolake rows written:', duckdb.sql(\"SELECT count(*) FROM read_parquet('$WORK/lake/ohlcv/**/*.parquet')\").fetchall()[0][0])"
 if [ "${ONLY:-}" = cryptolake ]; then exit 0; fi
 run duckdb python3 -c "import duckdb; c=duckdb.connect(); c.execute('SET threads=2'); c.execute(\"COPY (SELECT * FROM read_csv('$CSV', header=false)) TO '$WORK/duckdb.parquet' (FORMAT parquet, COMPRESSION zstd)\")"

@@ -17,6 +17,7 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 
 use super::layout::PARTITION_COLUMNS;
 use crate::plugin::{Batch, ColumnValues, PartitionValues};
@@ -52,17 +53,18 @@ impl ParquetSink {
 
     /// Appends a batch. The first batch fixes the schema; later ones must
     /// have the same column names and types.
-    pub fn write(&mut self, batch: &Batch) -> Result<(), String> {
+    pub fn write(&mut self, batch: Batch) -> Result<(), String> {
         if batch.rows == 0 {
             return Ok(());
         }
+        let rows = batch.rows;
         let record = self.to_record_batch(batch)?;
         match &self.schema {
             None => {
                 let writer = ArrowWriter::try_new(
                     self.file.try_clone().map_err(|e| e.to_string())?,
                     record.schema(),
-                    Some(properties()),
+                    Some(properties(&record.schema())),
                 )
                 .map_err(|e| e.to_string())?;
                 self.schema = Some(record.schema());
@@ -80,7 +82,7 @@ impl ParquetSink {
         if let Some(writer) = &mut self.writer {
             writer.write(&record).map_err(|e| e.to_string())?;
         }
-        self.rows += u64::from(batch.rows);
+        self.rows += u64::from(rows);
         Ok(())
     }
 
@@ -96,10 +98,11 @@ impl ParquetSink {
         }
     }
 
-    fn to_record_batch(&self, batch: &Batch) -> Result<RecordBatch, String> {
+    /// Converts a batch, moving its value buffers into Arrow arrays (no copy).
+    fn to_record_batch(&self, batch: Batch) -> Result<RecordBatch, String> {
         let mut fields = Vec::with_capacity(batch.columns.len());
         let mut arrays: Vec<ArrayRef> = Vec::with_capacity(batch.columns.len());
-        for column in &batch.columns {
+        for column in batch.columns {
             if let Some(index) = PARTITION_COLUMNS.iter().position(|p| *p == column.name) {
                 let expected = [
                     &self.partition.exchange,
@@ -114,14 +117,14 @@ impl ParquetSink {
                 .as_ref()
                 .map(|nulls| nulls.iter().map(|null| !null).collect::<Vec<bool>>());
             let nullable = valid.is_some();
-            let (data_type, array): (DataType, ArrayRef) = match &column.values {
+            let (data_type, array): (DataType, ArrayRef) = match column.values {
                 ColumnValues::Int64(v) => (
                     DataType::Int64,
-                    Arc::new(Int64Array::new(v.clone().into(), valid.map(Into::into))),
+                    Arc::new(Int64Array::new(v.into(), valid.map(Into::into))),
                 ),
                 ColumnValues::Float64(v) => (
                     DataType::Float64,
-                    Arc::new(Float64Array::new(v.clone().into(), valid.map(Into::into))),
+                    Arc::new(Float64Array::new(v.into(), valid.map(Into::into))),
                 ),
                 ColumnValues::Boolean(v) => (
                     DataType::Boolean,
@@ -149,7 +152,7 @@ impl ParquetSink {
                 ColumnValues::TimestampUs(v) => (
                     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
                     Arc::new(
-                        TimestampMicrosecondArray::new(v.clone().into(), valid.map(Into::into))
+                        TimestampMicrosecondArray::new(v.into(), valid.map(Into::into))
                             .with_timezone("UTC"),
                     ),
                 ),
@@ -194,13 +197,24 @@ fn check_partition_column(name: &str, values: &ColumnValues, expected: &str) -> 
     }
 }
 
-fn properties() -> WriterProperties {
-    WriterProperties::builder()
+/// zstd level 3 (what DuckDB and Polars use), page statistics, and
+/// dictionary encoding only for text: prices, volumes and timestamps are
+/// nearly all distinct, so trying a dictionary for them costs a hash per
+/// value and is then abandoned for plain encoding anyway.
+fn properties(schema: &Schema) -> WriterProperties {
+    let mut builder = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_statistics_enabled(EnabledStatistics::Page)
-        .set_created_by(concat!("cryptolake ", env!("CARGO_PKG_VERSION")).to_owned())
-        .build()
+        .set_dictionary_enabled(false)
+        .set_created_by(concat!("cryptolake ", env!("CARGO_PKG_VERSION")).to_owned());
+    for field in schema.fields() {
+        if matches!(field.data_type(), DataType::Utf8 | DataType::Dictionary(..)) {
+            builder = builder
+                .set_column_dictionary_enabled(ColumnPath::from(field.name().as_str()), true);
+        }
+    }
+    builder.build()
 }
 
 fn describe(schema: &Schema) -> String {

@@ -128,18 +128,19 @@ pub fn decode_archive(
 }
 
 /// The reader thread: decompressed payload in chunks of [`CHUNK_BYTES`],
-/// until the end or until the decoder stops listening. Returns its time.
+/// until the end or until the decoder stops listening. Returns the time it
+/// spent decompressing (not waiting for the decoder).
 fn read_chunks(
     archive: &Path,
     compression: Compression,
     chunks: SyncSender<Vec<u8>>,
 ) -> Result<Duration, DecodeError> {
-    let started = Instant::now();
+    let mut spent = Duration::ZERO;
     with_payload(archive, compression, |reader| {
         loop {
             let mut buffer = vec![0u8; CHUNK_BYTES];
-            let read =
-                read_full(reader, &mut buffer).map_err(|e| DecodeError::Archive(e.to_string()))?;
+            let read = timed(&mut spent, || read_full(reader, &mut buffer))
+                .map_err(|e| DecodeError::Archive(e.to_string()))?;
             if read == 0 {
                 return Ok(());
             }
@@ -150,7 +151,7 @@ fn read_chunks(
             }
         }
     })?;
-    Ok(started.elapsed())
+    Ok(spent)
 }
 
 /// Runs `f`, adding its duration to `total`.
@@ -232,7 +233,7 @@ fn push_through(
 }
 
 fn write_all(sink: &mut ParquetSink, batches: Vec<Batch>) -> Result<(), DecodeError> {
-    for batch in &batches {
+    for batch in batches {
         sink.write(batch).map_err(DecodeError::Write)?;
     }
     Ok(())

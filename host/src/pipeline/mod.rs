@@ -699,6 +699,12 @@ impl PipelineRun {
             .instrument(tracing::info_span!("transfer"))
             .await?;
         metrics::stage(&self.spec.name, "transfer", started.elapsed());
+        tracing::debug!(
+            artifact = %artifact.key,
+            bytes = downloaded.bytes,
+            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "Archive downloaded and verified."
+        );
         let output_key = layout::output_key(table, &artifact.partition, &artifact.key);
         let parquet = self
             .lake
@@ -736,7 +742,15 @@ impl PipelineRun {
         })
         .await
         .map_err(|e| Attempt::Fail(format!("decode task failed: {e}")))?;
-        if let Ok((_, _, _, times)) = &decoded {
+        if let Ok((rows, _, _, times)) = &decoded {
+            tracing::debug!(
+                artifact = %artifact.key,
+                rows,
+                decode_ms = times.decode.as_secs_f64() * 1000.0,
+                transform_ms = times.transform.as_secs_f64() * 1000.0,
+                write_ms = times.write.as_secs_f64() * 1000.0,
+                "Archive decoded; the stages overlap, so their times add up to more than the wall time."
+            );
             metrics::stage(&self.spec.name, "decode", times.decode);
             metrics::stage(&self.spec.name, "transform", times.transform);
             metrics::stage(&self.spec.name, "write", times.write);
