@@ -41,13 +41,14 @@ fn trades_agg_trades_funding_and_metrics_land_typed_and_normalised() {
          1001,3400.5,1.25,5001,5003,1709251200100,true\n\
          1002,3400.75,0.5,5004,5004,1709251200200,false\n",
     );
-    // Funding: monthly only, with header.
+    // Funding: monthly only, with header; rows on two days of the month.
     upload_csv(
         &moto,
         "data/futures/um/monthly/fundingRate/BTCUSDT/BTCUSDT-fundingRate-2024-03.zip",
         "calc_time,funding_interval_hours,last_funding_rate\n\
          1709251200000,8,0.00010000\n\
-         1709280000000,8,-0.00002500\n",
+         1709280000000,8,-0.00002500\n\
+         1711843200000,8,0.00003000\n",
     );
     // Metrics: text datetimes, rows not sorted.
     upload_csv(
@@ -142,10 +143,18 @@ fn trades_agg_trades_funding_and_metrics_land_typed_and_normalised() {
         "SELECT epoch_ms(calc_time) AS t, funding_interval_hours AS h, last_funding_rate AS r, CAST(date AS VARCHAR) AS d \
          FROM read_parquet('{lake}/funding_rate/**/*.parquet', hive_partitioning = true) ORDER BY 1",
     );
-    assert_eq!(funding.len(), 2);
+    assert_eq!(funding.len(), 3);
     assert_eq!(funding[1]["r"], -0.000025);
     assert_eq!(funding[0]["h"], 8);
-    assert_eq!(funding[0]["d"], "2024-03");
+    // A monthly archive lands in daily partitions, like daily archives do.
+    assert_eq!(funding[0]["d"], "2024-03-01");
+    assert_eq!(funding[1]["d"], "2024-03-01");
+    assert_eq!(funding[2]["d"], "2024-03-31");
+    let files = duckdb::query(
+        &lake,
+        "SELECT count(DISTINCT filename) AS n FROM read_parquet('{lake}/funding_rate/**/*.parquet', filename = true)",
+    );
+    assert_eq!(files[0]["n"], 2, "one file per day");
 
     let metrics = duckdb::query(
         &lake,

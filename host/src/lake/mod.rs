@@ -12,6 +12,7 @@
 pub mod inspect;
 pub mod layout;
 pub mod manifest;
+pub mod outputs;
 pub mod parquet;
 
 use std::path::{Path, PathBuf};

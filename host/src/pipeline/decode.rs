@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::time::{Duration, Instant};
 
-use crate::lake::parquet::ParquetSink;
+use crate::lake::outputs::Outputs;
 use crate::plugin::{
     Artifact, Batch, Compression, Counters, Plugin, PluginCallError, PluginHandle, TransformSession,
 };
@@ -77,7 +77,7 @@ pub fn decode_archive(
     transforms: &[Configured],
     artifact: &Artifact,
     archive: &Path,
-    sink: &mut ParquetSink,
+    sink: &mut Outputs,
 ) -> Result<(Counters, StageTimes), DecodeError> {
     let mut times = StageTimes::default();
     let compression = artifact.compression;
@@ -232,7 +232,7 @@ fn push_through(
     Ok(batches)
 }
 
-fn write_all(sink: &mut ParquetSink, batches: Vec<Batch>) -> Result<(), DecodeError> {
+fn write_all(sink: &mut Outputs, batches: Vec<Batch>) -> Result<(), DecodeError> {
     for batch in batches {
         sink.write(batch).map_err(DecodeError::Write)?;
     }

@@ -26,7 +26,7 @@ use crate::config::{MissingChecksumPolicy, PipelineSpec, TransferMode};
 use crate::lake::manifest::{
     self, Lineage, ManifestEntry, OutputFile, ReplacedVersion, SourceIdentity,
 };
-use crate::lake::parquet::ParquetSink;
+use crate::lake::outputs::Outputs;
 use crate::lake::{CopyVerification, DirectCopy, Lake, layout};
 use crate::plugin::{
     Artifact, ChecksumSource, PluginCallError, Window, bindings::types::S3Location,
@@ -705,14 +705,11 @@ impl PipelineRun {
             elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
             "Archive downloaded and verified."
         );
-        let output_key = layout::output_key(table, &artifact.partition, &artifact.key);
-        let parquet = self
-            .lake
-            .staging_file()
-            .map_err(|e| Attempt::Fail(e.to_string()))?;
         let (source, transforms) = (self.source.clone(), self.transforms.clone());
         let (artifact_owned, archive_path) = (artifact.clone(), staged.path().to_owned());
-        let out_file = parquet.reopen().map_err(|e| Attempt::Fail(e.to_string()))?;
+        let lake = self.lake.clone();
+        let new_file: crate::lake::outputs::NewFile =
+            Box::new(move || lake.staging_file().map_err(|e| e.to_string()));
         // Decode, transform and write interleave batch by batch: one span
         // covers them, with the time of each recorded on it.
         let span = tracing::info_span!(
@@ -723,22 +720,22 @@ impl PipelineRun {
         );
         let decoded = tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
-            let mut sink = ParquetSink::new(out_file, artifact_owned.partition.clone());
+            let mut outputs = Outputs::new(artifact_owned.partition.clone(), new_file);
             let (counters, mut times) = decode::decode_archive(
                 &source,
                 &transforms,
                 &artifact_owned,
                 &archive_path,
-                &mut sink,
+                &mut outputs,
             )?;
-            let rows = sink.rows();
+            let rows = outputs.rows();
             let finishing = Instant::now();
-            let wrote = sink.finish().map_err(DecodeError::Write)?;
+            let staged_outputs = outputs.finish().map_err(DecodeError::Write)?;
             times.write += finishing.elapsed();
             span.record("decode_ms", times.decode.as_secs_f64() * 1000.0);
             span.record("transform_ms", times.transform.as_secs_f64() * 1000.0);
             span.record("write_ms", times.write.as_secs_f64() * 1000.0);
-            Ok::<_, DecodeError>((rows, wrote, counters, times))
+            Ok::<_, DecodeError>((rows, staged_outputs, counters, times))
         })
         .await
         .map_err(|e| Attempt::Fail(format!("decode task failed: {e}")))?;
@@ -755,7 +752,7 @@ impl PipelineRun {
             metrics::stage(&self.spec.name, "transform", times.transform);
             metrics::stage(&self.spec.name, "write", times.write);
         }
-        let (rows, wrote, counters) = match decoded.map(|(r, w, c, _)| (r, w, c)) {
+        let (rows, staged_outputs, counters) = match decoded.map(|(r, w, c, _)| (r, w, c)) {
             Ok(done) => done,
             Err(DecodeError::Archive(message)) => {
                 return Err(Attempt::Quarantine {
@@ -777,15 +774,18 @@ impl PipelineRun {
             }
             Err(error) => return Err(Attempt::Fail(error.to_string())),
         };
+        // One file per artifact, or per day for a monthly archive; named
+        // after the artifact, so re-processing replaces them.
         let mut outputs = Vec::new();
-        if wrote {
+        for staged_output in staged_outputs {
+            let key = layout::output_key(table, &staged_output.partition, &artifact.key);
             self.lake
-                .publish(parquet, &output_key)
+                .publish(staged_output.file, &key)
                 .await
                 .map_err(|e| Attempt::Fail(e.to_string()))?;
             outputs.push(OutputFile {
-                key: output_key,
-                rows,
+                key,
+                rows: staged_output.rows,
             });
         }
         let raw_key = if self.spec.raw {
