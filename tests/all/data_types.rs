@@ -267,3 +267,66 @@ fn option_archives_land_by_header_name_and_settled_contracts_are_skipped() {
     assert_eq!(cm.len(), 1, "{cm:?}");
     assert_eq!(cm[0]["symbol"], "BTCUSD_991231");
 }
+
+/// A re-published monthly archive whose rows now fall on other days: its new
+/// daily files replace the old ones, and a day it no longer has is removed,
+/// so no stale row survives.
+#[test]
+fn a_republished_monthly_archive_leaves_no_stale_day_behind() {
+    let moto = Moto::start();
+    moto.create_public_bucket(ARCHIVE_BUCKET);
+    let key = "data/futures/um/monthly/fundingRate/BTCUSDT/BTCUSDT-fundingRate-2024-03.zip";
+    let header = "calc_time,funding_interval_hours,last_funding_rate\n";
+    // 2024-03-01 and 2024-03-31.
+    upload_csv(
+        &moto,
+        key,
+        &format!("{header}1709251200000,8,0.0001\n1711843200000,8,0.0003\n"),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_agent_config(
+        dir.path(),
+        r#"{ url = "lake" }"#,
+        &moto.host_port(),
+        &pipeline(
+            &moto,
+            "funding",
+            "funding_rate",
+            r#"market = "futures/um", period = "monthly", data_type = "fundingRate", symbols = ["BTCUSDT"]"#,
+            ("2024-03-01", "2024-03-31"),
+        ),
+    );
+    sync_report(&config, &[], 0);
+    // Re-published: 2024-03-01 corrected, 2024-03-31 gone, 2024-03-15 new.
+    upload_csv(
+        &moto,
+        key,
+        &format!("{header}1709251200000,8,0.0002\n1710460800000,8,0.0005\n"),
+    );
+    let (report, _) = sync_report(&config, &[], 0);
+    assert_eq!(
+        report["pipelines"][0]["artifacts"][0]["reason"], "republished",
+        "{report:#}"
+    );
+    let lake = dir.path().join("lake");
+    let rows = duckdb::query(
+        &lake,
+        "SELECT CAST(date AS VARCHAR) AS d, last_funding_rate AS r FROM read_parquet('{lake}/funding_rate/**/*.parquet', hive_partitioning = true) ORDER BY d",
+    );
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(
+        (rows[0]["d"].as_str(), rows[0]["r"].as_f64()),
+        (Some("2024-03-01"), Some(0.0002))
+    );
+    assert_eq!(
+        (rows[1]["d"].as_str(), rows[1]["r"].as_f64()),
+        (Some("2024-03-15"), Some(0.0005))
+    );
+    let verify =
+        crate::support::run_cryptolake(&["lake", "verify", "--config", config.to_str().unwrap()]);
+    assert!(
+        verify.status.success(),
+        "{}",
+        crate::support::describe(&verify)
+    );
+}

@@ -390,6 +390,25 @@ impl Lake {
         Ok(keys)
     }
 
+    /// Deletes an object; one that does not exist is not an error.
+    pub async fn delete(&self, key: &str) -> Result<(), LakeError> {
+        match &self.backend {
+            Backend::Local { root } => {
+                let path = root.join(key);
+                match tokio::fs::remove_file(&path).await {
+                    Ok(()) => Ok(()),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                    Err(source) => Err(LakeError::Io { path, source }),
+                }
+            }
+            Backend::S3(s3) => s3
+                .client
+                .delete(&s3.bucket, &s3.object(key))
+                .await
+                .map_err(s3.error(key)),
+        }
+    }
+
     /// The size of an object, or `None` when it does not exist.
     pub async fn size(&self, key: &str) -> Result<Option<u64>, LakeError> {
         match &self.backend {

@@ -85,14 +85,25 @@ impl StopSignal {
 /// The outcome of discovery and reconciliation.
 #[derive(Debug, Clone)]
 pub struct Planned {
-    /// Artifacts to process, with the reason and the history their new
-    /// manifest entry carries (the replaced publications, for a re-published
-    /// artifact; empty otherwise).
-    pub todo: Vec<(Artifact, Reason, Vec<ReplacedVersion>)>,
+    /// Artifacts to process, with the reason and what an earlier entry
+    /// leaves behind.
+    pub todo: Vec<(Artifact, Reason, Prior)>,
     /// How many the source listed.
     pub discovered: usize,
     /// Gaps in the source's series.
     pub missing: Vec<MissingSeries>,
+}
+
+/// What an artifact's earlier manifest entry leaves to its next one.
+#[derive(Debug, Clone, Default)]
+pub struct Prior {
+    /// The history the new entry carries (the replaced publications, for a
+    /// re-published artifact).
+    pub history: Vec<ReplacedVersion>,
+    /// The earlier entry's output files: those the new run does not write
+    /// again are deleted, so a re-published archive with other days leaves
+    /// no stale rows behind.
+    pub outputs: Vec<String>,
 }
 
 /// Why an artifact is (re)processed.
@@ -182,7 +193,7 @@ impl PipelineRun {
                     None
                 };
             let decision = match recorded {
-                None => Some((Reason::New, Vec::new())),
+                None => Some((Reason::New, Prior::default())),
                 Some(entry)
                     if !entry
                         .source
@@ -190,23 +201,29 @@ impl PipelineRun {
                 {
                     // The replaced publication joins the history now, so
                     // the commit need not read the entry again.
+                    let outputs = entry.outputs.iter().map(|o| o.key.clone()).collect();
                     let mut history = entry.history;
                     history.push(ReplacedVersion {
                         source: entry.source,
                         sha256: entry.sha256,
                         completed_at: entry.completed_at,
                     });
-                    Some((Reason::Republished, history))
+                    Some((Reason::Republished, Prior { history, outputs }))
                 }
                 Some(entry) => {
                     let present = manifest::outputs_present(&self.lake, &entry)
                         .await
                         .map_err(|source| self.lake_error(source))?;
-                    (!present).then_some((Reason::OutputsMissing, entry.history))
+                    let outputs = entry.outputs.iter().map(|o| o.key.clone()).collect();
+                    let prior = Prior {
+                        history: entry.history,
+                        outputs,
+                    };
+                    (!present).then_some((Reason::OutputsMissing, prior))
                 }
             };
             match decision {
-                Some((reason, history)) => todo.push((artifact, reason, history)),
+                Some((reason, prior)) => todo.push((artifact, reason, prior)),
                 None => record_data_until(&self.spec.name, &artifact),
             }
         }
@@ -274,7 +291,7 @@ impl PipelineRun {
         let stop = self.stop.clone();
         let artifacts: Vec<ArtifactReport> = futures::stream::iter(todo)
             .take_while(|_| std::future::ready(!stop.is_stopped()))
-            .map(|(artifact, reason, history)| self.process(artifact, reason, history))
+            .map(|(artifact, reason, prior)| self.process(artifact, reason, prior))
             .buffer_unordered(self.spec.concurrency)
             .collect()
             .await;
@@ -350,12 +367,7 @@ impl PipelineRun {
     }
 
     /// Processes one artifact to completion, quarantine or failure.
-    async fn process(
-        &self,
-        artifact: Artifact,
-        reason: Reason,
-        history: Vec<ReplacedVersion>,
-    ) -> ArtifactReport {
+    async fn process(&self, artifact: Artifact, reason: Reason, prior: Prior) -> ArtifactReport {
         let started = Instant::now();
         let key = artifact.key.clone();
         // One plugin version per artifact: a hot reload during this artifact
@@ -368,7 +380,7 @@ impl PipelineRun {
             reason = ?reason,
         );
         let outcome = pinned
-            .process_with_retries(&artifact, &history)
+            .process_with_retries(&artifact, &prior)
             .instrument(span)
             .await;
         let report = ArtifactReport::new(key, reason, outcome, started.elapsed());
@@ -403,16 +415,12 @@ impl PipelineRun {
         report
     }
 
-    async fn process_with_retries(
-        &self,
-        artifact: &Artifact,
-        history: &[ReplacedVersion],
-    ) -> Outcome {
+    async fn process_with_retries(&self, artifact: &Artifact, prior: &Prior) -> Outcome {
         let mut attempt = 0;
         loop {
             attempt += 1;
             let last = attempt >= self.spec.attempts;
-            match self.attempt(artifact, history).await {
+            match self.attempt(artifact, prior).await {
                 Ok(outcome) => return outcome,
                 Err(Attempt::Retry { error, wait }) if !last => {
                     let wait = wait.unwrap_or_else(|| transfer::backoff(attempt));
@@ -478,11 +486,7 @@ impl PipelineRun {
     }
 
     /// One attempt: expected checksum, delivery into the lake, commit.
-    async fn attempt(
-        &self,
-        artifact: &Artifact,
-        history: &[ReplacedVersion],
-    ) -> Result<Outcome, Attempt> {
+    async fn attempt(&self, artifact: &Artifact, prior: &Prior) -> Result<Outcome, Attempt> {
         let checksum = self.expected_checksum(artifact).await?;
         let delivered = match &self.spec.table {
             None => {
@@ -498,7 +502,7 @@ impl PipelineRun {
         };
         let started = Instant::now();
         let outcome = self
-            .commit(artifact, history, checksum, delivered)
+            .commit(artifact, prior, checksum, delivered)
             .instrument(tracing::info_span!("commit"))
             .await;
         metrics::stage(&self.spec.name, "commit", started.elapsed());
@@ -814,7 +818,7 @@ impl PipelineRun {
     async fn commit(
         &self,
         artifact: &Artifact,
-        history: &[ReplacedVersion],
+        prior: &Prior,
         checksum: Option<transfer::ChecksumFile>,
         delivered: Delivered,
     ) -> Result<Outcome, Attempt> {
@@ -852,8 +856,28 @@ impl PipelineRun {
             completed_at: manifest::now_rfc3339(),
             // A re-publication keeps what it replaced, so a changed
             // checksum stays visible.
-            history: history.to_vec(),
+            history: prior.history.clone(),
         };
+        // Outputs of the earlier entry that this run did not write again go
+        // before the new entry is written: a crash in between leaves the
+        // old entry, whose identity or missing outputs make the next run
+        // redo the artifact.
+        for stale in prior
+            .outputs
+            .iter()
+            .filter(|key| !entry.outputs.iter().any(|o| &o.key == *key))
+        {
+            self.lake
+                .delete(stale)
+                .await
+                .map_err(|e| Attempt::Fail(format!("removing the stale output {stale}: {e}")))?;
+            tracing::info!(
+                pipeline = %self.spec.name,
+                artifact = %artifact.key,
+                output = %stale,
+                "Removed an output the re-processed archive no longer produces."
+            );
+        }
         manifest::write(&self.lake, &entry)
             .await
             .map_err(|e| Attempt::Fail(e.to_string()))?;
