@@ -101,26 +101,21 @@ fn an_unknown_pipeline_name_is_a_usage_error() {
     );
 }
 
-/// A valid base: one curated pipeline on the built-in Binance plugin.
-const BASE: &str = r#"
-[lake]
-url = "lake"
-
-[[pipelines]]
-name = "p"
-table = "ohlcv"
-source = { plugin = "binance", params = { symbols = ["BTCUSDT"], interval = "1m" } }
-"#;
+/// A valid base: a local lake and [`PIPELINE`].
+fn base() -> String {
+    format!("\n[lake]\nurl = \"lake\"\n{PIPELINE}")
+}
 
 /// Thirty-odd malformed configurations, each with what its error must say
 /// (the field path, the line where it can be told, and the reason).
 /// `validate`, `sync` and `run` must all refuse each one with exit code 2.
 #[test]
 fn malformed_configs_each_give_a_precise_error_and_exit_2() {
-    let with_pipeline = |extra: &str| format!("{BASE}{extra}\n");
+    let base = base();
+    let with_pipeline = |extra: &str| format!("{base}{extra}\n");
     let cases: Vec<(String, Vec<&str>)> = vec![
         ("[lake\nurl = 1".into(), vec!["line 1"]),
-        (format!("colour = 1\n{BASE}"), vec!["colour"]),
+        (format!("colour = 1\n{base}"), vec!["colour"]),
         (
             "[lake]\nurl = 5\n".into(),
             vec!["lake.url (line 2)", "string"],
@@ -142,57 +137,57 @@ fn malformed_configs_each_give_a_precise_error_and_exit_2() {
             vec!["lake.endpoint", "not an http(s) URL"],
         ),
         (
-            format!("[runtime]\nshutdown_grace = \"soon\"\n{BASE}"),
+            format!("[runtime]\nshutdown_grace = \"soon\"\n{base}"),
             vec!["runtime.shutdown_grace (line 2)", "soon"],
         ),
         (
-            format!("[runtime]\nreload_debounce = 5\n{BASE}"),
+            format!("[runtime]\nreload_debounce = 5\n{base}"),
             vec!["runtime.reload_debounce (line 2)"],
         ),
         (
-            format!("[runtime]\nwatch = \"yes\"\n{BASE}"),
+            format!("[runtime]\nwatch = \"yes\"\n{base}"),
             vec!["runtime.watch (line 2)", "bool"],
         ),
         (
-            format!("{BASE}[plugins.x]\nfile = \"builtin:nope\"\n"),
+            format!("{base}[plugins.x]\nfile = \"builtin:nope\"\n"),
             vec!["plugins.x.file", "no built-in plugin `nope`"],
         ),
         (
-            format!("{BASE}[plugins.x]\nallowed_hosts = []\n"),
+            format!("{base}[plugins.x]\nallowed_hosts = []\n"),
             vec!["plugins.x", "file"],
         ),
         (
-            format!("{BASE}[plugins.x]\nfile = \"builtin:ohlcv\"\nsha256 = \"abc\"\n"),
+            format!("{base}[plugins.x]\nfile = \"builtin:ohlcv\"\nsha256 = \"abc\"\n"),
             vec!["plugins.x.sha256", "64 hexadecimal"],
         ),
         (
             format!(
-                "{BASE}[plugins.x]\nfile = \"builtin:ohlcv\"\nallowed_hosts = [\"http://x/\"]\n"
+                "{base}[plugins.x]\nfile = \"builtin:ohlcv\"\nallowed_hosts = [\"http://x/\"]\n"
             ),
             vec!["plugins.x.allowed_hosts[0]"],
         ),
         (
             format!(
-                "{BASE}[plugins.x]\nfile = \"builtin:ohlcv\"\nlimits = {{ memory = \"lots\" }}\n"
+                "{base}[plugins.x]\nfile = \"builtin:ohlcv\"\nlimits = {{ memory = \"lots\" }}\n"
             ),
             vec!["plugins.x.limits.memory", "lots"],
         ),
         (
             format!(
-                "{BASE}[plugins.x]\nfile = \"builtin:ohlcv\"\nlimits = {{ call_timeout = \"forever\" }}\n"
+                "{base}[plugins.x]\nfile = \"builtin:ohlcv\"\nlimits = {{ call_timeout = \"forever\" }}\n"
             ),
             vec!["plugins.x.limits.call_timeout", "forever"],
         ),
         (
-            format!("{BASE}[plugins.\"Bad Name\"]\nfile = \"builtin:ohlcv\"\n"),
+            format!("{base}[plugins.\"Bad Name\"]\nfile = \"builtin:ohlcv\"\n"),
             vec!["plugins.Bad Name", "a-z"],
         ),
         (
-            BASE.replace("name = \"p\"", "name = \"Bad Name\""),
+            base.replace("name = \"p\"", "name = \"Bad Name\""),
             vec!["pipelines[0].name (line 6)", "Bad Name"],
         ),
         (
-            format!("{BASE}{}", BASE.replace("[lake]\nurl = \"lake\"\n", "")),
+            format!("{base}{}", base.replace("[lake]\nurl = \"lake\"\n", "")),
             vec!["pipelines[1].name", "already named `p`"],
         ),
         (
@@ -200,7 +195,7 @@ fn malformed_configs_each_give_a_precise_error_and_exit_2() {
             vec!["pipelines[0]", "source"],
         ),
         (
-            BASE.replace("plugin = \"binance\"", "plugin = \"kraken\""),
+            base.replace("plugin = \"binance\"", "plugin = \"kraken\""),
             vec!["pipelines[0].source.plugin", "unknown plugin `kraken`"],
         ),
         (
@@ -252,15 +247,15 @@ fn malformed_configs_each_give_a_precise_error_and_exit_2() {
             vec!["pipelines[0].source_endpoint", "http(s)"],
         ),
         (
-            BASE.replace("table = \"ohlcv\"", "transforms = [{ plugin = \"ohlcv\" }]"),
+            base.replace("table = \"ohlcv\"", "transforms = [{ plugin = \"ohlcv\" }]"),
             vec!["pipelines[0].transforms", "table"],
         ),
         (
-            BASE.replace("table = \"ohlcv\"", "raw = false"),
+            base.replace("table = \"ohlcv\"", "raw = false"),
             vec!["pipelines[0].raw", "mirrors"],
         ),
         (
-            BASE.replace("interval = \"1m\"", "interval = \"2m\""),
+            base.replace("interval = \"1m\"", "interval = \"2m\""),
             vec![
                 "pipeline `p`",
                 "source.params",
@@ -268,21 +263,21 @@ fn malformed_configs_each_give_a_precise_error_and_exit_2() {
             ],
         ),
         (
-            BASE.replace("interval = \"1m\"", "interval = \"1m\", colour = 1"),
+            base.replace("interval = \"1m\"", "interval = \"1m\", colour = 1"),
             vec!["source.params", "colour: unknown parameter"],
         ),
         (
-            BASE.replace("plugin = \"binance\"", "plugin = \"ohlcv\""),
+            base.replace("plugin = \"binance\"", "plugin = \"ohlcv\""),
             vec!["pipeline `p`", "not a source"],
         ),
         (
-            format!("{BASE}transforms = [{{ plugin = \"resample\" }}]\n"),
+            format!("{base}transforms = [{{ plugin = \"resample\" }}]\n"),
             vec!["transforms[0].params", "to: required but missing"],
         ),
         (
             format!(
                 "[plugins.x]\nfile = \"missing.wasm\"\n{}",
-                BASE.replace("plugin = \"binance\"", "plugin = \"x\"")
+                base.replace("plugin = \"binance\"", "plugin = \"x\"")
             ),
             vec!["missing.wasm"],
         ),

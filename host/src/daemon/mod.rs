@@ -374,7 +374,9 @@ impl Daemon {
             let worker = Worker::start_after(previous, run, self.board.clone());
             self.workers.insert(name, worker);
         }
-        if self.watched_files() != watched_files_of(&old_plan, &self.config_path) {
+        if self.watched_files() != watched_files_of(&old_plan, &self.config_path)
+            || self.plan.daemon.watch != old_plan.daemon.watch
+        {
             self.rewatch();
         }
         Ok(summary)
