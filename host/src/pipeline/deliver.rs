@@ -1,0 +1,349 @@
+//! Getting one verified archive into the lake: the checksum the source
+//! publishes, then either a mirror into the raw zone (server-side copy, or
+//! download and upload, with a per-file fallback) or the curated path
+//! (download, verify, decode → transform → Parquet, publish).
+//!
+//! Owns: the transfer modes and their verification, and publishing outputs.
+//! It must not decide between retry, quarantine and failure, nor write
+//! manifest entries: it reports an [`Attempt`] and [`PipelineRun`] decides.
+
+use std::time::Instant;
+
+use tracing::Instrument;
+
+use super::decode::{self, DecodeError};
+use super::{Attempt, PipelineRun};
+use crate::config::{MissingChecksumPolicy, TransferMode};
+use crate::lake::manifest::OutputFile;
+use crate::lake::outputs::Outputs;
+use crate::lake::{CopyVerification, DirectCopy, layout};
+use crate::plugin::{Artifact, ChecksumSource, bindings::types::S3Location};
+use crate::telemetry::metrics;
+use crate::transfer;
+
+impl PipelineRun {
+    /// The SHA-256 the source publishes for an artifact, if any (and the
+    /// sidecar's bytes, to mirror them).
+    pub(super) async fn expected_checksum(
+        &self,
+        artifact: &Artifact,
+    ) -> Result<Option<transfer::ChecksumFile>, Attempt> {
+        match &artifact.checksum {
+            ChecksumSource::SidecarUrl(url) => {
+                self.pace().await;
+                transfer::fetch_checksum(&self.http, url).await
+            }
+            .map(Some)
+            .map_err(|e| Attempt::from_transfer(e, "checksum")),
+            ChecksumSource::Sha256(hex) => Ok(Some(transfer::ChecksumFile {
+                raw: Vec::new(),
+                sha256: hex.to_ascii_lowercase(),
+            })),
+            ChecksumSource::None if self.spec.missing_checksum == MissingChecksumPolicy::Reject => {
+                Err(Attempt::Fail(
+                    "the source publishes no checksum and missing_checksum = \"reject\"".into(),
+                ))
+            }
+            ChecksumSource::None => Ok(None),
+        }
+    }
+
+    /// Mirror-only pipelines: the archive goes to the raw zone, server-side
+    /// when possible.
+    pub(super) async fn mirror(
+        &self,
+        artifact: &Artifact,
+        checksum: Option<&transfer::ChecksumFile>,
+    ) -> Result<Delivered, Attempt> {
+        if let Some(source) = self.direct_source(artifact)? {
+            match self.direct(artifact, source, checksum).await {
+                Ok(delivered) => return Ok(delivered),
+                Err(Attempt::Retry { error, .. } | Attempt::Fail(error))
+                    if self.spec.transfer == TransferMode::Auto =>
+                {
+                    metrics::direct_fallback(&self.spec.name);
+                    tracing::warn!(
+                        pipeline = %self.spec.name,
+                        artifact = %artifact.key,
+                        error = %error,
+                        "Server-side copy failed; streaming this archive instead."
+                    );
+                    let mut delivered = self.stream_raw(artifact, checksum).await?;
+                    delivered.transfer = "stream-fallback";
+                    return Ok(delivered);
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        self.stream_raw(artifact, checksum).await
+    }
+
+    /// Where to copy from server-side, or `None` to stream.
+    fn direct_source<'a>(&self, artifact: &'a Artifact) -> Result<Option<&'a S3Location>, Attempt> {
+        let (Some(source), Some(lake)) = (artifact.s3.as_ref(), self.lake.s3_endpoint()) else {
+            return match self.spec.transfer {
+                TransferMode::Direct => Err(Attempt::Fail(
+                    "transfer = \"direct\" needs an s3:// lake and an artifact that is an S3 object".into(),
+                )),
+                _ => Ok(None),
+            };
+        };
+        Ok(match self.spec.transfer {
+            TransferMode::Stream => None,
+            TransferMode::Direct => Some(source),
+            TransferMode::Auto => {
+                let source_endpoint = match &self.spec.source_endpoint {
+                    Some(endpoint) => Some(endpoint.clone()),
+                    None => {
+                        url::Url::parse(&format!("https://s3.{}.amazonaws.com", source.region)).ok()
+                    }
+                };
+                source_endpoint
+                    .filter(|endpoint| same_s3_service(lake, endpoint))
+                    .map(|_| source)
+            }
+        })
+    }
+
+    async fn direct(
+        &self,
+        artifact: &Artifact,
+        source: &S3Location,
+        checksum: Option<&transfer::ChecksumFile>,
+    ) -> Result<Delivered, Attempt> {
+        let raw_key = layout::raw_key(&artifact.key);
+        let copied = self
+            .lake
+            .copy_in(
+                &source.bucket,
+                &source.key,
+                artifact.size,
+                &raw_key,
+                checksum.map(|c| c.sha256.as_str()),
+                &layout::quarantine_key(&self.spec.name, &artifact.key),
+            )
+            .await
+            .map_err(|e| Attempt::Retry {
+                error: format!("server-side copy: {e}"),
+                wait: None,
+            })?;
+        match copied {
+            DirectCopy::Verified {
+                sha256,
+                verification,
+                bytes_read,
+            } => {
+                metrics::direct_copy(&self.spec.name, verification, bytes_read);
+                Ok(Delivered {
+                    counters: Default::default(),
+                    sha256,
+                    verification: Some(verification),
+                    bytes: 0,
+                    transfer: "direct",
+                    raw_key: Some(raw_key),
+                    outputs: Vec::new(),
+                    rows: 0,
+                })
+            }
+            DirectCopy::Mismatch { actual } => Err(Attempt::MismatchInLake {
+                expected: checksum.map(|c| c.sha256.clone()).unwrap_or_default(),
+                actual,
+            }),
+        }
+    }
+
+    /// Download, verify, upload to the raw zone.
+    async fn stream_raw(
+        &self,
+        artifact: &Artifact,
+        checksum: Option<&transfer::ChecksumFile>,
+    ) -> Result<Delivered, Attempt> {
+        let (staged, downloaded) = self.download_verified(artifact, checksum).await?;
+        let raw_key = layout::raw_key(&artifact.key);
+        self.lake
+            .publish(staged, &raw_key)
+            .await
+            .map_err(|e| Attempt::Fail(e.to_string()))?;
+        Ok(Delivered {
+            counters: Default::default(),
+            sha256: downloaded.sha256,
+            verification: None,
+            bytes: downloaded.bytes,
+            transfer: "stream",
+            raw_key: Some(raw_key),
+            outputs: Vec::new(),
+            rows: 0,
+        })
+    }
+
+    async fn download_verified(
+        &self,
+        artifact: &Artifact,
+        checksum: Option<&transfer::ChecksumFile>,
+    ) -> Result<(tempfile::NamedTempFile, transfer::Downloaded), Attempt> {
+        let staged = self
+            .lake
+            .staging_file()
+            .map_err(|e| Attempt::Fail(e.to_string()))?;
+        self.pace().await;
+        let downloaded = transfer::download(&self.http, &artifact.url, staged.path())
+            .await
+            .map_err(|e| Attempt::from_transfer(e, "archive"))?;
+        metrics::bytes_downloaded(&self.spec.name, downloaded.bytes);
+        if let Some(checksum) = checksum
+            && checksum.sha256 != downloaded.sha256
+        {
+            return Err(Attempt::Mismatch {
+                staged,
+                expected: checksum.sha256.clone(),
+                actual: downloaded.sha256,
+            });
+        }
+        Ok((staged, downloaded))
+    }
+
+    /// Curated pipelines: download, verify, decode → transform → Parquet,
+    /// publish the outputs and (optionally) the raw copy.
+    pub(super) async fn curate(
+        &self,
+        artifact: &Artifact,
+        table: &str,
+        checksum: Option<&transfer::ChecksumFile>,
+    ) -> Result<Delivered, Attempt> {
+        let started = Instant::now();
+        let (staged, downloaded) = self
+            .download_verified(artifact, checksum)
+            .instrument(tracing::info_span!("transfer"))
+            .await?;
+        metrics::stage(&self.spec.name, "transfer", started.elapsed());
+        tracing::debug!(
+            artifact = %artifact.key,
+            bytes = downloaded.bytes,
+            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "Archive downloaded and verified."
+        );
+        let (source, transforms) = (self.source.clone(), self.transforms.clone());
+        let (artifact_owned, archive_path) = (artifact.clone(), staged.path().to_owned());
+        let lake = self.lake.clone();
+        let new_file: crate::lake::outputs::NewFile =
+            Box::new(move || lake.staging_file().map_err(|e| e.to_string()));
+        // Decode, transform and write interleave batch by batch: one span
+        // covers them, with the time of each recorded on it.
+        let span = tracing::info_span!(
+            "decode",
+            decode_ms = tracing::field::Empty,
+            transform_ms = tracing::field::Empty,
+            write_ms = tracing::field::Empty,
+        );
+        let decoded = tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            let mut outputs = Outputs::new(artifact_owned.partition.clone(), new_file);
+            let (counters, mut times) = decode::decode_archive(
+                &source,
+                &transforms,
+                &artifact_owned,
+                &archive_path,
+                &mut outputs,
+            )?;
+            let rows = outputs.rows();
+            let finishing = Instant::now();
+            let staged_outputs = outputs.finish().map_err(DecodeError::Write)?;
+            times.write += finishing.elapsed();
+            span.record("decode_ms", times.decode.as_secs_f64() * 1000.0);
+            span.record("transform_ms", times.transform.as_secs_f64() * 1000.0);
+            span.record("write_ms", times.write.as_secs_f64() * 1000.0);
+            Ok::<_, DecodeError>((rows, staged_outputs, counters, times))
+        })
+        .await
+        .map_err(|e| Attempt::Fail(format!("decode task failed: {e}")))?;
+        if let Ok((rows, _, _, times)) = &decoded {
+            tracing::debug!(
+                artifact = %artifact.key,
+                rows,
+                decode_ms = times.decode.as_secs_f64() * 1000.0,
+                transform_ms = times.transform.as_secs_f64() * 1000.0,
+                write_ms = times.write.as_secs_f64() * 1000.0,
+                "Archive decoded; the stages overlap, so their times add up to more than the wall time."
+            );
+            metrics::stage(&self.spec.name, "decode", times.decode);
+            metrics::stage(&self.spec.name, "transform", times.transform);
+            metrics::stage(&self.spec.name, "write", times.write);
+        }
+        let (rows, staged_outputs, counters) = match decoded.map(|(r, w, c, _)| (r, w, c)) {
+            Ok(done) => done,
+            Err(DecodeError::Archive(message)) => {
+                return Err(Attempt::Quarantine {
+                    staged,
+                    reason: format!("archive verified but unusable: {message}"),
+                });
+            }
+            Err(DecodeError::Plugin(error)) if error.is_malformed_input() => {
+                return Err(Attempt::Quarantine {
+                    staged,
+                    reason: error.to_string(),
+                });
+            }
+            Err(DecodeError::Plugin(error)) if error.is_transient() => {
+                return Err(Attempt::Retry {
+                    error: error.to_string(),
+                    wait: None,
+                });
+            }
+            Err(error) => return Err(Attempt::Fail(error.to_string())),
+        };
+        // One file per artifact, or per day for a monthly archive; named
+        // after the artifact, so re-processing replaces them.
+        let mut outputs = Vec::new();
+        for staged_output in staged_outputs {
+            let key = layout::output_key(table, &staged_output.partition, &artifact.key);
+            self.lake
+                .publish(staged_output.file, &key)
+                .await
+                .map_err(|e| Attempt::Fail(e.to_string()))?;
+            outputs.push(OutputFile {
+                key,
+                rows: staged_output.rows,
+            });
+        }
+        let raw_key = if self.spec.raw {
+            let raw_key = layout::raw_key(&artifact.key);
+            self.lake
+                .publish(staged, &raw_key)
+                .await
+                .map_err(|e| Attempt::Fail(e.to_string()))?;
+            Some(raw_key)
+        } else {
+            None
+        };
+        Ok(Delivered {
+            counters,
+            sha256: downloaded.sha256,
+            verification: None,
+            bytes: downloaded.bytes,
+            transfer: "stream",
+            raw_key,
+            outputs,
+            rows,
+        })
+    }
+}
+
+/// What an attempt put into the lake, before the commit.
+pub(super) struct Delivered {
+    pub(super) sha256: String,
+    pub(super) counters: crate::plugin::Counters,
+    pub(super) verification: Option<CopyVerification>,
+    pub(super) bytes: u64,
+    pub(super) transfer: &'static str,
+    pub(super) raw_key: Option<String>,
+    pub(super) outputs: Vec<OutputFile>,
+    pub(super) rows: u64,
+}
+
+/// Whether two S3 endpoints are one service, so a server-side copy between
+/// them can work: the same host, or both AWS.
+fn same_s3_service(a: &url::Url, b: &url::Url) -> bool {
+    let aws = |u: &url::Url| u.host_str().is_some_and(|h| h.ends_with(".amazonaws.com"));
+    (a.host_str() == b.host_str() && a.port_or_known_default() == b.port_or_known_default())
+        || (aws(a) && aws(b))
+}
