@@ -57,9 +57,29 @@ pub struct Cron {
 }
 
 impl Cron {
-    /// Parses `text`, e.g. `15 1 * * *` (01:15 UTC every day).
+    /// Parses `text`, e.g. `15 1 * * *` (01:15 UTC every day). Also takes
+    /// `@hourly`, `@daily` (`@midnight`), `@weekly`, `@monthly`, `@yearly`
+    /// (`@annually`), and month and weekday names (`JAN`, `MON-FRI`).
     pub fn parse(text: &str) -> Result<Self, String> {
-        let fields: Vec<&str> = text.split_whitespace().collect();
+        let expanded = match text.trim() {
+            "@hourly" => "0 * * * *".to_owned(),
+            "@daily" | "@midnight" => "0 0 * * *".to_owned(),
+            "@weekly" => "0 0 * * 0".to_owned(),
+            "@monthly" => "0 0 1 * *".to_owned(),
+            "@yearly" | "@annually" => "0 0 1 1 *".to_owned(),
+            other if other.starts_with('@') => {
+                return Err(format!(
+                    "`{other}` is not a cron shorthand (use @hourly, @daily, @weekly, @monthly or @yearly)"
+                ));
+            }
+            other => other.to_owned(),
+        };
+        let mut fields: Vec<String> = expanded.split_whitespace().map(str::to_owned).collect();
+        if let [_, _, _, month, weekday] = fields.as_mut_slice() {
+            *month = names_to_numbers(month, &MONTHS, 1);
+            *weekday = names_to_numbers(weekday, &WEEKDAYS, 0);
+        }
+        let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
         let [minute, hour, day, month, weekday] = fields.as_slice() else {
             return Err(format!(
                 "`{text}` has {} fields; a cron expression has five: minute hour day-of-month month day-of-week",
@@ -121,6 +141,21 @@ impl Cron {
         }
         limit
     }
+}
+
+const MONTHS: [&str; 12] = [
+    "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
+];
+const WEEKDAYS: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
+
+/// Replaces three-letter names (any case) with their numbers, the first name
+/// being `first`.
+fn names_to_numbers(field: &str, names: &[&str], first: usize) -> String {
+    let mut out = field.to_ascii_uppercase();
+    for (i, name) in names.iter().enumerate() {
+        out = out.replace(name, &(i + first).to_string());
+    }
+    out
 }
 
 /// Parses one cron field into a bit set of the values it matches.
@@ -209,6 +244,24 @@ mod tests {
         assert_eq!(next("0 0 * * 1-5", now), datetime!(2026-11-26 00:00 UTC));
         // Both day fields restricted: either matches (Vixie cron).
         assert_eq!(next("0 0 1 * 5", now), datetime!(2026-11-27 00:00 UTC));
+    }
+
+    #[test]
+    fn shorthands_and_names() {
+        let now = datetime!(2026-11-25 12:00 UTC);
+        assert_eq!(next("@daily", now), datetime!(2026-11-26 00:00 UTC));
+        assert_eq!(next("@hourly", now), datetime!(2026-11-25 13:00 UTC));
+        assert_eq!(next("@monthly", now), datetime!(2026-12-01 00:00 UTC));
+        assert_eq!(
+            next("0 6 * * mon-fri", now),
+            datetime!(2026-11-26 06:00 UTC)
+        );
+        assert_eq!(next("0 0 1 JAN *", now), datetime!(2027-01-01 00:00 UTC));
+        assert_eq!(
+            next("30 2 * * SAT,sun", now),
+            datetime!(2026-11-28 02:30 UTC)
+        );
+        assert!(Cron::parse("@often").unwrap_err().contains("shorthand"));
     }
 
     #[test]
