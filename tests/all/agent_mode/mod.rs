@@ -3,6 +3,7 @@
 //! configuration, and shutdown on signals. (`kill -9` then resume is in
 //! `crash_resume`.)
 
+mod a_stuck_pipeline_does_not_stall_the_others;
 mod bad_plugin_keeps_old_version;
 mod config_change_restarts_only_changed_pipeline;
 mod invalid_config_keeps_old;
