@@ -33,3 +33,15 @@ probe_source() {
   symbols=$(python3 -c "print(','.join(f'\"SYM{i:03d}USDT\"' for i in range($1)))")
   echo "{ plugin = \"binance\", params = { symbols = [$symbols], interval = \"1m\", discovery = \"probe\", listing_url = \"http://127.0.0.1:$HTTP_PORT\", download_url = \"http://127.0.0.1:$HTTP_PORT\" } }"
 }
+
+# The head of every bench config: a lake and compile cache under $WORK and
+# the built-in Binance plugin allowed to reach 127.0.0.1:$1.
+config_header() {
+  cat <<TOML
+lake = { url = "$WORK/lake" }
+runtime = { cache_dir = "$WORK/cache" }
+[plugins.binance]
+file = "builtin:binance"
+allowed_hosts = ["127.0.0.1:$1"]
+TOML
+}

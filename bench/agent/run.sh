@@ -31,12 +31,7 @@ serve_archive "$WORK" $((SYMBOLS * DAYS)) 60
 PORT=$HTTP_PORT
 
 cp "$PLUGIN_DIR/cryptolake_plugin_ohlcv.wasm" "$WORK/normalise.wasm"
-cat > "$WORK/swap.toml" <<TOML
-lake = { url = "$WORK/lake" }
-runtime = { cache_dir = "$WORK/cache" }
-[plugins.binance]
-file = "builtin:binance"
-allowed_hosts = ["127.0.0.1:$PORT"]
+{ config_header "$PORT"; cat <<TOML
 [plugins.normalise]
 file = "$WORK/normalise.wasm"
 [[pipelines]]
@@ -51,6 +46,7 @@ window = { start = "2023-01-01", end = "2024-05-14" }
 source = $(probe_source $SYMBOLS)
 transforms = [{ plugin = "normalise" }]
 TOML
+} > "$WORK/swap.toml"
 
 "$BIN" --log-format json run --config "$WORK/swap.toml" 2> "$WORK/swap.log" &
 AGENT_PID=$!
@@ -138,12 +134,7 @@ kill -TERM "$AGENT_PID"; wait "$AGENT_PID" || true
 # Idle RSS and start-to-ready: four plugins (binance, ohlcv, vwap, quality)
 # in two pipelines over the already-collected lake, so the runs find
 # nothing to do; the compile cache is warm from the first part.
-cat > "$WORK/idle.toml" <<TOML
-lake = { url = "$WORK/lake" }
-runtime = { cache_dir = "$WORK/cache" }
-[plugins.binance]
-file = "builtin:binance"
-allowed_hosts = ["127.0.0.1:$PORT"]
+{ config_header "$PORT"; cat <<TOML
 [[pipelines]]
 name = "idle-a"
 table = "ohlcv"
@@ -159,6 +150,7 @@ schedule = { every = "1h" }
 source = { plugin = "binance", params = { symbols = ["SYM001USDT"], interval = "1m", discovery = "probe", listing_url = "http://127.0.0.1:$PORT", download_url = "http://127.0.0.1:$PORT" } }
 transforms = [{ plugin = "ohlcv" }, { plugin = "quality" }]
 TOML
+} > "$WORK/idle.toml"
 for attempt in 1 2 3; do
   START=$(date +%s.%N)
   "$BIN" --log-format json run --config "$WORK/idle.toml" 2> "$WORK/idle-$attempt.log" &

@@ -55,12 +55,7 @@ s3.put_bucket_policy(Bucket="data.binance.vision", Policy=json.dumps({"Version":
     "Resource": ["arn:aws:s3:::data.binance.vision", "arn:aws:s3:::data.binance.vision/*"]}]}))
 PY
 
-cat > "$WORK/agent.toml" <<TOML
-lake = { url = "$WORK/lake" }
-runtime = { cache_dir = "$WORK/cache" }
-[plugins.binance]
-file = "builtin:binance"
-allowed_hosts = ["127.0.0.1:$PORT"]
+{ config_header "$PORT"; cat <<TOML
 [[pipelines]]
 name = "bench"
 table = "ohlcv"
@@ -68,6 +63,7 @@ window = { start = "2025-01-01", end = "2025-01-01" }
 source = { plugin = "binance", params = { interval = "1s", symbols = ["BTCUSDT"], listing_url = "http://127.0.0.1:$PORT/data.binance.vision", download_url = "http://127.0.0.1:$PORT/data.binance.vision" } }
 transforms = [{ plugin = "ohlcv" }]
 TOML
+} > "$WORK/agent.toml"
 # Compile the plugins into the cache first: compilation is not conversion.
 $BIN validate --config "$WORK/agent.toml" > /dev/null 2>&1
 

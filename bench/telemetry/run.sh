@@ -50,12 +50,7 @@ HOLE_PID=$!
 DEAD_PORT=$(free_port)   # nothing listens here
 sleep 0.5
 
-cat > "$WORK/agent.toml" <<TOML
-lake = { url = "lake" }
-runtime = { cache_dir = "$WORK/cache" }
-[plugins.binance]
-file = "builtin:binance"
-allowed_hosts = ["127.0.0.1:$HTTP_PORT"]
+{ config_header "$HTTP_PORT"; cat <<TOML
 [[pipelines]]
 name = "bench"
 table = "ohlcv"
@@ -65,6 +60,7 @@ window = { start = "2023-01-01", end = "$(python3 -c "import datetime; print(dat
 source = $(probe_source $SYMBOLS)
 transforms = [{ plugin = "ohlcv" }]
 TOML
+} > "$WORK/agent.toml"
 # Warm the compile cache once.
 "$BIN" sync --config "$WORK/agent.toml" > /dev/null 2>&1; rm -rf "$WORK/lake"
 

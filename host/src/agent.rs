@@ -173,6 +173,25 @@ impl Agent {
         result
     }
 
+    /// Assembles every pipeline of `specs`, or names every one that cannot
+    /// be (a plugin that does not load, is of the wrong kind, or refuses its
+    /// params): all or nothing, as `validate`, `sync` and `run` need.
+    pub fn pipelines(&mut self, specs: &[PipelineSpec]) -> Result<Vec<PipelineRun>, Vec<String>> {
+        let mut runs = Vec::new();
+        let mut problems = Vec::new();
+        for spec in specs {
+            match self.pipeline(spec) {
+                Ok(run) => runs.push(run),
+                Err(problem) => problems.push(problem),
+            }
+        }
+        if problems.is_empty() {
+            Ok(runs)
+        } else {
+            Err(problems)
+        }
+    }
+
     /// Pairs a pipeline with its loaded plugins, checking their kinds.
     pub fn pipeline(&mut self, spec: &PipelineSpec) -> Result<PipelineRun, String> {
         let source = self.plugin(&spec.source.plugin)?;

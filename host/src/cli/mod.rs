@@ -127,6 +127,15 @@ fn tokio_runtime() -> Result<tokio::runtime::Runtime, u8> {
         })
 }
 
+/// Prints problems found while assembling pipelines, as configuration
+/// errors are printed.
+fn print_invalid(file: &std::path::Path, problems: &[String]) {
+    eprintln!("error: invalid configuration in {}", file.display());
+    for problem in problems {
+        eprintln!("  - {problem}");
+    }
+}
+
 /// Loads a plan, printing a configuration error (exit code 2).
 fn load_plan(config: &std::path::Path) -> Result<crate::config::Plan, u8> {
     crate::config::load(config).map_err(|e| {

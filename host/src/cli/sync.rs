@@ -88,24 +88,13 @@ pub(super) fn run(args: SyncArgs) -> u8 {
     // Every selected pipeline must assemble (plugins load, are of the right
     // kind, accept their params) before anything runs: that is a
     // configuration error, exit code 2, like `validate`.
-    let mut runs = Vec::new();
-    let mut invalid = Vec::new();
-    for spec in &selected {
-        match agent.pipeline(spec) {
-            Ok(run) => runs.push(run),
-            Err(error) => invalid.push(error),
+    let runs = match agent.pipelines(&selected) {
+        Ok(runs) => runs,
+        Err(problems) => {
+            super::print_invalid(&agent.plan().config_file, &problems);
+            return EXIT_USAGE;
         }
-    }
-    if !invalid.is_empty() {
-        eprintln!(
-            "error: invalid configuration in {}",
-            agent.plan().config_file.display()
-        );
-        for error in invalid {
-            eprintln!("  - {error}");
-        }
-        return EXIT_USAGE;
-    }
+    };
     // Bars only for people: a terminal on stderr and text logs.
     let bars = !args.dry_run
         && crate::telemetry::progress::stderr_is_terminal()

@@ -29,22 +29,18 @@ pub(super) fn run(args: ValidateArgs) -> u8 {
             return EXIT_USAGE;
         }
     };
-    let errors: Vec<String> = pipelines
-        .iter()
-        .filter_map(|spec| agent.pipeline(spec).err())
-        .collect();
-    if errors.is_empty() {
-        println!(
-            "{}: valid ({} pipeline(s))",
-            file.display(),
-            pipelines.len()
-        );
-        0
-    } else {
-        eprintln!("error: invalid configuration in {}", file.display());
-        for error in errors {
-            eprintln!("  - {error}");
+    match agent.pipelines(&pipelines) {
+        Ok(_) => {
+            println!(
+                "{}: valid ({} pipeline(s))",
+                file.display(),
+                pipelines.len()
+            );
+            0
         }
-        EXIT_USAGE
+        Err(problems) => {
+            super::print_invalid(&file, &problems);
+            EXIT_USAGE
+        }
     }
 }

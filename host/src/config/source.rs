@@ -110,16 +110,17 @@ fn insert_path(dict: &mut figment::value::Dict, path: &[String], value: figment:
 }
 
 /// A variable's value as TOML when it parses as one, else as a string.
+fn toml_value(text: &str) -> toml::Value {
+    toml::from_str::<toml::Table>(&format!("v = {text}"))
+        .ok()
+        .and_then(|mut table| table.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(text.to_owned()))
+}
+
+/// [`toml_value`] as a figment value.
 fn parse_value(text: &str) -> figment::value::Value {
-    let as_toml = format!("v = {text}");
-    match toml::from_str::<toml::Table>(&as_toml) {
-        Ok(mut table) => match table.remove("v") {
-            Some(value) => figment::value::Value::serialize(value)
-                .unwrap_or_else(|_| figment::value::Value::from(text.to_owned())),
-            None => figment::value::Value::from(text.to_owned()),
-        },
-        Err(_) => figment::value::Value::from(text.to_owned()),
-    }
+    figment::value::Value::serialize(toml_value(text))
+        .unwrap_or_else(|_| figment::value::Value::from(text.to_owned()))
 }
 
 fn is_pipeline_override(key: &str) -> bool {
@@ -181,11 +182,7 @@ fn apply_pipeline_overrides(
                 }
             };
         }
-        let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
-            .ok()
-            .and_then(|mut t| t.remove("v"))
-            .unwrap_or_else(|| toml::Value::String(value.clone()));
-        current.insert(last.clone(), parsed);
+        current.insert(last.clone(), toml_value(value));
     }
     Ok(())
 }

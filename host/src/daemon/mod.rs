@@ -103,20 +103,16 @@ pub async fn run(config_path: PathBuf, started: Instant) -> Result<(), DaemonErr
 
     // At start, every pipeline must assemble, as `validate` would check;
     // later reloads are all-or-nothing the same way.
-    let mut runs = Vec::new();
-    let mut problems = Vec::new();
-    for spec in daemon.plan.pipelines.clone() {
-        match tokio::task::block_in_place(|| daemon.agent.pipeline(&spec)) {
-            Ok(run) => runs.push(run),
-            Err(problem) => problems.push(problem),
+    let specs = daemon.plan.pipelines.clone();
+    let runs = match tokio::task::block_in_place(|| daemon.agent.pipelines(&specs)) {
+        Ok(runs) => runs,
+        Err(problems) => {
+            return Err(DaemonError::Pipelines {
+                file: daemon.config_path,
+                problems,
+            });
         }
-    }
-    if !problems.is_empty() {
-        return Err(DaemonError::Pipelines {
-            file: daemon.config_path,
-            problems,
-        });
-    }
+    };
     for run in runs {
         let worker = Worker::start_after(None, run, daemon.board.clone());
         daemon.workers.insert(worker.spec.name.clone(), worker);

@@ -144,7 +144,9 @@ fn split_by_day(batch: Batch, fallback: &str) -> Vec<(String, Batch)> {
             continue;
         }
         let day = micros.div_euclid(MICROS_PER_DAY);
-        match groups.iter_mut().find(|(d, _)| *d == day) {
+        // Rows come in time order, so the current day is almost always the
+        // last one seen; the search is for the rare unsorted file.
+        match groups.iter_mut().rev().find(|(d, _)| *d == day) {
             Some((_, rows)) => rows.push(row as u32),
             None => groups.push((day, vec![row as u32])),
         }

@@ -287,6 +287,16 @@ pub enum Value {
     },
 }
 
+impl Value {
+    /// A number's value, or a histogram's count.
+    fn scalar(&self) -> f64 {
+        match self {
+            Value::Number(n) => *n,
+            Value::Histogram { count, .. } => *count as f64,
+        }
+    }
+}
+
 type Registry = BTreeMap<(Metric, Labels), Value>;
 
 fn registry() -> &'static Mutex<Registry> {
@@ -399,11 +409,7 @@ pub fn value(metric: Metric, pairs: &[(&str, &str)]) -> f64 {
     registry()
         .lock()
         .ok()
-        .and_then(|r| r.get(&(metric, labels(pairs))).cloned())
-        .map(|v| match v {
-            Value::Number(n) => n,
-            Value::Histogram { count, .. } => count as f64,
-        })
+        .and_then(|r| r.get(&(metric, labels(pairs))).map(Value::scalar))
         .unwrap_or(0.0)
 }
 
@@ -413,10 +419,7 @@ pub fn sum(metric: Metric, pairs: &[(&str, &str)]) -> f64 {
     registry().lock().map_or(0.0, |r| {
         r.iter()
             .filter(|((m, l), _)| *m == metric && wanted.iter().all(|w| l.contains(w)))
-            .map(|(_, v)| match v {
-                Value::Number(n) => *n,
-                Value::Histogram { count, .. } => *count as f64,
-            })
+            .map(|(_, v)| v.scalar())
             .sum()
     })
 }
