@@ -6,12 +6,14 @@
 # rows/s and peak RSS.
 #
 # usage: bench/curate/run.sh [ROWS]   (default 1000000; needs moto, duckdb, polars from pip)
+#        ROUNDS=5 (default): each round runs the three tools in turn; medians and per-round ratios at the end
 #        ONLY=cryptolake bench/curate/run.sh 6700000   (a ~1 GB CSV: cryptolake's peak RSS alone)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROWS=${1:-1000000}
 WORK=$(mktemp -d)
-trap 'kill $MOTO_PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
+# KEEP=1 leaves the work directory (CSV, lake, logs) for a closer look.
+trap 'kill $MOTO_PID 2>/dev/null || true; if [ -n "${KEEP:-}" ]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi' EXIT
 
 python3 -m pip install --quiet --disable-pip-version-check polars -r tests/requirements.txt
 cargo build --release --quiet
@@ -67,16 +69,43 @@ TOML
 # Compile the plugins into the cache first: compilation is not conversion.
 $BIN validate --config "$WORK/agent.toml" > /dev/null 2>&1
 
+ROUNDS=${ROUNDS:-5}
+: > "$WORK/results"
 run() { # name, command...
   local name=$1; shift
   /usr/bin/time -f "%e %M" -o "$WORK/$name.time" "$@" > "$WORK/$name.out" 2> "$WORK/$name.err"
   read -r secs kb < "$WORK/$name.time"
-  [ -n "${LOG_LEVEL:-}" ] && grep -h "Archive" "$WORK/$name.err" >&2
-  python3 -c "import sys; s=float(sys.argv[2]); print(f'{sys.argv[1]:<12} {s:7.2f} s  {int(sys.argv[4])/s/1e6:6.2f} M rows/s  peak RSS {int(sys.argv[3])//1024} MiB')" "$name" "$secs" "$kb" "$ROWS"
+  if [ -n "${LOG_LEVEL:-}" ]; then grep -h "Archive decoded" "$WORK/$name.err" >&2 || true; fi
+  echo "$ROUND $name $secs $kb" >> "$WORK/results"
+  python3 -c "import sys; s=float(sys.argv[2]); print(f'round {sys.argv[5]}  {sys.argv[1]:<12} {s:7.2f} s  {int(sys.argv[4])/s/1e6:6.2f} M rows/s  peak RSS {int(sys.argv[3])//1024} MiB')" "$name" "$secs" "$kb" "$ROWS" "$ROUND"
 }
 CSV=$WORK/BTCUSDT-1s-2025-01-01.csv
-run cryptolake $BIN sync --config "$WORK/agent.toml" --log-level "${LOG_LEVEL:-warn}"
-python3 -c "import duckdb; print('cryptolake rows written:', duckdb.sql(\"SELECT count(*) FROM read_parquet('$WORK/lake/ohlcv/**/*.parquet')\").fetchall()[0][0])"
-if [ "${ONLY:-}" = cryptolake ]; then exit 0; fi
-run duckdb python3 -c "import duckdb; c=duckdb.connect(); c.execute('SET threads=2'); c.execute(\"COPY (SELECT * FROM read_csv('$CSV', header=false)) TO '$WORK/duckdb.parquet' (FORMAT parquet, COMPRESSION zstd)\")"
-run polars python3 -c "import polars as pl; pl.read_csv('$CSV', has_header=False).write_parquet('$WORK/polars.parquet', compression='zstd')"
+# The tools take turns within each round, so a burst of load from elsewhere
+# on this shared machine hits one round of all three, not one tool.
+for ROUND in $(seq 1 "$ROUNDS"); do
+  rm -rf "$WORK/lake"
+  run cryptolake $BIN sync --config "$WORK/agent.toml" --log-level "${LOG_LEVEL:-warn}"
+  if [ "$ROUND" = 1 ]; then
+    python3 -c "import duckdb; print('cryptolake rows written:', duckdb.sql(\"SELECT count(*) FROM read_parquet('$WORK/lake/ohlcv/**/*.parquet')\").fetchall()[0][0])"
+  fi
+  [ "${ONLY:-}" = cryptolake ] && continue
+  run duckdb python3 -c "import duckdb; c=duckdb.connect(); c.execute('SET threads=2'); c.execute(\"COPY (SELECT * FROM read_csv('$CSV', header=false)) TO '$WORK/duckdb.parquet' (FORMAT parquet, COMPRESSION zstd)\")"
+  run polars python3 -c "import polars as pl; pl.read_csv('$CSV', has_header=False).write_parquet('$WORK/polars.parquet', compression='zstd')"
+done
+python3 - "$WORK/results" "$ROWS" <<'PY'
+import collections, statistics, sys
+rows = int(sys.argv[2])
+by_tool, by_round = collections.defaultdict(list), collections.defaultdict(dict)
+for line in open(sys.argv[1]):
+    round_, tool, secs, kb = line.split()
+    by_tool[tool].append((float(secs), int(kb)))
+    by_round[round_][tool] = float(secs)
+print(f"\nmedians over {len(by_round)} rounds")
+for tool, runs in by_tool.items():
+    secs = statistics.median(s for s, _ in runs)
+    print(f"  {tool:<12} {secs:6.2f} s  {rows / secs / 1e6:5.2f} M rows/s  peak RSS {max(k for _, k in runs) // 1024} MiB")
+ratios = sorted(r["polars"] / r["cryptolake"] for r in by_round.values() if "polars" in r)
+if ratios:
+    print(f"  cryptolake rows/s ÷ Polars rows/s, per round: {' '.join(f'{x:.2f}' for x in ratios)}"
+          f"  (median {statistics.median(ratios):.2f})")
+PY

@@ -75,7 +75,7 @@ impl Agent {
     /// Opens the lake and creates the plugin runtime. `tokio` drives HTTP.
     pub fn new(plan: Plan, tokio: tokio::runtime::Handle) -> anyhow::Result<Self> {
         let http = crate::transfer::http_client()?;
-        let lake = open_lake(&plan.lake, &http)?;
+        let lake = open_lake(&plan.lake, &http)?.with_parquet(plan.parquet);
         let runtime = Runtime::new(plan.cache_dir.clone(), http.clone(), tokio)?;
         Ok(Self {
             plan,

@@ -125,6 +125,16 @@ fn malformed_configs_each_give_a_precise_error_and_exit_2() {
             vec!["lake.url", "file:// URL"],
         ),
         (
+            format!("[lake]\nurl = \"lake\"\nparquet = {{ zstd_level = 0 }}\n{PIPELINE}"),
+            vec!["lake.parquet.zstd_level (line 3)", "1 to 22"],
+        ),
+        (
+            format!(
+                "[lake]\nurl = \"lake\"\nparquet = {{ float_encoding = \"gorilla\" }}\n{PIPELINE}"
+            ),
+            vec!["lake.parquet.float_encoding", "byte_stream_split"],
+        ),
+        (
             "[lake]\nurl = \"s3://Bad_Bucket/x\"\n".into(),
             vec!["not a valid S3 bucket name"],
         ),

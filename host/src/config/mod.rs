@@ -16,7 +16,10 @@ pub use plan::{
     PluginLocation, PluginRef, PluginSpec, resolve,
 };
 pub use source::line_of;
-pub use types::{ConfigFile, MissingChecksumPolicy, OtlpConfig, RateLimitConfig, TransferMode};
+pub use types::{
+    ConfigFile, FloatEncoding, MissingChecksumPolicy, OtlpConfig, ParquetConfig, RateLimitConfig,
+    TransferMode,
+};
 pub use units::{parse_duration, parse_size};
 
 use std::fmt;

@@ -207,6 +207,8 @@ pub struct Plan {
     pub config_file: PathBuf,
     /// Where the lake is.
     pub lake: LakeLocation,
+    /// How the lake's Parquet files are encoded.
+    pub parquet: super::types::ParquetConfig,
     /// Compiled-plugin cache directory, if enabled.
     pub cache_dir: Option<PathBuf>,
     /// Settings of the `run` daemon.
@@ -245,6 +247,15 @@ pub fn resolve(path: &Path, file: ConfigFile) -> Result<Plan, ConfigError> {
     };
 
     let lake = resolve_lake(base, &file.lake, &mut problem);
+    if !(1..=22).contains(&file.lake.parquet.zstd_level) {
+        problem(
+            "lake.parquet.zstd_level".into(),
+            format!(
+                "{} is not a zstd level (1 to 22)",
+                file.lake.parquet.zstd_level
+            ),
+        );
+    }
 
     let cache_dir = match file.runtime.cache_dir.as_deref() {
         Some("") => None,
@@ -426,6 +437,7 @@ pub fn resolve(path: &Path, file: ConfigFile) -> Result<Plan, ConfigError> {
         Some(lake) if problems.is_empty() => Ok(Plan {
             config_file: path.to_owned(),
             lake,
+            parquet: file.lake.parquet,
             cache_dir,
             daemon,
             otlp: file.telemetry.otlp.clone(),

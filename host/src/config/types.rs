@@ -120,6 +120,51 @@ pub struct LakeConfig {
     /// Where files are staged before upload to S3. Example:
     /// `staging_dir = "/var/tmp/cryptolake"`. Default: the system temp dir.
     pub staging_dir: Option<String>,
+    /// How the curated tables' Parquet files are encoded. Example:
+    /// `parquet = { zstd_level = 3 }`.
+    #[serde(default)]
+    pub parquet: ParquetConfig,
+}
+
+/// Encoding of the curated tables' Parquet files. Every setting is read by
+/// DuckDB, Polars, pyarrow and Spark unless its documentation says otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ParquetConfig {
+    /// zstd level, 1 (fastest) to 22 (smallest). Example: `zstd_level = 3`.
+    /// Default: 1, as pyarrow writes.
+    #[serde(default = "default_zstd_level")]
+    pub zstd_level: i32,
+    /// Encoding of float columns. Example: `float_encoding =
+    /// "byte_stream_split"`. Default: `"plain"`.
+    #[serde(default)]
+    pub float_encoding: FloatEncoding,
+}
+
+impl Default for ParquetConfig {
+    fn default() -> Self {
+        Self {
+            zstd_level: default_zstd_level(),
+            float_encoding: FloatEncoding::default(),
+        }
+    }
+}
+
+fn default_zstd_level() -> i32 {
+    1
+}
+
+/// How float columns are laid out before compression.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FloatEncoding {
+    /// Values as they are: every Parquet reader reads it.
+    #[default]
+    Plain,
+    /// Bytes of equal significance stored together: smaller and faster to
+    /// compress; DuckDB, Polars and pyarrow read it, Spark's vectorized
+    /// Parquet reader did not (as of 2026).
+    ByteStreamSplit,
 }
 
 impl Default for LakeConfig {
@@ -129,6 +174,7 @@ impl Default for LakeConfig {
             endpoint: None,
             region: None,
             staging_dir: None,
+            parquet: ParquetConfig::default(),
         }
     }
 }

@@ -305,7 +305,10 @@ impl Daemon {
     }
 
     fn apply_config(&mut self, new: Plan) -> Result<ReloadSummary, String> {
-        if new.lake != self.plan.lake || new.cache_dir != self.plan.cache_dir {
+        if new.lake != self.plan.lake
+            || new.parquet != self.plan.parquet
+            || new.cache_dir != self.plan.cache_dir
+        {
             return self.replace_agent(new);
         }
         // Check everything before changing anything.

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
+use crate::config::ParquetConfig;
 use crate::transfer::s3::{S3Client, S3Error};
 
 /// How a server-side copy was verified.
@@ -118,6 +119,7 @@ impl S3Backend {
 pub struct Lake {
     backend: Backend,
     staging: PathBuf,
+    parquet: ParquetConfig,
 }
 
 impl Lake {
@@ -132,6 +134,7 @@ impl Lake {
         Ok(Self {
             staging: root.join(layout::STAGING_DIR),
             backend: Backend::Local { root },
+            parquet: ParquetConfig::default(),
         })
     }
 
@@ -149,7 +152,19 @@ impl Lake {
                 },
             })),
             staging: staging.to_owned(),
+            parquet: ParquetConfig::default(),
         }
+    }
+
+    /// The same lake, writing Parquet with `settings`.
+    pub fn with_parquet(mut self, settings: ParquetConfig) -> Self {
+        self.parquet = settings;
+        self
+    }
+
+    /// How this lake's Parquet files are encoded.
+    pub fn parquet(&self) -> ParquetConfig {
+        self.parquet
     }
 
     /// Where the lake is, for messages: a directory or `s3://bucket/prefix`.

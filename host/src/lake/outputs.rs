@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 
 use super::parquet::ParquetSink;
+use crate::config::ParquetConfig;
 use crate::plugin::{Batch, Column, ColumnValues, PartitionValues};
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
@@ -29,6 +30,7 @@ pub struct StagedOutput {
 /// The outputs of one artifact being written.
 pub struct Outputs {
     base: PartitionValues,
+    settings: ParquetConfig,
     by_day: bool,
     new_file: NewFile,
     open: BTreeMap<String, (tempfile::NamedTempFile, ParquetSink)>,
@@ -38,10 +40,11 @@ pub struct Outputs {
 impl Outputs {
     /// Outputs for an artifact of `partition`; split by day when its period
     /// is a month (`YYYY-MM`).
-    pub fn new(partition: PartitionValues, new_file: NewFile) -> Self {
+    pub fn new(partition: PartitionValues, settings: ParquetConfig, new_file: NewFile) -> Self {
         let by_day = is_month(&partition.period);
         Self {
             base: partition,
+            settings,
             by_day,
             new_file,
             open: BTreeMap::new(),
@@ -75,7 +78,7 @@ impl Outputs {
             partition.period = period.to_owned();
             self.open.insert(
                 period.to_owned(),
-                (file, ParquetSink::new(handle, partition)),
+                (file, ParquetSink::new(handle, partition, self.settings)),
             );
         }
         self.open
@@ -181,7 +184,7 @@ fn select(batch: &Batch, rows: &[u32]) -> Batch {
                 ColumnValues::Utf8(v) => ColumnValues::Utf8(pick(v, rows)),
                 ColumnValues::TimestampUs(v) => ColumnValues::TimestampUs(pick(v, rows)),
                 ColumnValues::Utf8Dict(d) => {
-                    ColumnValues::Utf8Dict(crate::plugin::bindings::types::DictionaryUtf8 {
+                    ColumnValues::Utf8Dict(crate::plugin::DictionaryUtf8 {
                         dictionary: d.dictionary.clone(),
                         keys: pick(&d.keys, rows),
                     })

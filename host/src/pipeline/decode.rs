@@ -1,4 +1,4 @@
-//! The decode → transform → write stage for one verified archive.
+//! The decode → transform → write stage for one archive.
 //!
 //! Runs on a blocking thread: the host decompresses the archive, streams its
 //! bytes through the source plugin's decoder in fixed-size chunks, sends each
@@ -7,11 +7,11 @@
 //! bounded by the chunk and batch sizes and the queues between the stages.
 
 use std::io::Read;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::time::{Duration, Instant};
 
+use super::payload::{Archive, PayloadError, with_payload};
 use crate::lake::outputs::Outputs;
 use crate::plugin::{
     Artifact, Batch, Compression, Counters, Plugin, PluginCallError, PluginHandle, TransformSession,
@@ -32,6 +32,18 @@ pub enum DecodeError {
     /// Writing Parquet failed.
     #[error("writing Parquet failed: {0}")]
     Write(String),
+    /// The archive must be complete before it can be read.
+    #[error("{0}")]
+    NotStreamable(String),
+}
+
+impl From<PayloadError> for DecodeError {
+    fn from(error: PayloadError) -> Self {
+        match error {
+            PayloadError::Unusable(message) => Self::Archive(message),
+            PayloadError::NotStreamable(_) => Self::NotStreamable(error.to_string()),
+        }
+    }
 }
 
 /// A plugin with the params a pipeline gives it.
@@ -76,7 +88,7 @@ pub fn decode_archive(
     source: &Configured,
     transforms: &[Configured],
     artifact: &Artifact,
-    archive: &Path,
+    archive: Archive<'_>,
     sink: &mut Outputs,
 ) -> Result<(Counters, StageTimes), DecodeError> {
     let mut times = StageTimes::default();
@@ -131,12 +143,12 @@ pub fn decode_archive(
 /// until the end or until the decoder stops listening. Returns the time it
 /// spent decompressing (not waiting for the decoder).
 fn read_chunks(
-    archive: &Path,
+    archive: Archive<'_>,
     compression: Compression,
     chunks: SyncSender<Vec<u8>>,
 ) -> Result<Duration, DecodeError> {
     let mut spent = Duration::ZERO;
-    with_payload(archive, compression, |reader| {
+    with_payload::<_, DecodeError>(archive, compression, |reader| {
         loop {
             let mut buffer = vec![0u8; CHUNK_BYTES];
             let read = timed(&mut spent, || read_full(reader, &mut buffer))
@@ -251,36 +263,4 @@ fn read_full(reader: &mut dyn Read, buffer: &mut [u8]) -> std::io::Result<usize>
         }
     }
     Ok(filled)
-}
-
-/// Calls `f` with a reader over the decompressed payload of an archive.
-fn with_payload<T>(
-    archive: &Path,
-    compression: Compression,
-    f: impl FnOnce(&mut dyn Read) -> Result<T, DecodeError>,
-) -> Result<T, DecodeError> {
-    let file = std::fs::File::open(archive).map_err(|e| DecodeError::Archive(e.to_string()))?;
-    match compression {
-        Compression::None => f(&mut std::io::BufReader::new(file)),
-        Compression::Gzip => f(&mut flate2::read::MultiGzDecoder::new(
-            std::io::BufReader::new(file),
-        )),
-        Compression::Zip => {
-            let mut zip = zip::ZipArchive::new(std::io::BufReader::new(file))
-                .map_err(|e| DecodeError::Archive(format!("not a valid zip: {e}")))?;
-            let files: Vec<usize> = (0..zip.len())
-                .filter(|&i| zip.by_index(i).map(|f| f.is_file()).unwrap_or(false))
-                .collect();
-            let [index] = files[..] else {
-                return Err(DecodeError::Archive(format!(
-                    "expected exactly one file in the zip, found {}",
-                    files.len()
-                )));
-            };
-            let mut entry = zip
-                .by_index(index)
-                .map_err(|e| DecodeError::Archive(format!("zip entry unreadable: {e}")))?;
-            f(&mut entry)
-        }
-    }
 }

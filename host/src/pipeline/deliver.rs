@@ -7,11 +7,14 @@
 //! It must not decide between retry, quarantine and failure, nor write
 //! manifest entries: it reports an [`Attempt`] and [`PipelineRun`] decides.
 
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use tracing::Instrument;
 
 use super::decode::{self, DecodeError};
+use super::payload::Archive;
 use super::{Attempt, PipelineRun};
 use crate::config::{MissingChecksumPolicy, TransferMode};
 use crate::lake::manifest::OutputFile;
@@ -20,6 +23,15 @@ use crate::lake::{CopyVerification, DirectCopy, layout};
 use crate::plugin::{Artifact, ChecksumSource, bindings::types::S3Location};
 use crate::telemetry::metrics;
 use crate::transfer;
+use crate::transfer::growing::{EndOnDrop, Growth};
+
+/// What decoding one archive produced, staged.
+struct Decoded {
+    rows: u64,
+    staged_outputs: Vec<crate::lake::outputs::StagedOutput>,
+    counters: crate::plugin::Counters,
+    times: decode::StageTimes,
+}
 
 impl PipelineRun {
     /// The SHA-256 the source publishes for an artifact, if any (and the
@@ -158,7 +170,10 @@ impl PipelineRun {
         artifact: &Artifact,
         checksum: Option<&transfer::ChecksumFile>,
     ) -> Result<Delivered, Attempt> {
-        let (staged, downloaded) = self.download_verified(artifact, checksum).await?;
+        let staged = self.staging_file()?;
+        let (staged, downloaded) = self
+            .download_verified(artifact, checksum, staged, None)
+            .await?;
         let raw_key = layout::raw_key(&artifact.key);
         self.lake
             .publish(staged, &raw_key)
@@ -176,19 +191,20 @@ impl PipelineRun {
         })
     }
 
+    /// Downloads an artifact into a new staging file, verified against
+    /// `checksum`; the bytes written are announced to `growth`, if given.
     async fn download_verified(
         &self,
         artifact: &Artifact,
         checksum: Option<&transfer::ChecksumFile>,
+        staged: tempfile::NamedTempFile,
+        growth: Option<Arc<Growth>>,
     ) -> Result<(tempfile::NamedTempFile, transfer::Downloaded), Attempt> {
-        let staged = self
-            .lake
-            .staging_file()
-            .map_err(|e| Attempt::Fail(e.to_string()))?;
         self.pace().await;
-        let downloaded = transfer::download(&self.http, &artifact.url, staged.path())
-            .await
-            .map_err(|e| Attempt::from_transfer(e, "archive"))?;
+        let downloaded =
+            transfer::download_growing(&self.http, &artifact.url, staged.path(), growth)
+                .await
+                .map_err(|e| Attempt::from_transfer(e, "archive"))?;
         metrics::bytes_downloaded(&self.spec.name, downloaded.bytes);
         if let Some(checksum) = checksum
             && checksum.sha256 != downloaded.sha256
@@ -202,29 +218,24 @@ impl PipelineRun {
         Ok((staged, downloaded))
     }
 
-    /// Curated pipelines: download, verify, decode → transform → Parquet,
-    /// publish the outputs and (optionally) the raw copy.
-    pub(super) async fn curate(
+    fn staging_file(&self) -> Result<tempfile::NamedTempFile, Attempt> {
+        self.lake
+            .staging_file()
+            .map_err(|e| Attempt::Fail(e.to_string()))
+    }
+
+    /// Starts decoding `archive` (its path, and its growth while it is
+    /// still downloading) on blocking threads.
+    fn start_decode(
         &self,
         artifact: &Artifact,
-        table: &str,
-        checksum: Option<&transfer::ChecksumFile>,
-    ) -> Result<Delivered, Attempt> {
-        let started = Instant::now();
-        let (staged, downloaded) = self
-            .download_verified(artifact, checksum)
-            .instrument(tracing::info_span!("transfer"))
-            .await?;
-        metrics::stage(&self.spec.name, "transfer", started.elapsed());
-        tracing::debug!(
-            artifact = %artifact.key,
-            bytes = downloaded.bytes,
-            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
-            "Archive downloaded and verified."
-        );
+        archive: PathBuf,
+        growth: Option<Arc<Growth>>,
+    ) -> tokio::task::JoinHandle<Result<Decoded, DecodeError>> {
         let (source, transforms) = (self.source.clone(), self.transforms.clone());
-        let (artifact_owned, archive_path) = (artifact.clone(), staged.path().to_owned());
+        let artifact = artifact.clone();
         let lake = self.lake.clone();
+        let parquet = lake.parquet();
         let new_file: crate::lake::outputs::NewFile =
             Box::new(move || lake.staging_file().map_err(|e| e.to_string()));
         // Decode, transform and write interleave batch by batch: one span
@@ -235,16 +246,15 @@ impl PipelineRun {
             transform_ms = tracing::field::Empty,
             write_ms = tracing::field::Empty,
         );
-        let decoded = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
-            let mut outputs = Outputs::new(artifact_owned.partition.clone(), new_file);
-            let (counters, mut times) = decode::decode_archive(
-                &source,
-                &transforms,
-                &artifact_owned,
-                &archive_path,
-                &mut outputs,
-            )?;
+            let archive = match growth {
+                Some(growth) => Archive::Growing(&archive, growth),
+                None => Archive::File(&archive),
+            };
+            let mut outputs = Outputs::new(artifact.partition.clone(), parquet, new_file);
+            let (counters, mut times) =
+                decode::decode_archive(&source, &transforms, &artifact, archive, &mut outputs)?;
             let rows = outputs.rows();
             let finishing = Instant::now();
             let staged_outputs = outputs.finish().map_err(DecodeError::Write)?;
@@ -252,11 +262,63 @@ impl PipelineRun {
             span.record("decode_ms", times.decode.as_secs_f64() * 1000.0);
             span.record("transform_ms", times.transform.as_secs_f64() * 1000.0);
             span.record("write_ms", times.write.as_secs_f64() * 1000.0);
-            Ok::<_, DecodeError>((rows, staged_outputs, counters, times))
+            Ok(Decoded {
+                rows,
+                staged_outputs,
+                counters,
+                times,
+            })
         })
-        .await
-        .map_err(|e| Attempt::Fail(format!("decode task failed: {e}")))?;
-        if let Ok((rows, _, _, times)) = &decoded {
+    }
+
+    /// Curated pipelines: download and verify, decode → transform → Parquet,
+    /// publish the outputs and (optionally) the raw copy. Decoding follows
+    /// the download as it writes; nothing is published unless the download
+    /// completes and matches its checksum.
+    pub(super) async fn curate(
+        &self,
+        artifact: &Artifact,
+        table: &str,
+        checksum: Option<&transfer::ChecksumFile>,
+    ) -> Result<Delivered, Attempt> {
+        let started = Instant::now();
+        let staged = self.staging_file()?;
+        let growth = Growth::new();
+        let decoding = self.start_decode(
+            artifact,
+            staged.path().to_owned(),
+            Some(Arc::clone(&growth)),
+        );
+        // Ends the growth however the download goes, even if this future is
+        // dropped, so the decoder never waits forever.
+        let download_ended = EndOnDrop(Arc::clone(&growth));
+        let downloaded = self
+            .download_verified(artifact, checksum, staged, Some(growth))
+            .instrument(tracing::info_span!("transfer"))
+            .await;
+        drop(download_ended);
+        let decoded = decoding
+            .await
+            .map_err(|e| Attempt::Fail(format!("decode task failed: {e}")));
+        // A failed or mismatched download explains whatever the decoder saw.
+        let (staged, downloaded) = downloaded?;
+        metrics::stage(&self.spec.name, "transfer", started.elapsed());
+        tracing::debug!(
+            artifact = %artifact.key,
+            bytes = downloaded.bytes,
+            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "Archive downloaded and verified."
+        );
+        let decoded = match decoded? {
+            Err(DecodeError::NotStreamable(reason)) => {
+                tracing::debug!(artifact = %artifact.key, reason, "Archive decoded from the finished download.");
+                self.start_decode(artifact, staged.path().to_owned(), None)
+                    .await
+                    .map_err(|e| Attempt::Fail(format!("decode task failed: {e}")))?
+            }
+            decoded => decoded,
+        };
+        if let Ok(Decoded { rows, times, .. }) = &decoded {
             tracing::debug!(
                 artifact = %artifact.key,
                 rows,
@@ -269,7 +331,12 @@ impl PipelineRun {
             metrics::stage(&self.spec.name, "transform", times.transform);
             metrics::stage(&self.spec.name, "write", times.write);
         }
-        let (rows, staged_outputs, counters) = match decoded.map(|(r, w, c, _)| (r, w, c)) {
+        let Decoded {
+            rows,
+            staged_outputs,
+            counters,
+            ..
+        } = match decoded {
             Ok(done) => done,
             Err(DecodeError::Archive(message)) => {
                 return Err(Attempt::Quarantine {

@@ -11,6 +11,7 @@
 
 mod decode;
 mod deliver;
+mod payload;
 mod report;
 
 use std::sync::Arc;

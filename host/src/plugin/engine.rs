@@ -30,6 +30,11 @@ impl TickingEngine {
         config.epoch_interruption(true);
         config.wasm_component_model(true);
         config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+        // For plugin authors: `perf record` then names the plugin's own
+        // functions instead of anonymous JIT addresses.
+        if std::env::var_os("CRYPTOLAKE_WASM_PERFMAP").is_some() {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&config)?;
         let stop = Arc::new(AtomicBool::new(false));
         let ticker = {

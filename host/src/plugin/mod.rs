@@ -29,7 +29,8 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker, types::ComponentItem};
 
 pub use bindings::types::{
-    Artifact, Batch, ChecksumSource, Column, ColumnValues, Compression, PartitionValues, Window,
+    Artifact, Batch, ChecksumSource, Column, ColumnValues, Compression, DictionaryUtf8,
+    PartitionValues, Window,
 };
 pub use cache::{CacheOutcome, CompileCache};
 pub use capabilities::{HostState, HttpLender};

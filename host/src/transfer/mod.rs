@@ -6,6 +6,7 @@
 //! `sha256sum`-style checksum sidecars. It must not decide what an artifact
 //! is or where it goes in the lake.
 
+pub mod growing;
 pub mod rate;
 pub mod s3;
 pub mod sigv4;
@@ -175,6 +176,22 @@ pub async fn download(
     url: &str,
     dest: &Path,
 ) -> Result<Downloaded, TransferError> {
+    download_growing(client, url, dest, None).await
+}
+
+/// Announce written bytes to a reader at least this often: each
+/// announcement waits for the file write to land.
+const ANNOUNCE_BYTES: u64 = 256 * 1024;
+
+/// [`download`], announcing the bytes written to `growth` so that the file
+/// can be read while it downloads. `growth` is ended however this returns.
+pub async fn download_growing(
+    client: &reqwest::Client,
+    url: &str,
+    dest: &Path,
+    growth: Option<std::sync::Arc<growing::Growth>>,
+) -> Result<Downloaded, TransferError> {
+    let growth = growth.map(growing::EndOnDrop);
     let response = get(client, url).await?;
     let expected = response.content_length();
     let io = |source| TransferError::Io {
@@ -184,6 +201,7 @@ pub async fn download(
     let mut file = tokio::fs::File::create(dest).await.map_err(io)?;
     let mut hasher = Sha256::new();
     let mut bytes = 0u64;
+    let mut announced = 0u64;
     let mut stream = response.bytes_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| TransferError::Network {
@@ -193,8 +211,20 @@ pub async fn download(
         hasher.update(&chunk);
         bytes += chunk.len() as u64;
         file.write_all(&chunk).await.map_err(io)?;
+        if let Some(growth) = &growth
+            && bytes - announced >= ANNOUNCE_BYTES
+        {
+            // tokio's file writes land in the background: flush first, so a
+            // reader never reads past what is really in the file.
+            file.flush().await.map_err(io)?;
+            growth.0.written(bytes);
+            announced = bytes;
+        }
     }
     file.flush().await.map_err(io)?;
+    if let Some(growth) = &growth {
+        growth.0.written(bytes);
+    }
     if let Some(expected) = expected
         && expected != bytes
     {

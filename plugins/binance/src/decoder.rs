@@ -238,7 +238,7 @@ impl CsvDecoder {
                 buffer.push_null();
                 continue;
             };
-            let field = fields[index].trim();
+            let field = fields[index].trim_ascii();
             if field.is_empty() && !matches!(column.kind, Kind::Epoch | Kind::DateTime) {
                 buffer.push_null();
                 continue;

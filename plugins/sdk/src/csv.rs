@@ -263,7 +263,7 @@ impl EpochNormalizer {
 
 /// Parses an integer field, naming the column and line on failure.
 pub fn parse_int(field: &str, line: u64, column: &str) -> Result<i64, PluginError> {
-    let text = field.trim();
+    let text = field.trim_ascii();
     short_int(text)
         .or_else(|| text.parse::<i64>().ok())
         .ok_or_else(|| {
@@ -295,11 +295,61 @@ fn short_int(text: &str) -> Option<i64> {
     Some(if negative { -value } else { value })
 }
 
+/// Powers of ten that a double holds exactly.
+const EXACT_POWERS_OF_TEN: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// A plain decimal (`-123.4567`: sign, digits, at most one point) whose
+/// digits form an integer below 2^53 and which has at most 22 digits after
+/// the point: the value is `digits / 10^decimals`, two exact doubles and one
+/// correctly rounded division, so the result is exactly what a full parser
+/// returns (Clinger's fast path). Prices and quantities in exchange files
+/// are such decimals; anything else (exponents, long mantissas) is `None`
+/// and goes to the full parser. In wasm32 this loop is about twice as fast
+/// as the general parser, and floats are most of a kline file's fields.
+fn short_decimal(text: &str) -> Option<f64> {
+    let (negative, bytes) = match text.as_bytes() {
+        [b'-', rest @ ..] => (true, rest),
+        [b'+', rest @ ..] => (false, rest),
+        bytes => (false, bytes),
+    };
+    // 19 digits cannot overflow a u64.
+    if bytes.len() > 19 {
+        return None;
+    }
+    let mut mantissa: u64 = 0;
+    let mut digits = 0;
+    let mut decimals = None;
+    for &b in bytes {
+        let digit = b.wrapping_sub(b'0');
+        if digit <= 9 {
+            mantissa = mantissa * 10 + u64::from(digit);
+            digits += 1;
+        } else if b == b'.' && decimals.is_none() {
+            decimals = Some(digits);
+        } else {
+            return None;
+        }
+    }
+    let decimals = decimals.map_or(0, |before_point| digits - before_point);
+    if digits == 0 || mantissa >= 1 << 53 || decimals >= EXACT_POWERS_OF_TEN.len() {
+        return None;
+    }
+    let value = mantissa as f64 / EXACT_POWERS_OF_TEN[decimals];
+    Some(if negative { -value } else { value })
+}
+
 /// Parses a decimal field, naming the column and line on failure.
 pub fn parse_float(field: &str, line: u64, column: &str) -> Result<f64, PluginError> {
-    let value = fast_float2::parse::<f64, _>(field.trim()).map_err(|_| {
-        PluginError::malformed(Some(line), format!("{column}: `{field}` is not a number"))
-    })?;
+    let text = field.trim_ascii();
+    let value = match short_decimal(text) {
+        Some(value) => value,
+        None => fast_float2::parse::<f64, _>(text).map_err(|_| {
+            PluginError::malformed(Some(line), format!("{column}: `{field}` is not a number"))
+        })?,
+    };
     if value.is_finite() {
         Ok(value)
     } else {
@@ -312,7 +362,7 @@ pub fn parse_float(field: &str, line: u64, column: &str) -> Result<f64, PluginEr
 
 /// Parses `true`/`false` in any letter case (spot files say `True`).
 pub fn parse_bool(field: &str, line: u64, column: &str) -> Result<bool, PluginError> {
-    let field = field.trim();
+    let field = field.trim_ascii();
     if field.eq_ignore_ascii_case("true") {
         Ok(true)
     } else if field.eq_ignore_ascii_case("false") {
@@ -334,7 +384,7 @@ pub fn parse_datetime_us(field: &str, line: u64, column: &str) -> Result<i64, Pl
             format!("{column}: `{field}` is not a YYYY-MM-DD HH:MM:SS datetime"),
         )
     };
-    let text = field.trim();
+    let text = field.trim_ascii();
     let b = text.as_bytes();
     if b.len() < 19
         || b[4] != b'-'
@@ -440,6 +490,60 @@ mod tests {
             assert!(parse_int(bad, 1, "c").is_err(), "{bad:?}");
         }
         assert_eq!(parse_int(" 42 ", 1, "c").ok(), Some(42));
+    }
+
+    #[test]
+    fn decimals_parse_exactly_like_str_parse() {
+        let mut cases: Vec<String> = [
+            "0",
+            "-0",
+            "+0",
+            "0.0",
+            "-0.0",
+            "1.",
+            ".5",
+            "-.5",
+            "93000.12",
+            "0.00000001",
+            "0.12345678",
+            "12345.12345678",
+            "9007199254740991",
+            "9007199254740992",
+            "9007199254740993",
+            "0.9007199254740993",
+            "123456789012345678",
+            "1e5",
+            "1.5E-3",
+            "0.0000000000000000000001",
+            "0.00000000000000000000001",
+            "00000000000000000001",
+            "1234567890123456789",
+            "12345678901234567890",
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+        // Random decimals of every length and point position.
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        for _ in 0..20_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let digits = format!("{}", state % 10u64.pow((state >> 60) as u32 + 1));
+            let point = (state >> 32) as usize % (digits.len() + 1);
+            cases.push(format!("{}.{}", &digits[..point], &digits[point..]));
+        }
+        for text in &cases {
+            let expected = text.parse::<f64>().ok();
+            assert_eq!(
+                parse_float(text, 1, "c").ok().map(f64::to_bits),
+                expected.map(f64::to_bits),
+                "{text}"
+            );
+        }
+        for bad in ["", "-", ".", "1.2.3", "12a", "1,5", "nan", "inf", "--1"] {
+            assert!(parse_float(bad, 1, "c").is_err(), "{bad:?}");
+        }
     }
 
     #[test]
