@@ -297,18 +297,21 @@ impl PipelineRun {
             .instrument(tracing::info_span!("transfer"))
             .await;
         drop(download_ended);
+        let transfer_time = started.elapsed();
+        if let Ok((_, downloaded)) = &downloaded {
+            metrics::stage(&self.spec.name, "transfer", transfer_time);
+            tracing::debug!(
+                artifact = %artifact.key,
+                bytes = downloaded.bytes,
+                elapsed_ms = transfer_time.as_secs_f64() * 1000.0,
+                "Archive downloaded and verified; decoding follows it."
+            );
+        }
         let decoded = decoding
             .await
             .map_err(|e| Attempt::Fail(format!("decode task failed: {e}")));
         // A failed or mismatched download explains whatever the decoder saw.
         let (staged, downloaded) = downloaded?;
-        metrics::stage(&self.spec.name, "transfer", started.elapsed());
-        tracing::debug!(
-            artifact = %artifact.key,
-            bytes = downloaded.bytes,
-            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
-            "Archive downloaded and verified."
-        );
         let decoded = match decoded? {
             Err(DecodeError::NotStreamable(reason)) => {
                 tracing::debug!(artifact = %artifact.key, reason, "Archive decoded from the finished download.");
