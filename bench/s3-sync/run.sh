@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
 # S3 Direct Sync benchmark: mirror N archives (~100 KB, with .CHECKSUM) from a
-# public-read source bucket into a private bucket on the same local S3 server
-# (moto), with `aws s3 sync` and with `cryptolake sync` in direct and stream
-# mode, in one run. Reports files/s, ratios, bytes through the agent and
-# requests per archive (counted from the server's request log).
+# public-read source bucket into a private bucket on the same local S3 server,
+# with `aws s3 sync` and with `cryptolake sync` in direct and stream mode, in
+# one run. Reports files/s, ratios, bytes through the agent and requests per
+# archive (counted by the server).
 #
-# usage: bench/s3-sync/run.sh [COUNT]   (default 2000; needs awscli and moto from pip)
+# usage: bench/s3-sync/run.sh [COUNT]   (default 2000; needs awscli from pip)
+#        SERVER=s3s (default): s3s-fs, a Rust S3 server, built from bench/s3-server
+#        SERVER=moto: moto (Python; its ~360 requests/s cap every client)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 COUNT=${1:-2000}
+SERVER=${SERVER:-s3s}
 WORK=$(mktemp -d)
-trap 'kill $MOTO_PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
+SERVER_PID=
+S3_ROOT=
+trap 'kill $SERVER_PID 2>/dev/null || true; [ -n "$S3_ROOT" ] && rm -rf "$S3_ROOT"; if [ -n "${KEEP:-}" ]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi' EXIT
 
 python3 -m pip install --quiet --disable-pip-version-check awscli -r tests/requirements.txt
 cargo build --release --quiet
@@ -18,7 +23,28 @@ BIN=target/release/cryptolake
 
 export AWS_MAX_ATTEMPTS=3
 source bench/lib.sh
-start_moto "$WORK/moto.log"
+case $SERVER in
+  moto)
+    start_moto "$WORK/moto.log"
+    SERVER_PID=$MOTO_PID
+    requests() { grep -c '" [0-9][0-9][0-9] ' "$WORK/moto.log" || true; }
+    ;;
+  s3s)
+    CARGO_TARGET_DIR=target/bench-s3-server cargo build --release --quiet --manifest-path bench/s3-server/Cargo.toml
+    PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    ENDPOINT=http://127.0.0.1:$PORT
+    # The server's objects live in memory (tmpfs), as moto's do: the disk of
+    # this shared machine is not what is measured.
+    S3_ROOT=$(mktemp -d -p /dev/shm 2>/dev/null || mktemp -d)
+    target/bench-s3-server/release/cryptolake-bench-s3-server "$S3_ROOT" "$PORT" data.binance.vision \
+      "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY" > "$WORK/s3s.log" 2>&1 &
+    SERVER_PID=$!
+    until curl -s -o /dev/null "$ENDPOINT/__bench/requests"; do sleep 0.1; done
+    requests() { curl -s "$ENDPOINT/__bench/requests" | cut -d' ' -f1; }
+    ;;
+  *) echo "SERVER must be s3s or moto" >&2; exit 2 ;;
+esac
+echo "Server: $SERVER at $ENDPOINT"
 aws() { command aws --endpoint-url "$ENDPOINT" "$@"; }
 
 echo "Generating $COUNT archives..."
@@ -26,10 +52,9 @@ python3 bench/s3-sync/generate.py "$WORK/src" "$COUNT"
 BYTES=$(du -sb "$WORK/src" | cut -f1)
 aws s3 mb s3://data.binance.vision > /dev/null
 aws s3 sync --quiet "$WORK/src" s3://data.binance.vision/
-aws s3api put-bucket-policy --bucket data.binance.vision --policy '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":["s3:GetObject","s3:ListBucket"],"Resource":["arn:aws:s3:::data.binance.vision","arn:aws:s3:::data.binance.vision/*"]}]}'
+[ "$SERVER" = moto ] && aws s3api put-bucket-policy --bucket data.binance.vision --policy '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":["s3:GetObject","s3:ListBucket"],"Resource":["arn:aws:s3:::data.binance.vision","arn:aws:s3:::data.binance.vision/*"]}]}'
 for b in dest-aws dest-direct dest-stream; do aws s3 mb "s3://$b" > /dev/null; done
 
-requests() { grep -c '" [0-9][0-9][0-9] ' "$WORK/moto.log" || true; }
 measure() { # name, command...
   local name=$1; shift
   local before; before=$(requests)
@@ -37,11 +62,17 @@ measure() { # name, command...
   "$@" > "$WORK/$name.out" 2> "$WORK/$name.err"
   local end; end=$(date +%s.%N)
   local after; after=$(requests)
-  python3 - "$name" "$start" "$end" "$before" "$after" "$COUNT" <<'PY'
+  [ "$SERVER" = s3s ] && echo "  by method since the start: $(curl -s "$ENDPOINT/__bench/requests")"
+  python3 - "$name" "$start" "$end" "$before" "$after" "$COUNT" "$WORK/rates" <<'PY'
 import sys
 name, start, end, before, after, count = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
 seconds = end - start
-print(f"{name:<18} {seconds:8.1f} s  {count / seconds:8.1f} archives/s  {(after - before) / count:5.2f} requests/archive")
+rates = open(sys.argv[7], "a+")
+rates.seek(0)
+baseline = next((float(line.split("\t")[1]) for line in rates if line.startswith("aws")), None)
+rates.write(f"{name}\t{count / seconds}\n")
+ratio = f"  {count / seconds / baseline:5.2f}x aws s3 sync" if baseline else ""
+print(f"{name:<18} {seconds:8.1f} s  {count / seconds:8.1f} archives/s  {(after - before) / count:5.2f} requests/archive{ratio}")
 PY
 }
 
@@ -63,6 +94,8 @@ TOML
 }
 config direct dest-direct
 config stream dest-stream
+# Compile the plugin into the cache first: compiling once per plugin version is not transfer.
+$BIN validate --config "$WORK/direct.toml" > /dev/null
 
 echo "Source: $COUNT archives + checksums, $BYTES bytes"
 measure "aws s3 sync" aws s3 sync --quiet s3://data.binance.vision/data s3://dest-aws/data
@@ -78,4 +111,8 @@ for a in report["artifacts"]:
 print(f"cryptolake {sys.argv[2]:<7} completed {report['completed']}, failed {report['failed']}, "
       f"archive bytes through the agent {report['bytes']}, transfers {transfers}")
 PY
+done
+# Every destination holds every archive and its checksum.
+for dest in dest-aws/data dest-direct/raw dest-stream/raw; do
+  echo "s3://$dest: $(aws s3 ls --recursive "s3://$dest/" | grep -c . || true) objects (expected $((COUNT * 2)))"
 done
