@@ -11,7 +11,10 @@ use std::time::Duration;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use cryptolake::config::{FloatEncoding, ParquetConfig};
 use cryptolake::lake::parquet::{ParquetSink, ROW_GROUP_ROWS};
-use cryptolake::plugin::{Batch, Column, ColumnValues, DictionaryUtf8, PartitionValues};
+use cryptolake::plugin::{Batch, Column, ColumnValues, DictionaryUtf8};
+
+#[macro_use]
+mod common;
 
 /// A small deterministic generator (xorshift64*), so every run writes the
 /// same values.
@@ -102,19 +105,9 @@ fn ohlcv_batch(rows: usize) -> Batch {
     }
 }
 
-fn partition() -> PartitionValues {
-    PartitionValues {
-        exchange: "binance".into(),
-        market: "spot".into(),
-        data_type: "klines".into(),
-        symbol: "BTCUSDT".into(),
-        interval: Some("1s".into()),
-        period: "2025-01-01".into(),
-    }
-}
-
 fn parquet_write(c: &mut Criterion) {
     let batch = ohlcv_batch(ROW_GROUP_ROWS);
+    let partition = partition_of!(cryptolake::plugin);
     let mut group = c.benchmark_group("parquet_write_ohlcv_row_group");
     group.throughput(Throughput::Elements(ROW_GROUP_ROWS as u64));
     group.measurement_time(Duration::from_secs(8));
@@ -142,7 +135,7 @@ fn parquet_write(c: &mut Criterion) {
                 || batch.clone(),
                 |batch| {
                     let file = tempfile::tempfile().expect("temp file");
-                    let mut sink = ParquetSink::new(file, partition(), settings);
+                    let mut sink = ParquetSink::new(file, partition.clone(), settings);
                     sink.write(batch).expect("write");
                     black_box(sink.finish().expect("finish"))
                 },

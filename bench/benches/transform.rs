@@ -15,6 +15,9 @@ use cryptolake::config::{Limits, PluginLocation, PluginSpec};
 use cryptolake::plugin::{self as host, Runtime};
 use cryptolake_plugin_sdk as sdk;
 
+#[macro_use]
+mod common;
+
 const ROWS: usize = 100_000;
 
 /// Column values shared by both representations.
@@ -92,20 +95,6 @@ macro_rules! batch_of {
                     t::ColumnValues::Float64(k.taker_buy_quote_volume.clone()),
                 ),
             ],
-        }
-    }};
-}
-
-macro_rules! partition_of {
-    ($types:path) => {{
-        use $types as t;
-        t::PartitionValues {
-            exchange: "binance".into(),
-            market: "spot".into(),
-            data_type: "klines".into(),
-            symbol: "BTCUSDT".into(),
-            interval: Some("1s".into()),
-            period: "2025-01-01".into(),
         }
     }};
 }

@@ -92,14 +92,7 @@ mod tests {
 
     #[test]
     fn output_key_is_hive_partitioned_and_named_after_the_artifact() {
-        let p = PartitionValues {
-            exchange: "binance".into(),
-            market: "spot".into(),
-            data_type: "klines".into(),
-            symbol: "BTCUSDT".into(),
-            interval: Some("1m".into()),
-            period: "2024-01-01".into(),
-        };
+        let p = crate::lake::fixtures::spot_btcusdt("1m", "2024-01-01");
         assert_eq!(
             output_key(
                 "ohlcv",

@@ -15,6 +15,24 @@ pub mod manifest;
 pub mod outputs;
 pub mod parquet;
 
+/// Fixtures for the lake's unit tests.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use crate::plugin::PartitionValues;
+
+    /// The partition of a Binance spot BTCUSDT kline file.
+    pub fn spot_btcusdt(interval: &str, period: &str) -> PartitionValues {
+        PartitionValues {
+            exchange: "binance".into(),
+            market: "spot".into(),
+            data_type: "klines".into(),
+            symbol: "BTCUSDT".into(),
+            interval: Some(interval.into()),
+            period: period.into(),
+        }
+    }
+}
+
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;

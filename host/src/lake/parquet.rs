@@ -282,22 +282,15 @@ mod tests {
         }
     }
 
-    fn partition() -> PartitionValues {
-        PartitionValues {
-            exchange: "binance".into(),
-            market: "spot".into(),
-            data_type: "klines".into(),
-            symbol: "BTCUSDT".into(),
-            interval: Some("1s".into()),
-            period: "2025-01-01".into(),
-        }
-    }
-
     /// Writes the batch, then returns each column's encodings and the values
     /// read back.
     fn round_trip(settings: ParquetConfig) -> (Vec<Vec<Encoding>>, RecordBatch) {
         let file = tempfile::tempfile().expect("temp file");
-        let mut sink = ParquetSink::new(file.try_clone().expect("clone"), partition(), settings);
+        let mut sink = ParquetSink::new(
+            file.try_clone().expect("clone"),
+            crate::lake::fixtures::spot_btcusdt("1s", "2025-01-01"),
+            settings,
+        );
         sink.write(batch()).expect("write");
         assert!(sink.finish().expect("finish"));
         let reader = ParquetRecordBatchReaderBuilder::try_new(file).expect("parquet");
