@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Curated-lake benchmark: one Binance spot 1s kline archive of ROWS rows (µs
-# timestamps) → Parquet (zstd) through cryptolake's full path (download,
+# timestamps), served over HTTP on loopback → Parquet (zstd) through cryptolake's full path (download,
 # checksum, unzip, WASM decode, ohlcv transform, write), against DuckDB and
 # Polars converting the same CSV (already unzipped), in one run. Reports
 # rows/s and peak RSS.
 #
-# usage: bench/curate/run.sh [ROWS]   (default 1000000; needs moto, duckdb, polars from pip)
+# usage: bench/curate/run.sh [ROWS]   (default 1000000; needs duckdb and polars from pip)
 #        ROUNDS=5 (default): each round runs the three tools in turn; medians and per-round ratios at the end
 #        ONLY=cryptolake bench/curate/run.sh 6700000   (a ~1 GB CSV: cryptolake's peak RSS alone)
 set -euo pipefail
@@ -13,7 +13,8 @@ cd "$(dirname "$0")/../.."
 ROWS=${1:-1000000}
 WORK=$(mktemp -d)
 # KEEP=1 leaves the work directory (CSV, lake, logs) for a closer look.
-trap 'kill $MOTO_PID 2>/dev/null || true; if [ -n "${KEEP:-}" ]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi' EXIT
+SERVER_PID=
+trap 'kill $SERVER_PID 2>/dev/null || true; if [ -n "${KEEP:-}" ]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi' EXIT
 
 python3 -m pip install --quiet --disable-pip-version-check polars -r tests/requirements.txt
 cargo build --release --quiet
@@ -43,26 +44,20 @@ print(f"CSV {os.path.getsize(f'{work}/{name}.csv')} bytes, zip {len(data)} bytes
 PY
 
 source bench/lib.sh
-start_moto "$WORK/moto.log"
-python3 - "$PORT" "$WORK/src" <<'PY'
-import boto3, json, os, sys
-s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{sys.argv[1]}")
-s3.create_bucket(Bucket="data.binance.vision")
-for root, _, files in os.walk(sys.argv[2]):
-    for f in files:
-        path = os.path.join(root, f)
-        s3.upload_file(path, "data.binance.vision", os.path.relpath(path, sys.argv[2]))
-s3.put_bucket_policy(Bucket="data.binance.vision", Policy=json.dumps({"Version": "2012-10-17", "Statement": [{
-    "Effect": "Allow", "Principal": "*", "Action": ["s3:GetObject", "s3:ListBucket"],
-    "Resource": ["arn:aws:s3:::data.binance.vision", "arn:aws:s3:::data.binance.vision/*"]}]}))
-PY
+# The archive is served as data.binance.vision serves it to downloads: plain
+# HTTP from a static server (probe-mode discovery, no S3 listing), so little
+# of the machine's two cores goes to the server.
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+python3 -m http.server --bind 127.0.0.1 --directory "$WORK/src" "$PORT" > /dev/null 2>&1 &
+SERVER_PID=$!
+until curl -s -o /dev/null "http://127.0.0.1:$PORT/"; do sleep 0.1; done
 
 { config_header "$PORT"; cat <<TOML
 [[pipelines]]
 name = "bench"
 table = "ohlcv"
 window = { start = "2025-01-01", end = "2025-01-01" }
-source = { plugin = "binance", params = { interval = "1s", symbols = ["BTCUSDT"], listing_url = "http://127.0.0.1:$PORT/data.binance.vision", download_url = "http://127.0.0.1:$PORT/data.binance.vision" } }
+source = { plugin = "binance", params = { interval = "1s", symbols = ["BTCUSDT"], discovery = "probe", listing_url = "http://127.0.0.1:$PORT", download_url = "http://127.0.0.1:$PORT" } }
 transforms = [{ plugin = "ohlcv" }]
 TOML
 } > "$WORK/agent.toml"
