@@ -221,6 +221,10 @@ mod tests {
 
     /// Reads `archive`'s payload while another thread writes it in pieces.
     fn read_growing(archive: &[u8]) -> Result<Vec<u8>, PayloadError> {
+        read_growing_as(archive, Compression::Zip)
+    }
+
+    fn read_growing_as(archive: &[u8], compression: Compression) -> Result<Vec<u8>, PayloadError> {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("archive.zip");
         let mut file = std::fs::File::create(&path).expect("create");
@@ -228,7 +232,7 @@ mod tests {
         let reader = {
             let (path, growth) = (path.clone(), Arc::clone(&growth));
             std::thread::spawn(move || {
-                with_payload(Archive::Growing(&path, growth), Compression::Zip, |r| {
+                with_payload(Archive::Growing(&path, growth), compression, |r| {
                     let mut payload = Vec::new();
                     r.read_to_end(&mut payload)
                         .map_err(|e| PayloadError::Unusable(e.to_string()))?;
@@ -263,6 +267,22 @@ mod tests {
             let archive = zip_of(&[("BTCUSDT-1s.csv", &payload)], method);
             assert_eq!(read_growing(&archive).expect("read"), payload, "{method:?}");
         }
+    }
+
+    #[test]
+    fn gzip_and_plain_payloads_read_the_same_while_they_download() {
+        let payload = csv(20_000);
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gzip.write_all(&payload).expect("gzip");
+        let gzip = gzip.finish().expect("gzip finish");
+        assert_eq!(
+            read_growing_as(&gzip, Compression::Gzip).expect("gzip"),
+            payload
+        );
+        assert_eq!(
+            read_growing_as(&payload, Compression::None).expect("plain"),
+            payload
+        );
     }
 
     #[test]
