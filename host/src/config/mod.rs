@@ -17,8 +17,8 @@ pub use plan::{
 };
 pub use source::line_of;
 pub use types::{
-    ConfigFile, FloatEncoding, MissingChecksumPolicy, OtlpConfig, ParquetConfig, RateLimitConfig,
-    TransferMode,
+    ConfigFile, FloatEncoding, IntegerEncoding, MissingChecksumPolicy, OtlpConfig, ParquetConfig,
+    RateLimitConfig, TransferMode,
 };
 pub use units::{parse_duration, parse_size};
 

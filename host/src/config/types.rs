@@ -139,6 +139,10 @@ pub struct ParquetConfig {
     /// "byte_stream_split"`. Default: `"plain"`.
     #[serde(default)]
     pub float_encoding: FloatEncoding,
+    /// Encoding of integer and timestamp columns. Example:
+    /// `integer_encoding = "plain"`. Default: `"delta_binary_packed"`.
+    #[serde(default)]
+    pub integer_encoding: IntegerEncoding,
 }
 
 impl Default for ParquetConfig {
@@ -146,12 +150,26 @@ impl Default for ParquetConfig {
         Self {
             zstd_level: default_zstd_level(),
             float_encoding: FloatEncoding::default(),
+            integer_encoding: IntegerEncoding::default(),
         }
     }
 }
 
 fn default_zstd_level() -> i32 {
     1
+}
+
+/// How integer and timestamp columns are laid out before compression.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IntegerEncoding {
+    /// Differences between consecutive values, bit-packed: timestamps and
+    /// ids that rise steadily take a few bits each. Read by DuckDB, Polars,
+    /// pyarrow, and Spark from 3.3.
+    #[default]
+    DeltaBinaryPacked,
+    /// Values as they are, for readers older than Spark 3.3.
+    Plain,
 }
 
 /// How float columns are laid out before compression.

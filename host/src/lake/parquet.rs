@@ -20,7 +20,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
 use super::layout::PARTITION_COLUMNS;
-use crate::config::{FloatEncoding, ParquetConfig};
+use crate::config::{FloatEncoding, IntegerEncoding, ParquetConfig};
 use crate::plugin::{Batch, ColumnValues, PartitionValues};
 
 /// Rows per Parquet row group.
@@ -206,9 +206,10 @@ fn check_partition_column(name: &str, values: &ColumnValues, expected: &str) -> 
 /// zstd at the configured level (1 unless set: pyarrow's default), page
 /// statistics, and an encoding chosen per column type:
 /// - text: dictionary (exchange, interval and side repeat on every row);
-/// - integers and timestamps: DELTA_BINARY_PACKED, since times and ids
-///   rise steadily and their deltas pack into a few bits, leaving zstd
-///   almost nothing to do (read by DuckDB, Polars, pyarrow, Spark ≥ 3.3);
+/// - integers and timestamps: DELTA_BINARY_PACKED unless configured plain,
+///   since times and ids rise steadily and their deltas pack into a few
+///   bits, leaving zstd almost nothing to do (read by DuckDB, Polars,
+///   pyarrow, Spark ≥ 3.3);
 /// - floats: plain, or BYTE_STREAM_SPLIT when configured.
 ///
 /// No dictionary is tried for numbers: prices, volumes and timestamps are
@@ -227,7 +228,9 @@ fn properties(schema: &Schema, settings: ParquetConfig) -> WriterProperties {
             DataType::Utf8 | DataType::Dictionary(..) => {
                 builder.set_column_dictionary_enabled(path, true)
             }
-            DataType::Int64 | DataType::Timestamp(..) => {
+            DataType::Int64 | DataType::Timestamp(..)
+                if settings.integer_encoding == IntegerEncoding::DeltaBinaryPacked =>
+            {
                 builder.set_column_encoding(path, Encoding::DELTA_BINARY_PACKED)
             }
             DataType::Float64 if settings.float_encoding == FloatEncoding::ByteStreamSplit => {
@@ -314,8 +317,13 @@ mod tests {
         assert!(encodings[1].contains(&Encoding::PLAIN), "{encodings:?}");
         let (encodings, split) = round_trip(ParquetConfig {
             float_encoding: FloatEncoding::ByteStreamSplit,
+            integer_encoding: IntegerEncoding::Plain,
             zstd_level: 9,
         });
+        assert!(
+            !encodings[0].contains(&Encoding::DELTA_BINARY_PACKED),
+            "{encodings:?}"
+        );
         assert!(
             encodings[1].contains(&Encoding::BYTE_STREAM_SPLIT),
             "{encodings:?}"
