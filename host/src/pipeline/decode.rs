@@ -68,7 +68,8 @@ impl Configured {
 /// Time spent in each interleaved stage of one artifact's decode.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StageTimes {
-    /// Decompression and the source plugin's decoder.
+    /// Decompression and the source plugin's decoder (not the time spent
+    /// waiting for a download to bring more bytes).
     pub decode: Duration,
     /// The transform chain.
     pub transform: Duration,
@@ -148,6 +149,10 @@ fn read_chunks(
     chunks: SyncSender<Vec<u8>>,
 ) -> Result<Duration, DecodeError> {
     let mut spent = Duration::ZERO;
+    let growth = match &archive {
+        Archive::Growing(_, growth) => Some(Arc::clone(growth)),
+        Archive::File(_) => None,
+    };
     with_payload::<_, DecodeError>(archive, compression, |reader| {
         loop {
             let mut buffer = vec![0u8; CHUNK_BYTES];
@@ -163,7 +168,7 @@ fn read_chunks(
             }
         }
     })?;
-    Ok(spent)
+    Ok(spent.saturating_sub(growth.map_or(Duration::ZERO, |g| g.waited())))
 }
 
 /// Runs `f`, adding its duration to `total`.

@@ -11,13 +11,17 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 /// How far a download has written its spool file.
 #[derive(Debug, Default)]
 pub struct Growth {
     state: Mutex<State>,
     changed: Condvar,
+    /// Nanoseconds readers spent waiting for bytes.
+    waited: AtomicU64,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -45,6 +49,12 @@ impl Growth {
     /// Waits until the download has ended.
     pub fn wait_for_end(&self) {
         self.wait_until(|state| state.ended);
+    }
+
+    /// How long readers have waited for the download so far: time that
+    /// belongs to the network, not to whoever is reading.
+    pub fn waited(&self) -> Duration {
+        Duration::from_nanos(self.waited.load(Ordering::Relaxed))
     }
 
     /// A reader over the file at `path`, from its start.
@@ -97,9 +107,12 @@ impl Read for GrowingReader {
             return Ok(0);
         }
         let position = self.position;
+        let started = Instant::now();
         let state = self
             .growth
             .wait_until(|state| state.written > position || state.ended);
+        let waited = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.growth.waited.fetch_add(waited, Ordering::Relaxed);
         let available = state.written.saturating_sub(position);
         if available == 0 {
             return Ok(0);
