@@ -30,12 +30,9 @@ pub struct SyncArgs {
 }
 
 fn parse_date(text: &str) -> Result<String, String> {
-    time::Date::parse(
-        text,
-        &time::macros::format_description!("[year]-[month]-[day]"),
-    )
-    .map(|_| text.to_owned())
-    .map_err(|_| format!("`{text}` is not a YYYY-MM-DD date"))
+    crate::period::parse_day(text)
+        .map(|_| text.to_owned())
+        .ok_or_else(|| format!("`{text}` is not a YYYY-MM-DD date"))
 }
 
 /// A pipeline that could not even start.

@@ -367,11 +367,7 @@ pub fn resolve(path: &Path, file: ConfigFile) -> Result<Plan, ConfigError> {
         }
         for (name, value) in [("start", &config.window.start), ("end", &config.window.end)] {
             if let Some(value) = value
-                && time::Date::parse(
-                    value,
-                    &time::macros::format_description!("[year]-[month]-[day]"),
-                )
-                .is_err()
+                && crate::period::parse_day(value).is_none()
             {
                 problem(
                     format!("{field}.window.{name}"),

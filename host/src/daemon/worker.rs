@@ -151,13 +151,7 @@ async fn run_loop(run: PipelineRun, board: StatusBoard, mut cancelled: watch::Re
 fn window_for(spec: &PipelineSpec, caught_up: bool, now: OffsetDateTime) -> Window {
     let mut start = spec.start.clone();
     if caught_up && let Some(lookback) = spec.schedule.lookback {
-        let from = (now - lookback).date();
-        let from = format!(
-            "{:04}-{:02}-{:02}",
-            from.year(),
-            u8::from(from.month()),
-            from.day()
-        );
+        let from = crate::period::format_day((now - lookback).date());
         if start.as_ref().is_none_or(|s| *s < from) {
             start = Some(from);
         }

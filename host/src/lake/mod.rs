@@ -372,11 +372,8 @@ impl Lake {
         match &self.backend {
             Backend::Local { root } => {
                 let path = root.join(key);
-                match tokio::fs::read(&path).await {
-                    Ok(bytes) => Ok(Some(Bytes::from(bytes))),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                    Err(source) => Err(LakeError::Io { path, source }),
-                }
+                let read = tokio::fs::read(&path).await;
+                Ok(unless_missing(read, path)?.map(Bytes::from))
             }
             Backend::S3(s3) => s3
                 .client
@@ -428,11 +425,8 @@ impl Lake {
         match &self.backend {
             Backend::Local { root } => {
                 let path = root.join(key);
-                match tokio::fs::remove_file(&path).await {
-                    Ok(()) => Ok(()),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                    Err(source) => Err(LakeError::Io { path, source }),
-                }
+                let removed = tokio::fs::remove_file(&path).await;
+                unless_missing(removed, path).map(|_| ())
             }
             Backend::S3(s3) => s3
                 .client
@@ -447,11 +441,8 @@ impl Lake {
         match &self.backend {
             Backend::Local { root } => {
                 let path = root.join(key);
-                match tokio::fs::metadata(&path).await {
-                    Ok(meta) => Ok(Some(meta.len())),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                    Err(source) => Err(LakeError::Io { path, source }),
-                }
+                let metadata = tokio::fs::metadata(&path).await;
+                Ok(unless_missing(metadata, path)?.map(|m| m.len()))
             }
             Backend::S3(s3) => s3
                 .client
@@ -460,5 +451,15 @@ impl Lake {
                 .map(|info| info.map(|i| i.size))
                 .map_err(s3.error(key)),
         }
+    }
+}
+
+/// A local file operation's result, with a missing file as `None` and any
+/// other error naming the path.
+fn unless_missing<T>(result: std::io::Result<T>, path: PathBuf) -> Result<Option<T>, LakeError> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(LakeError::Io { path, source }),
     }
 }

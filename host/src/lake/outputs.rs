@@ -10,9 +10,8 @@ use std::collections::BTreeMap;
 
 use super::parquet::ParquetSink;
 use crate::config::ParquetConfig;
+use crate::period;
 use crate::plugin::{Batch, Column, ColumnValues, PartitionValues};
-
-const MICROS_PER_DAY: i64 = 86_400_000_000;
 
 /// Creates a staging file for one output.
 pub type NewFile = Box<dyn FnMut() -> Result<tempfile::NamedTempFile, String> + Send>;
@@ -41,7 +40,7 @@ impl Outputs {
     /// Outputs for an artifact of `partition`; split by day when its period
     /// is a month (`YYYY-MM`).
     pub fn new(partition: PartitionValues, settings: ParquetConfig, new_file: NewFile) -> Self {
-        let by_day = is_month(&partition.period);
+        let by_day = period::is_month(&partition.period);
         Self {
             base: partition,
             settings,
@@ -106,29 +105,6 @@ impl Outputs {
     }
 }
 
-fn is_month(period: &str) -> bool {
-    let bytes = period.as_bytes();
-    bytes.len() == 7
-        && bytes[4] == b'-'
-        && bytes
-            .iter()
-            .enumerate()
-            .all(|(i, b)| i == 4 || b.is_ascii_digit())
-}
-
-/// `YYYY-MM-DD` of a UTC microsecond timestamp.
-fn day_of(micros: i64) -> String {
-    let date = time::OffsetDateTime::UNIX_EPOCH
-        .saturating_add(time::Duration::days(micros.div_euclid(MICROS_PER_DAY)))
-        .date();
-    format!(
-        "{:04}-{:02}-{:02}",
-        date.year(),
-        u8::from(date.month()),
-        date.day()
-    )
-}
-
 /// Splits rows by the UTC day of the batch's first timestamp column, in
 /// order of first appearance; rows without a time stay in `fallback`.
 fn split_by_day(batch: Batch, fallback: &str) -> Vec<(String, Batch)> {
@@ -146,7 +122,7 @@ fn split_by_day(batch: Batch, fallback: &str) -> Vec<(String, Batch)> {
             fallback_rows.push(row as u32);
             continue;
         }
-        let day = micros.div_euclid(MICROS_PER_DAY);
+        let day = micros.div_euclid(period::MICROS_PER_DAY);
         // Rows come in time order, so the current day is almost always the
         // last one seen; the search is for the rare unsorted file.
         match groups.iter_mut().rev().find(|(d, _)| *d == day) {
@@ -155,16 +131,21 @@ fn split_by_day(batch: Batch, fallback: &str) -> Vec<(String, Batch)> {
         }
     }
     if groups.len() == 1 && fallback_rows.is_empty() {
-        return vec![(day_of(groups[0].0 * MICROS_PER_DAY), batch)];
+        return vec![(day_name(groups[0].0), batch)];
     }
     let mut out: Vec<(String, Batch)> = groups
         .iter()
-        .map(|(day, rows)| (day_of(day * MICROS_PER_DAY), select(&batch, rows)))
+        .map(|(day, rows)| (day_name(*day), select(&batch, rows)))
         .collect();
     if !fallback_rows.is_empty() {
         out.push((fallback.to_owned(), select(&batch, &fallback_rows)));
     }
     out
+}
+
+/// `YYYY-MM-DD` of a day counted from the Unix epoch.
+fn day_name(day: i64) -> String {
+    period::format_day(period::day_of_micros(day * period::MICROS_PER_DAY))
 }
 
 /// The rows `rows` of `batch`.
@@ -224,7 +205,7 @@ mod tests {
 
     #[test]
     fn months_are_split_by_utc_day() {
-        let day = MICROS_PER_DAY;
+        let day = period::MICROS_PER_DAY;
         let start = 1_709_251_200_000_000; // 2024-03-01
         let parts = split_by_day(
             batch(
@@ -246,12 +227,5 @@ mod tests {
         assert_eq!(parts.len(), 2);
         assert_eq!(parts[1].0, "2024-03");
         assert_eq!(parts[1].1.columns[0].nulls.as_deref(), Some(&[true][..]));
-    }
-
-    #[test]
-    fn only_months_are_split() {
-        assert!(is_month("2024-03"));
-        assert!(!is_month("2024-03-01"));
-        assert!(!is_month("2024-3"));
     }
 }

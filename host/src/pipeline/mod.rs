@@ -683,18 +683,9 @@ impl Attempt {
 /// (`YYYY-MM-DD` or `YYYY-MM`).
 fn record_data_until(pipeline: &str, artifact: &Artifact) {
     let period = artifact.partition.period.as_str();
-    let date_format = time::macros::format_description!("[year]-[month]-[day]");
-    let end = match time::Date::parse(period, &date_format) {
-        Ok(day) => day.next_day(),
-        Err(_) => time::Date::parse(&format!("{period}-01"), &date_format)
-            .ok()
-            .and_then(|first| {
-                let (year, month) = match first.month() {
-                    time::Month::December => (first.year() + 1, time::Month::January),
-                    month => (first.year(), month.next()),
-                };
-                time::Date::from_calendar_date(year, month, 1).ok()
-            }),
+    let end = match crate::period::parse_day(period) {
+        Some(day) => day.next_day(),
+        None => crate::period::parse_month(period).and_then(crate::period::next_month),
     };
     if let Some(end) = end {
         metrics::data_until(pipeline, end.midnight().assume_utc().unix_timestamp());

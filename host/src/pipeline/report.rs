@@ -5,6 +5,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::Reason;
+use crate::period;
 use crate::plugin::Artifact;
 
 /// How one artifact ended.
@@ -143,37 +144,23 @@ pub fn missing_periods(artifacts: &[Artifact]) -> Vec<MissingSeries> {
 
 /// Every day (or month) from `first` to `last` inclusive.
 fn expected_periods(first: &str, last: &str) -> Vec<String> {
-    let day = time::macros::format_description!("[year]-[month]-[day]");
-    let parse = |p: &str| {
-        if p.len() == 7 {
-            time::Date::parse(&format!("{p}-01"), &day).ok()
-        } else {
-            time::Date::parse(p, &day).ok()
-        }
-    };
+    let parse = |p: &str| period::parse_month(p).or_else(|| period::parse_day(p));
     let (Some(mut date), Some(end)) = (parse(first), parse(last)) else {
         return Vec::new();
     };
     let monthly = first.len() == 7;
     let mut out = Vec::new();
     while date <= end && out.len() < 100_000 {
-        let text = date.format(&day).unwrap_or_default();
+        let text = period::format_day(date);
         out.push(if monthly { text[..7].to_owned() } else { text });
-        date = if monthly {
-            let (y, m) = if date.month() == time::Month::December {
-                (date.year() + 1, time::Month::January)
-            } else {
-                (date.year(), date.month().next())
-            };
-            match time::Date::from_calendar_date(y, m, 1) {
-                Ok(next) => next,
-                Err(_) => break,
-            }
+        let next = if monthly {
+            period::next_month(date)
         } else {
-            match date.next_day() {
-                Some(next) => next,
-                None => break,
-            }
+            date.next_day()
+        };
+        date = match next {
+            Some(next) => next,
+            None => break,
         };
     }
     out
