@@ -9,7 +9,7 @@
 //! from.
 
 use cryptolake_plugin_sdk::columns::{self, ColumnBuilder, DictionaryBuilder};
-use cryptolake_plugin_sdk::csv::{self, EpochNormalizer, LineReader};
+use cryptolake_plugin_sdk::csv::{self, EpochNormalizer, EpochUnit, FieldCursor, LineReader};
 use cryptolake_plugin_sdk::{Batch, PluginError};
 
 use crate::datatypes::{Kind, OutputColumn, header_name, min_fields};
@@ -42,6 +42,43 @@ impl Buffer {
         }
     }
 
+    fn truncate(&mut self, len: usize) {
+        match self {
+            Buffer::Time(b) | Buffer::Int(b) => b.truncate(len),
+            Buffer::Float(b) => b.truncate(len),
+            Buffer::Bool(b) => b.truncate(len),
+            Buffer::Text(b) => b.truncate(len),
+        }
+    }
+
+    /// Reads the cursor's next field in its plain form and appends it; `None`
+    /// (and possibly a value appended) when the field is not plain, or is
+    /// an epoch of another unit than `unit`, the file's.
+    #[inline(always)]
+    fn push_plain(
+        &mut self,
+        kind: Kind,
+        cursor: &mut FieldCursor<'_>,
+        unit: Option<EpochUnit>,
+    ) -> Option<()> {
+        match self {
+            Buffer::Time(b) => b.push(match kind {
+                Kind::DateTime => csv::parse_datetime_us(cursor.text()?, 0, "").ok()?,
+                _ => {
+                    let value = cursor.integer()?;
+                    EpochUnit::detect(value)
+                        .filter(|detected| Some(*detected) == unit)?
+                        .to_micros(value)
+                }
+            }),
+            Buffer::Float(b) => b.push(cursor.decimal()?),
+            Buffer::Int(b) => b.push(cursor.integer()?),
+            Buffer::Bool(b) => b.push(cursor.boolean()?),
+            Buffer::Text(b) => b.push(cursor.text()?),
+        }
+        Some(())
+    }
+
     fn finish(&mut self, name: &str) -> cryptolake_plugin_sdk::Column {
         match self {
             Buffer::Time(b) => b.finish_timestamp_us(name),
@@ -62,6 +99,10 @@ pub struct CsvDecoder {
     /// Which CSV field feeds each output column: the layout's positions, or
     /// the header's, for a layout read by header name.
     fields: Vec<Option<usize>>,
+    /// The one-pass reading of a line: per CSV field up to the last one
+    /// read, the column it feeds (`None`: skipped). `None` as a whole when
+    /// a field feeds two columns; every line then takes the general path.
+    steps: Option<Vec<Option<usize>>>,
     by_header: bool,
     min_fields: usize,
     first_field_kind: Option<Kind>,
@@ -80,9 +121,11 @@ impl CsvDecoder {
     /// A decoder for `layout`, emitting batches of at most `batch_rows` rows.
     pub fn new(layout: &'static [OutputColumn], batch_rows: usize) -> Self {
         let capacity = batch_rows.min(8192);
+        let fields: Vec<Option<usize>> = layout.iter().map(|c| c.field).collect();
         Self {
             layout,
-            fields: layout.iter().map(|c| c.field).collect(),
+            steps: steps(&fields),
+            fields,
             by_header: false,
             min_fields: min_fields(layout),
             first_field_kind: layout.iter().find(|c| c.field == Some(0)).map(|c| c.kind),
@@ -195,6 +238,7 @@ impl CsvDecoder {
             ));
         }
         self.min_fields = self.fields.iter().flatten().max().map_or(0, |i| i + 1);
+        self.steps = steps(&self.fields);
         Ok(())
     }
 
@@ -209,6 +253,10 @@ impl CsvDecoder {
             if self.is_header(line) {
                 return Ok(());
             }
+        }
+        if self.plain_row(line) {
+            self.rows += 1;
+            return Ok(());
         }
         // Field slices on the stack: no allocation per line.
         let mut fields = [""; MAX_FIELDS];
@@ -259,6 +307,44 @@ impl CsvDecoder {
         Ok(())
     }
 
+    /// Reads `line` in one pass when every field it needs is in its plain
+    /// form (most lines of most files); otherwise leaves the buffers as they
+    /// were and returns false, for the general path to read the line and
+    /// name whatever is wrong with it. The file's first epoch value fixes
+    /// its unit on the general path, so every line after it can come here.
+    fn plain_row(&mut self, line: &str) -> bool {
+        let Some(steps) = &self.steps else {
+            return false;
+        };
+        let unit = self.epoch.unit();
+        let mut cursor = FieldCursor::new(line);
+        let mut read_all = || {
+            for step in steps {
+                match *step {
+                    None => cursor.skip()?,
+                    Some(column) => self.buffers[column].push_plain(
+                        self.layout[column].kind,
+                        &mut cursor,
+                        unit,
+                    )?,
+                }
+            }
+            Some(())
+        };
+        if read_all().is_none() {
+            for buffer in &mut self.buffers {
+                buffer.truncate(self.rows);
+            }
+            return false;
+        }
+        for (field, buffer) in self.fields.iter().zip(&mut self.buffers) {
+            if field.is_none() {
+                buffer.push_null();
+            }
+        }
+        true
+    }
+
     fn flush(&mut self) -> Batch {
         self.rows = 0;
         columns::batch(
@@ -269,6 +355,22 @@ impl CsvDecoder {
                 .collect(),
         )
     }
+}
+
+/// The one-pass plan for columns fed by `fields` (see [`CsvDecoder`]'s
+/// `steps`).
+fn steps(fields: &[Option<usize>]) -> Option<Vec<Option<usize>>> {
+    let count = fields.iter().flatten().max().map_or(0, |last| last + 1);
+    let mut steps = vec![None; count];
+    for (column, field) in fields.iter().enumerate() {
+        if let Some(field) = *field {
+            if steps[field].is_some() {
+                return None;
+            }
+            steps[field] = Some(column);
+        }
+    }
+    Some(steps)
 }
 
 /// A column name as compared with a header: lowercase, without `_`, `-`

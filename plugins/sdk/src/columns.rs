@@ -61,6 +61,14 @@ impl<T: Default> ColumnBuilder<T> {
         self.values.len()
     }
 
+    /// Drops the values after the first `len` (a row given up half-way).
+    pub fn truncate(&mut self, len: usize) {
+        self.values.truncate(len);
+        if let Some(nulls) = &mut self.nulls {
+            nulls.truncate(len);
+        }
+    }
+
     /// Whether no value was pushed.
     pub fn is_empty(&self) -> bool {
         self.values.is_empty()
@@ -155,6 +163,15 @@ impl DictionaryBuilder {
     /// Number of values (nulls included).
     pub fn len(&self) -> usize {
         self.keys.len()
+    }
+
+    /// Drops the values after the first `len` (a row given up half-way);
+    /// the dictionary keeps its entries.
+    pub fn truncate(&mut self, len: usize) {
+        self.keys.truncate(len);
+        if let Some(nulls) = &mut self.nulls {
+            nulls.truncate(len);
+        }
     }
 
     /// Whether no value was pushed.

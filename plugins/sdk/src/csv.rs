@@ -276,23 +276,98 @@ pub fn parse_int(field: &str, line: u64, column: &str) -> Result<i64, PluginErro
 /// 15, and epoch microseconds have 16; in wasm32 the check is a software
 /// 128-bit multiply, which made integer parsing a hot spot of the decoders.
 fn short_int(text: &str) -> Option<i64> {
-    let (negative, digits) = match text.as_bytes() {
-        [b'-', rest @ ..] => (true, rest),
-        [b'+', rest @ ..] => (false, rest),
-        bytes => (false, bytes),
+    whole(text, plain_int(text.as_bytes(), 0))
+}
+
+/// A scan's value when it consumed all of `text` (a comma stops a scan).
+fn whole<T>(text: &str, scanned: Option<(T, usize)>) -> Option<T> {
+    scanned.and_then(|(value, end)| (end == text.len()).then_some(value))
+}
+
+/// [`short_int`]'s form read from `bytes[start..]` up to the first comma or
+/// the end: the value and where it stopped.
+#[inline(always)]
+fn plain_int(bytes: &[u8], start: usize) -> Option<(i64, usize)> {
+    let (negative, digits_start) = match bytes.get(start) {
+        Some(b'-') => (true, start + 1),
+        Some(b'+') => (false, start + 1),
+        _ => (false, start),
     };
-    if digits.is_empty() || digits.len() > 18 {
+    let mut at = digits_start;
+    let mut value: u64 = 0;
+    loop {
+        let (count, digits) = leading_digits(word_at(bytes, at));
+        value = value
+            .wrapping_mul(POWERS_OF_TEN[count])
+            .wrapping_add(digits);
+        at += count;
+        if count < 8 {
+            break;
+        }
+    }
+    if !matches!(bytes.get(at), Some(b',') | None) || !(1..=18).contains(&(at - digits_start)) {
         return None;
     }
-    let mut value: i64 = 0;
-    for &b in digits {
-        let digit = b.wrapping_sub(b'0');
-        if digit > 9 {
-            return None;
-        }
-        value = value * 10 + i64::from(digit);
+    // 18 digits fit an i64.
+    let value = value as i64;
+    Some((if negative { -value } else { value }, at))
+}
+
+/// `10^count` for the digit counts [`leading_digits`] returns.
+const POWERS_OF_TEN: [u64; 9] = [
+    1,
+    10,
+    100,
+    1_000,
+    10_000,
+    100_000,
+    1_000_000,
+    10_000_000,
+    100_000_000,
+];
+
+/// The eight bytes at `at` as a little-endian word, zero bytes past the end
+/// of `bytes` (a zero byte is not a digit, so it ends a number).
+#[inline(always)]
+fn word_at(bytes: &[u8], at: usize) -> u64 {
+    if let Some(eight) = bytes
+        .get(at..at + 8)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+    {
+        return u64::from_le_bytes(eight);
     }
-    Some(if negative { -value } else { value })
+    let mut padded = [0u8; 8];
+    let rest = bytes.get(at..).unwrap_or_default();
+    padded[..rest.len()].copy_from_slice(rest);
+    u64::from_le_bytes(padded)
+}
+
+/// The run of ASCII digits at the start of `word` (eight bytes of text, in
+/// order, as [`word_at`] loads them): how many (0 to 8) and their value.
+/// Eight digits at a time, without a loop: wasmtime checks for
+/// interruption on every loop iteration, and a byte-at-a-time loop made
+/// that check a good part of the decoders' time.
+#[inline(always)]
+fn leading_digits(word: u64) -> (usize, u64) {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    // Digits become 0..=9; a byte that was not a digit becomes 10..=255.
+    let values = word ^ (0x30 * ONES);
+    // The top bit of each byte that is not a digit: `+ 0x76` carries a byte
+    // of 10 or more into its top bit, `| values` catches 128 and more. A
+    // carry out of a byte only runs into later bytes, after a non-digit.
+    let not_digits = (values.wrapping_add(0x76 * ONES) | values) & (0x80 * ONES);
+    let count = (not_digits.trailing_zeros() / 8) as usize;
+    if count == 0 {
+        return (0, 0);
+    }
+    // The digits into the top bytes, zeros (leading zeros) below them, then
+    // pairs, quads and the octet combined (the first byte is the most
+    // significant digit).
+    let mut value = values << (8 * (8 - count));
+    value = (value.wrapping_mul(10) + (value >> 8)) & 0x00ff_00ff_00ff_00ff;
+    value = (value.wrapping_mul(100) + (value >> 16)) & 0x0000_ffff_0000_ffff;
+    value = value.wrapping_mul(10_000) + (value >> 32);
+    (count, value & 0xffff_ffff)
 }
 
 /// Powers of ten that a double holds exactly.
@@ -310,35 +385,135 @@ const EXACT_POWERS_OF_TEN: [f64; 23] = [
 /// and goes to the full parser. In wasm32 this loop is about twice as fast
 /// as the general parser, and floats are most of a kline file's fields.
 fn short_decimal(text: &str) -> Option<f64> {
-    let (negative, bytes) = match text.as_bytes() {
-        [b'-', rest @ ..] => (true, rest),
-        [b'+', rest @ ..] => (false, rest),
-        bytes => (false, bytes),
+    whole(text, plain_decimal(text.as_bytes(), 0))
+}
+
+/// [`short_decimal`]'s form read from `bytes[start..]` up to the first
+/// comma or the end: the value and where it stopped.
+#[inline(always)]
+fn plain_decimal(bytes: &[u8], start: usize) -> Option<(f64, usize)> {
+    let (negative, digits_start) = match bytes.get(start) {
+        Some(b'-') => (true, start + 1),
+        Some(b'+') => (false, start + 1),
+        _ => (false, start),
     };
-    // 19 digits cannot overflow a u64.
-    if bytes.len() > 19 {
-        return None;
-    }
+    let mut at = digits_start;
     let mut mantissa: u64 = 0;
-    let mut digits = 0;
-    let mut decimals = None;
-    for &b in bytes {
-        let digit = b.wrapping_sub(b'0');
-        if digit <= 9 {
-            mantissa = mantissa * 10 + u64::from(digit);
-            digits += 1;
-        } else if b == b'.' && decimals.is_none() {
-            decimals = Some(digits);
-        } else {
-            return None;
+    let mut point = None;
+    loop {
+        let (count, digits) = leading_digits(word_at(bytes, at));
+        mantissa = mantissa
+            .wrapping_mul(POWERS_OF_TEN[count])
+            .wrapping_add(digits);
+        at += count;
+        if count == 8 {
+            continue;
+        }
+        match bytes.get(at) {
+            Some(b'.') if point.is_none() => {
+                point = Some(at);
+                at += 1;
+            }
+            Some(b',') | None => break,
+            Some(_) => return None,
         }
     }
-    let decimals = decimals.map_or(0, |before_point| digits - before_point);
-    if digits == 0 || mantissa >= 1 << 53 || decimals >= EXACT_POWERS_OF_TEN.len() {
+    let (digits, decimals) = match point {
+        Some(point) => (at - digits_start - 1, at - point - 1),
+        None => (at - digits_start, 0),
+    };
+    // Up to 19 digits the mantissa has not wrapped (10^19 < 2^64).
+    if digits == 0 || digits > 19 || mantissa >= 1 << 53 || decimals >= EXACT_POWERS_OF_TEN.len() {
         return None;
     }
     let value = mantissa as f64 / EXACT_POWERS_OF_TEN[decimals];
-    Some(if negative { -value } else { value })
+    Some((if negative { -value } else { value }, at))
+}
+
+/// Reads an unquoted CSV line field by field in one pass over its bytes,
+/// parsing numbers while it looks for their ends: the decoders' fast path
+/// (splitting first and parsing after reads every byte twice or more).
+///
+/// Each method consumes the next field and returns `None` when it is not in
+/// the plain form the method reads (surrounding spaces, an exponent, an
+/// empty field, no field left, …). The cursor is then spent: the caller
+/// reads the line again the general way ([`fields`] and the `parse_*` functions), which accepts
+/// every form they do and names what is wrong.
+#[derive(Debug, Clone)]
+pub struct FieldCursor<'a> {
+    line: &'a str,
+    /// Where the next field starts; `None` once the last one was read.
+    next: Option<usize>,
+}
+
+impl<'a> FieldCursor<'a> {
+    /// A cursor before the first field of `line`.
+    pub fn new(line: &'a str) -> Self {
+        Self {
+            line,
+            next: Some(0),
+        }
+    }
+
+    /// Moves past the field that ended at `end` (a comma or the line's end).
+    #[inline(always)]
+    fn advance(&mut self, end: usize) {
+        self.next = (end < self.line.len()).then_some(end + 1);
+    }
+
+    /// A plain decimal (see [`parse_float`]'s fast path).
+    #[inline(always)]
+    pub fn decimal(&mut self) -> Option<f64> {
+        let (value, end) = plain_decimal(self.line.as_bytes(), self.next?)?;
+        self.advance(end);
+        Some(value)
+    }
+
+    /// An integer of at most 18 digits with an optional sign.
+    #[inline(always)]
+    pub fn integer(&mut self) -> Option<i64> {
+        let (value, end) = plain_int(self.line.as_bytes(), self.next?)?;
+        self.advance(end);
+        Some(value)
+    }
+
+    /// A non-empty field without surrounding spaces, as it is.
+    #[inline(always)]
+    pub fn text(&mut self) -> Option<&'a str> {
+        let start = self.next?;
+        let rest = self.line.as_bytes().get(start..)?;
+        let end = start + memchr::memchr(b',', rest).unwrap_or(rest.len());
+        // Commas are ASCII, so the cut is on a character boundary.
+        let field = self.line.get(start..end)?;
+        let bytes = field.as_bytes();
+        if bytes.first()?.is_ascii_whitespace() || bytes.last()?.is_ascii_whitespace() {
+            return None;
+        }
+        self.advance(end);
+        Some(field)
+    }
+
+    /// `true` or `false` in any letter case.
+    #[inline(always)]
+    pub fn boolean(&mut self) -> Option<bool> {
+        let field = self.text()?;
+        if field.eq_ignore_ascii_case("true") {
+            Some(true)
+        } else if field.eq_ignore_ascii_case("false") {
+            Some(false)
+        } else {
+            None
+        }
+    }
+
+    /// Skips a field, whatever it holds.
+    #[inline(always)]
+    pub fn skip(&mut self) -> Option<()> {
+        let start = self.next?;
+        let rest = self.line.as_bytes().get(start..)?;
+        self.advance(start + memchr::memchr(b',', rest).unwrap_or(rest.len()));
+        Some(())
+    }
 }
 
 /// Parses a decimal field, naming the column and line on failure.
@@ -616,6 +791,78 @@ mod tests {
         );
         let err = n.micros("1735689600000000", 2, "t").unwrap_err();
         assert!(matches!(err, PluginError::MalformedInput(m) if m.line == Some(2)));
+    }
+
+    #[test]
+    fn the_cursor_reads_what_the_general_path_reads_or_declines() {
+        let fields_seen = [
+            "0",
+            "-12",
+            "+7",
+            "93000.12",
+            "0.00000001",
+            "1.",
+            ".5",
+            "-.5",
+            "-0",
+            "",
+            " 1",
+            "1 ",
+            "1e5",
+            "nan",
+            "True",
+            "false",
+            "FALSE",
+            "yes",
+            "BTCUSDT",
+            " x",
+            "1735689600000000",
+            "1234567890123456789",
+            "9007199254740993",
+            "12345678901234567890",
+            "1.2.3",
+            "é",
+        ];
+        for field in fields_seen {
+            for line in [field.to_owned(), format!("{field},next")] {
+                let general_float = parse_float(field, 1, "c").ok().map(f64::to_bits);
+                if let Some(value) = FieldCursor::new(&line).decimal() {
+                    assert_eq!(Some(value.to_bits()), general_float, "{line:?}");
+                }
+                if let Some(value) = FieldCursor::new(&line).integer() {
+                    assert_eq!(Some(value), parse_int(field, 1, "c").ok(), "{line:?}");
+                }
+                if let Some(value) = FieldCursor::new(&line).boolean() {
+                    assert_eq!(Some(value), parse_bool(field, 1, "c").ok(), "{line:?}");
+                }
+                if let Some(value) = FieldCursor::new(&line).text() {
+                    assert_eq!(value, field.trim_ascii(), "{line:?}");
+                    assert!(!value.is_empty());
+                }
+            }
+        }
+        // The plain forms are taken, the rest declined.
+        assert_eq!(FieldCursor::new("93000.12").decimal(), Some(93000.12));
+        assert_eq!(FieldCursor::new("1e5").decimal(), None);
+        assert_eq!(FieldCursor::new(" 1").integer(), None);
+        assert_eq!(FieldCursor::new("").text(), None);
+        assert_eq!(FieldCursor::new("True").boolean(), Some(true));
+    }
+
+    #[test]
+    fn the_cursor_walks_fields_in_order_and_stops_at_the_end() {
+        let mut cursor = FieldCursor::new("1735689600000000,93000.12,x,,true");
+        assert_eq!(cursor.integer(), Some(1_735_689_600_000_000));
+        assert_eq!(cursor.decimal(), Some(93000.12));
+        assert_eq!(cursor.skip(), Some(()));
+        assert_eq!(cursor.skip(), Some(()));
+        assert_eq!(cursor.boolean(), Some(true));
+        assert_eq!(cursor.skip(), None, "no field after the last");
+        let mut trailing = FieldCursor::new("1,");
+        assert_eq!(trailing.integer(), Some(1));
+        assert_eq!(trailing.text(), None, "the empty last field");
+        assert_eq!(trailing.skip(), Some(()));
+        assert_eq!(trailing.skip(), None);
     }
 
     #[test]
