@@ -99,10 +99,9 @@ pub struct CsvDecoder {
     /// Which CSV field feeds each output column: the layout's positions, or
     /// the header's, for a layout read by header name.
     fields: Vec<Option<usize>>,
-    /// The one-pass reading of a line: per CSV field up to the last one
-    /// read, the column it feeds (`None`: skipped). `None` as a whole when
-    /// a field feeds two columns; every line then takes the general path.
-    steps: Option<Vec<Option<usize>>>,
+    /// How a line is read in one pass; `None` when a field feeds two
+    /// columns: every line then takes the general path.
+    one_pass: Option<OnePass>,
     by_header: bool,
     min_fields: usize,
     first_field_kind: Option<Kind>,
@@ -124,7 +123,7 @@ impl CsvDecoder {
         let fields: Vec<Option<usize>> = layout.iter().map(|c| c.field).collect();
         Self {
             layout,
-            steps: steps(&fields),
+            one_pass: OnePass::plan(layout, &fields),
             fields,
             by_header: false,
             min_fields: min_fields(layout),
@@ -238,7 +237,7 @@ impl CsvDecoder {
             ));
         }
         self.min_fields = self.fields.iter().flatten().max().map_or(0, |i| i + 1);
-        self.steps = steps(&self.fields);
+        self.one_pass = OnePass::plan(self.layout, &self.fields);
         Ok(())
     }
 
@@ -313,20 +312,18 @@ impl CsvDecoder {
     /// name whatever is wrong with it. The file's first epoch value fixes
     /// its unit on the general path, so every line after it can come here.
     fn plain_row(&mut self, line: &str) -> bool {
-        let Some(steps) = &self.steps else {
+        let Some(plan) = &self.one_pass else {
             return false;
         };
         let unit = self.epoch.unit();
         let mut cursor = FieldCursor::new(line);
         let mut read_all = || {
-            for step in steps {
+            for step in &plan.fields {
                 match *step {
                     None => cursor.skip()?,
-                    Some(column) => self.buffers[column].push_plain(
-                        self.layout[column].kind,
-                        &mut cursor,
-                        unit,
-                    )?,
+                    Some((column, kind)) => {
+                        self.buffers[column].push_plain(kind, &mut cursor, unit)?
+                    }
                 }
             }
             Some(())
@@ -337,10 +334,8 @@ impl CsvDecoder {
             }
             return false;
         }
-        for (field, buffer) in self.fields.iter().zip(&mut self.buffers) {
-            if field.is_none() {
-                buffer.push_null();
-            }
+        for &column in &plan.absent {
+            self.buffers[column].push_null();
         }
         true
     }
@@ -357,20 +352,33 @@ impl CsvDecoder {
     }
 }
 
-/// The one-pass plan for columns fed by `fields` (see [`CsvDecoder`]'s
-/// `steps`).
-fn steps(fields: &[Option<usize>]) -> Option<Vec<Option<usize>>> {
-    let count = fields.iter().flatten().max().map_or(0, |last| last + 1);
-    let mut steps = vec![None; count];
-    for (column, field) in fields.iter().enumerate() {
-        if let Some(field) = *field {
-            if steps[field].is_some() {
-                return None;
+/// How [`CsvDecoder`] reads a line in one pass.
+struct OnePass {
+    /// Per CSV field up to the last one read: the column it feeds and its
+    /// kind, or `None` (skipped).
+    fields: Vec<Option<(usize, Kind)>>,
+    /// Columns no field feeds: null on every row.
+    absent: Vec<usize>,
+}
+
+impl OnePass {
+    /// The plan for `layout`'s columns fed by `fields`; `None` when a field
+    /// feeds two columns.
+    fn plan(layout: &[OutputColumn], fields: &[Option<usize>]) -> Option<Self> {
+        let count = fields.iter().flatten().max().map_or(0, |last| last + 1);
+        let mut plan = Self {
+            fields: vec![None; count],
+            absent: Vec::new(),
+        };
+        for (column, (field, output)) in fields.iter().zip(layout).enumerate() {
+            match *field {
+                None => plan.absent.push(column),
+                Some(field) if plan.fields[field].is_some() => return None,
+                Some(field) => plan.fields[field] = Some((column, output.kind)),
             }
-            steps[field] = Some(column);
         }
+        Some(plan)
     }
-    Some(steps)
 }
 
 /// A column name as compared with a header: lowercase, without `_`, `-`
@@ -499,7 +507,7 @@ mod tests {
             let run = |one_pass: bool| {
                 let mut decoder = CsvDecoder::new(layout, 64);
                 if !one_pass {
-                    decoder.steps = None;
+                    decoder.one_pass = None;
                 }
                 let mut out = Vec::new();
                 for chunk in text.as_bytes().chunks(97) {
