@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod lake;
+pub mod memory;
 pub mod period;
 pub mod pipeline;
 pub mod plugin;

@@ -127,6 +127,9 @@ async fn run_loop(run: PipelineRun, board: StatusBoard, mut cancelled: watch::Re
                 false
             }
         };
+        // The run's buffers were kept for reuse while it ran; the wait for
+        // the next one should not hold them.
+        crate::memory::release_freed_memory();
         let now = OffsetDateTime::now_utc();
         let mut following = schedule.when.next_after(started);
         if following <= now {
