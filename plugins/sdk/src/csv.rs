@@ -288,13 +288,30 @@ fn whole<T>(text: &str, scanned: Option<(T, usize)>) -> Option<T> {
 /// the end: the value and where it stopped.
 #[inline(always)]
 fn plain_int(bytes: &[u8], start: usize) -> Option<(i64, usize)> {
-    let (negative, digits_start) = match bytes.get(start) {
+    let (negative, digits_start) = sign(bytes, start);
+    let (value, at) = digit_run(bytes, digits_start, 0);
+    if !ends_field(bytes, at) || !(1..=18).contains(&(at - digits_start)) {
+        return None;
+    }
+    // 18 digits fit an i64.
+    let value = value as i64;
+    Some((if negative { -value } else { value }, at))
+}
+
+/// Whether the number is negative, and where its digits start.
+#[inline(always)]
+fn sign(bytes: &[u8], start: usize) -> (bool, usize) {
+    match bytes.get(start) {
         Some(b'-') => (true, start + 1),
         Some(b'+') => (false, start + 1),
         _ => (false, start),
-    };
-    let mut at = digits_start;
-    let mut value: u64 = 0;
+    }
+}
+
+/// Appends the run of digits at `at` to `value` (wrapping past 19 digits,
+/// which callers refuse): the new value and where the run ended.
+#[inline(always)]
+fn digit_run(bytes: &[u8], mut at: usize, mut value: u64) -> (u64, usize) {
     loop {
         let (count, digits) = leading_digits(word_at(bytes, at));
         value = value
@@ -302,15 +319,15 @@ fn plain_int(bytes: &[u8], start: usize) -> Option<(i64, usize)> {
             .wrapping_add(digits);
         at += count;
         if count < 8 {
-            break;
+            return (value, at);
         }
     }
-    if !matches!(bytes.get(at), Some(b',') | None) || !(1..=18).contains(&(at - digits_start)) {
-        return None;
-    }
-    // 18 digits fit an i64.
-    let value = value as i64;
-    Some((if negative { -value } else { value }, at))
+}
+
+/// Whether a field ends at `at`: a comma or the end.
+#[inline(always)]
+fn ends_field(bytes: &[u8], at: usize) -> bool {
+    matches!(bytes.get(at), Some(b',') | None)
 }
 
 /// `10^count` for the digit counts [`leading_digits`] returns.
@@ -392,31 +409,15 @@ fn short_decimal(text: &str) -> Option<f64> {
 /// comma or the end: the value and where it stopped.
 #[inline(always)]
 fn plain_decimal(bytes: &[u8], start: usize) -> Option<(f64, usize)> {
-    let (negative, digits_start) = match bytes.get(start) {
-        Some(b'-') => (true, start + 1),
-        Some(b'+') => (false, start + 1),
-        _ => (false, start),
-    };
-    let mut at = digits_start;
-    let mut mantissa: u64 = 0;
+    let (negative, digits_start) = sign(bytes, start);
+    let (mut mantissa, mut at) = digit_run(bytes, digits_start, 0);
     let mut point = None;
-    loop {
-        let (count, digits) = leading_digits(word_at(bytes, at));
-        mantissa = mantissa
-            .wrapping_mul(POWERS_OF_TEN[count])
-            .wrapping_add(digits);
-        at += count;
-        if count == 8 {
-            continue;
-        }
-        match bytes.get(at) {
-            Some(b'.') if point.is_none() => {
-                point = Some(at);
-                at += 1;
-            }
-            Some(b',') | None => break,
-            Some(_) => return None,
-        }
+    if bytes.get(at) == Some(&b'.') {
+        point = Some(at);
+        (mantissa, at) = digit_run(bytes, at + 1, mantissa);
+    }
+    if !ends_field(bytes, at) {
+        return None;
     }
     let (digits, decimals) = match point {
         Some(point) => (at - digits_start - 1, at - point - 1),
