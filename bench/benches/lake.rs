@@ -128,6 +128,20 @@ fn parquet_write(c: &mut Criterion) {
                 ..default
             },
         ),
+        (
+            "zstd_level_minus_1",
+            ParquetConfig {
+                zstd_level: -1,
+                ..default
+            },
+        ),
+        (
+            "zstd_level_minus_3",
+            ParquetConfig {
+                zstd_level: -3,
+                ..default
+            },
+        ),
     ];
     for (name, settings) in settings {
         group.bench_function(name, |b| {

@@ -126,7 +126,7 @@ fn malformed_configs_each_give_a_precise_error_and_exit_2() {
         ),
         (
             format!("[lake]\nurl = \"lake\"\nparquet = {{ zstd_level = 0 }}\n{PIPELINE}"),
-            vec!["lake.parquet.zstd_level (line 3)", "1 to 22"],
+            vec!["lake.parquet.zstd_level (line 3)", "1 to 22, or -1 to -7"],
         ),
         (
             format!(

@@ -18,6 +18,10 @@ use super::{ConfigError, Problem};
 use crate::plugin::HostPattern;
 use crate::schedule::{Cron, Schedule};
 
+/// zstd's fast mode (`zstd --fast=N` is level -N): less compression for
+/// less CPU. Lower levels exist but compress little more than none.
+const ZSTD_FAST_LEVELS: std::ops::RangeInclusive<i32> = -7..=-1;
+
 /// Limits applied to a plugin.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
@@ -247,13 +251,11 @@ pub fn resolve(path: &Path, file: ConfigFile) -> Result<Plan, ConfigError> {
     };
 
     let lake = resolve_lake(base, &file.lake, &mut problem);
-    if !(1..=22).contains(&file.lake.parquet.zstd_level) {
+    let zstd_level = file.lake.parquet.zstd_level;
+    if !(ZSTD_FAST_LEVELS.contains(&zstd_level) || (1..=22).contains(&zstd_level)) {
         problem(
             "lake.parquet.zstd_level".into(),
-            format!(
-                "{} is not a zstd level (1 to 22)",
-                file.lake.parquet.zstd_level
-            ),
+            format!("{zstd_level} is not a zstd level (1 to 22, or -1 to -7 for zstd's fast mode)"),
         );
     }
 

@@ -328,8 +328,13 @@ mod tests {
             encodings[1].contains(&Encoding::BYTE_STREAM_SPLIT),
             "{encodings:?}"
         );
-        // Same values either way, bit for bit.
+        // Same values either way, bit for bit, and in zstd's fast mode.
         assert_eq!(plain, split);
+        let (_, fast) = round_trip(ParquetConfig {
+            zstd_level: -3,
+            ..ParquetConfig::default()
+        });
+        assert_eq!(plain, fast);
         let close = plain
             .column(1)
             .as_any()
