@@ -438,8 +438,8 @@ fn plain_decimal(bytes: &[u8], start: usize) -> Option<(f64, usize)> {
 /// Each method consumes the next field and returns `None` when it is not in
 /// the plain form the method reads (surrounding spaces, an exponent, an
 /// empty field, no field left, …). The cursor is then spent: the caller
-/// reads the line again the general way ([`fields`] and the `parse_*` functions), which accepts
-/// every form they do and names what is wrong.
+/// reads the line again the general way ([`fields`] and the `parse_*`
+/// functions), which accepts every form they do and names what is wrong.
 #[derive(Debug, Clone)]
 pub struct FieldCursor<'a> {
     line: &'a str,
