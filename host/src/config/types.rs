@@ -131,8 +131,8 @@ pub struct LakeConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ParquetConfig {
-    /// zstd level, 1 (fastest) to 22 (smallest), or -1 to -7 for zstd's
-    /// fast mode (faster still, larger files). Example: `zstd_level = 3`.
+    /// zstd level: 1 to 22 (higher: smaller files, slower), or -1 to -7
+    /// (zstd's fast mode: faster, larger files). Example: `zstd_level = 3`.
     /// Default: 1, as pyarrow writes.
     #[serde(default = "default_zstd_level")]
     pub zstd_level: i32,
