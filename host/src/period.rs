@@ -19,10 +19,11 @@ pub fn format_day(date: Date) -> String {
     date.format(DAY).unwrap_or_default()
 }
 
-/// The UTC day of a microsecond timestamp.
-pub fn day_of_micros(micros: i64) -> Date {
+/// The UTC day `day` days after 1970-01-01 (a timestamp's is
+/// `micros.div_euclid(MICROS_PER_DAY)`).
+pub fn epoch_day(day: i64) -> Date {
     time::OffsetDateTime::UNIX_EPOCH
-        .saturating_add(time::Duration::days(micros.div_euclid(MICROS_PER_DAY)))
+        .saturating_add(time::Duration::days(day))
         .date()
 }
 
@@ -33,7 +34,7 @@ pub fn parse_day(text: &str) -> Option<Date> {
 
 /// Whether `text` is a `YYYY-MM` month.
 pub fn is_month(text: &str) -> bool {
-    text.len() == 7 && parse_month(text).is_some()
+    parse_month(text).is_some()
 }
 
 /// The first day of a `YYYY-MM` month.
@@ -69,7 +70,7 @@ mod tests {
             Some(date!(2025 - 01 - 01))
         );
         assert_eq!(
-            day_of_micros(1_709_251_200_000_000 - 1),
+            epoch_day((1_709_251_200_000_000 - 1_i64).div_euclid(MICROS_PER_DAY)),
             date!(2024 - 02 - 29)
         );
     }

@@ -145,7 +145,7 @@ fn split_by_day(batch: Batch, fallback: &str) -> Vec<(String, Batch)> {
 
 /// `YYYY-MM-DD` of a day counted from the Unix epoch.
 fn day_name(day: i64) -> String {
-    period::format_day(period::day_of_micros(day * period::MICROS_PER_DAY))
+    period::format_day(period::epoch_day(day))
 }
 
 /// The rows `rows` of `batch`.

@@ -72,13 +72,19 @@ impl Growth {
         self.changed.notify_all();
     }
 
-    fn wait_until(&self, ready: impl Fn(&State) -> bool) -> State {
+    /// The state once `ready`, and how long that took (zero, without a
+    /// clock read, when it already was).
+    fn wait_until(&self, ready: impl Fn(&State) -> bool) -> (State, Duration) {
         let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if ready(&state) {
+            return (*state, Duration::ZERO);
+        }
+        let started = Instant::now();
         let state = self
             .changed
             .wait_while(state, |state| !ready(state))
             .unwrap_or_else(PoisonError::into_inner);
-        *state
+        (*state, started.elapsed())
     }
 }
 
@@ -107,12 +113,13 @@ impl Read for GrowingReader {
             return Ok(0);
         }
         let position = self.position;
-        let started = Instant::now();
-        let state = self
+        let (state, waited) = self
             .growth
             .wait_until(|state| state.written > position || state.ended);
-        let waited = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        self.growth.waited.fetch_add(waited, Ordering::Relaxed);
+        if !waited.is_zero() {
+            let nanos = u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX);
+            self.growth.waited.fetch_add(nanos, Ordering::Relaxed);
+        }
         let available = state.written.saturating_sub(position);
         if available == 0 {
             return Ok(0);

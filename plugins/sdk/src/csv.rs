@@ -478,12 +478,18 @@ impl<'a> FieldCursor<'a> {
         Some(value)
     }
 
+    /// Where the field starting at `start` ends: its comma or the line's end.
+    #[inline(always)]
+    fn field_end(&self, start: usize) -> Option<usize> {
+        let rest = self.line.as_bytes().get(start..)?;
+        Some(start + memchr::memchr(b',', rest).unwrap_or(rest.len()))
+    }
+
     /// A non-empty field without surrounding spaces, as it is.
     #[inline(always)]
     pub fn text(&mut self) -> Option<&'a str> {
         let start = self.next?;
-        let rest = self.line.as_bytes().get(start..)?;
-        let end = start + memchr::memchr(b',', rest).unwrap_or(rest.len());
+        let end = self.field_end(start)?;
         // Commas are ASCII, so the cut is on a character boundary.
         let field = self.line.get(start..end)?;
         let bytes = field.as_bytes();
@@ -510,9 +516,8 @@ impl<'a> FieldCursor<'a> {
     /// Skips a field, whatever it holds.
     #[inline(always)]
     pub fn skip(&mut self) -> Option<()> {
-        let start = self.next?;
-        let rest = self.line.as_bytes().get(start..)?;
-        self.advance(start + memchr::memchr(b',', rest).unwrap_or(rest.len()));
+        let end = self.field_end(self.next?)?;
+        self.advance(end);
         Some(())
     }
 }
