@@ -5,10 +5,22 @@
 export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_DEFAULT_REGION=us-east-1
 export AWS_EC2_METADATA_DISABLED=true
 
+# A loopback port nothing listens on.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# Serves directory $1 with a static HTTP server on a free loopback port
+# (as data.binance.vision serves downloads); sets HTTP_PORT and HTTP_PID.
+serve_dir() {
+  HTTP_PORT=$(free_port)
+  python3 -m http.server --bind 127.0.0.1 --directory "$1" "$HTTP_PORT" > /dev/null 2>&1 &
+  HTTP_PID=$!
+  until curl -s -o /dev/null "http://127.0.0.1:$HTTP_PORT/"; do sleep 0.1; done
+}
+
 # Starts moto on a free loopback port, logging requests to $1; sets PORT,
 # ENDPOINT and MOTO_PID.
 start_moto() {
-  PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  PORT=$(free_port)
   ENDPOINT=http://127.0.0.1:$PORT
   moto_server -H 127.0.0.1 -p "$PORT" > "$1" 2>&1 &
   MOTO_PID=$!
@@ -20,10 +32,7 @@ start_moto() {
 # probe-mode discovery); sets HTTP_PORT and HTTP_PID.
 serve_archive() {
   python3 bench/s3-sync/generate.py "$1/archive" "$2" "$3"
-  HTTP_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  python3 -m http.server --bind 127.0.0.1 --directory "$1/archive" "$HTTP_PORT" > /dev/null 2>&1 &
-  HTTP_PID=$!
-  until curl -s -o /dev/null "http://127.0.0.1:$HTTP_PORT/"; do sleep 0.1; done
+  serve_dir "$1/archive"
 }
 
 # The Binance source params for $1 symbols (SYM000USDT…) served by

@@ -15,8 +15,8 @@ cd "$(dirname "$0")/../.."
 ROWS=${1:-1000000}
 WORK=$(mktemp -d)
 # KEEP=1 leaves the work directory (CSV, lake, logs) for a closer look.
-SERVER_PID=
-trap 'kill $SERVER_PID 2>/dev/null || true; if [ -n "${KEEP:-}" ]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi' EXIT
+HTTP_PID=
+trap 'kill $HTTP_PID 2>/dev/null || true; if [ -n "${KEEP:-}" ]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi' EXIT
 
 python3 -m pip install --quiet --disable-pip-version-check polars -r tests/requirements.txt
 cargo build --release --quiet
@@ -50,10 +50,8 @@ source bench/lib.sh
 # The archive is served as data.binance.vision serves it to downloads: plain
 # HTTP from a static server (probe-mode discovery, no S3 listing), so little
 # of the machine's two cores goes to the server.
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-python3 -m http.server --bind 127.0.0.1 --directory "$WORK/src" "$PORT" > /dev/null 2>&1 &
-SERVER_PID=$!
-until curl -s -o /dev/null "http://127.0.0.1:$PORT/"; do sleep 0.1; done
+serve_dir "$WORK/src"
+PORT=$HTTP_PORT
 
 { config_header "$PORT"; cat <<TOML
 [[pipelines]]

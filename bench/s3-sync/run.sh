@@ -31,7 +31,7 @@ case $SERVER in
     ;;
   s3s)
     CARGO_TARGET_DIR=target/bench-s3-server cargo build --release --quiet --manifest-path bench/s3-server/Cargo.toml
-    PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    PORT=$(free_port)
     ENDPOINT=http://127.0.0.1:$PORT
     # The server's objects live in memory (tmpfs), as moto's do: the disk of
     # this shared machine is not what is measured.

@@ -22,7 +22,6 @@ SYMBOLS=$(( (ARCHIVES + 499) / 500 ))
 echo "Generating $ARCHIVES archives (60 rows each)..."
 serve_archive "$WORK" "$ARCHIVES" 60
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 # A live receiver answering 200 to every OTLP/HTTP request.
 SINK_PORT=$(free_port)
 python3 - "$SINK_PORT" <<'PY' &
