@@ -121,12 +121,13 @@ impl CsvDecoder {
     pub fn new(layout: &'static [OutputColumn], batch_rows: usize) -> Self {
         let capacity = batch_rows.min(8192);
         let fields: Vec<Option<usize>> = layout.iter().map(|c| c.field).collect();
+        let min_fields = min_fields(layout);
         Self {
             layout,
-            one_pass: OnePass::plan(layout, &fields),
+            one_pass: OnePass::plan(layout, &fields, min_fields),
             fields,
             by_header: false,
-            min_fields: min_fields(layout),
+            min_fields,
             first_field_kind: layout.iter().find(|c| c.field == Some(0)).map(|c| c.kind),
             lines: LineReader::new(),
             epoch: EpochNormalizer::default(),
@@ -237,7 +238,7 @@ impl CsvDecoder {
             ));
         }
         self.min_fields = self.fields.iter().flatten().max().map_or(0, |i| i + 1);
-        self.one_pass = OnePass::plan(self.layout, &self.fields);
+        self.one_pass = OnePass::plan(self.layout, &self.fields, self.min_fields);
         Ok(())
     }
 
@@ -362,12 +363,11 @@ struct OnePass {
 }
 
 impl OnePass {
-    /// The plan for `layout`'s columns fed by `fields`; `None` when a field
-    /// feeds two columns.
-    fn plan(layout: &[OutputColumn], fields: &[Option<usize>]) -> Option<Self> {
-        let count = fields.iter().flatten().max().map_or(0, |last| last + 1);
+    /// The plan for `layout`'s columns fed by `fields`, the first
+    /// `fields_read` of the line; `None` when a field feeds two columns.
+    fn plan(layout: &[OutputColumn], fields: &[Option<usize>], fields_read: usize) -> Option<Self> {
         let mut plan = Self {
-            fields: vec![None; count],
+            fields: vec![None; fields_read],
             absent: Vec::new(),
         };
         for (column, (field, output)) in fields.iter().zip(layout).enumerate() {
