@@ -14,6 +14,7 @@ pub mod layout;
 pub mod manifest;
 pub mod outputs;
 pub mod parquet;
+pub mod writeback;
 
 /// Fixtures for the lake's unit tests.
 #[cfg(test)]

@@ -20,6 +20,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
 use super::layout::PARTITION_COLUMNS;
+use super::writeback::Writeback;
 use crate::config::{FloatEncoding, IntegerEncoding, ParquetConfig};
 use crate::plugin::{Batch, ColumnValues, PartitionValues};
 
@@ -34,6 +35,7 @@ pub struct ParquetSink {
     schema: Option<SchemaRef>,
     partition: PartitionValues,
     rows: u64,
+    writeback: Writeback,
 }
 
 impl ParquetSink {
@@ -46,6 +48,7 @@ impl ParquetSink {
             schema: None,
             partition,
             rows: 0,
+            writeback: Writeback::default(),
         }
     }
 
@@ -84,6 +87,10 @@ impl ParquetSink {
         }
         if let Some(writer) = &mut self.writer {
             writer.write(&record).map_err(|e| e.to_string())?;
+            // Row groups reach the file as they fill; their writeback starts
+            // now rather than all at once in the fsync at publish.
+            self.writeback
+                .advance(&self.file, writer.bytes_written() as u64);
         }
         self.rows += u64::from(rows);
         Ok(())

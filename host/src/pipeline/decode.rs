@@ -96,9 +96,12 @@ pub fn decode_archive(
     let compression = artifact.compression;
     let (read_result, decoded, write_result) = std::thread::scope(|scope| {
         let (chunks, chunks_in) = sync_channel::<Vec<u8>>(2);
+        let (return_chunk, returned_chunks) = sync_channel::<Vec<u8>>(SPARE_CHUNKS);
         let reader = std::thread::Builder::new()
             .name("decompress".to_owned())
-            .spawn_scoped(scope, move || read_chunks(archive, compression, chunks));
+            .spawn_scoped(scope, move || {
+                read_chunks(archive, compression, chunks, &returned_chunks)
+            });
         let (batches, batches_in) = sync_channel::<Vec<Batch>>(2);
         let writer = std::thread::Builder::new()
             .name("parquet".to_owned())
@@ -121,7 +124,13 @@ pub fn decode_archive(
             }
         };
         let decoded = decode_stream(
-            source, transforms, artifact, chunks_in, &batches, &mut times,
+            source,
+            transforms,
+            artifact,
+            chunks_in,
+            &return_chunk,
+            &batches,
+            &mut times,
         );
         drop(batches);
         let joined = |what: &str| DecodeError::Write(format!("the {what} thread panicked"));
@@ -140,13 +149,20 @@ pub fn decode_archive(
     Ok((counters, times))
 }
 
+/// Chunk buffers the decoder hands back for the reader to fill again: the
+/// two in the queue and the one being decoded.
+const SPARE_CHUNKS: usize = 3;
+
 /// The reader thread: decompressed payload in chunks of [`CHUNK_BYTES`],
-/// until the end or until the decoder stops listening. Returns the time it
-/// spent decompressing (not waiting for the decoder).
+/// until the end or until the decoder stops listening. Fills the buffers
+/// the decoder gave back (`returned`) before it allocates: a fresh megabyte
+/// is zeroed on every chunk otherwise. Returns the time it spent
+/// decompressing (not waiting for the decoder).
 fn read_chunks(
     archive: Archive<'_>,
     compression: Compression,
     chunks: SyncSender<Vec<u8>>,
+    returned: &Receiver<Vec<u8>>,
 ) -> Result<Duration, DecodeError> {
     let mut spent = Duration::ZERO;
     let growth = match &archive {
@@ -155,7 +171,9 @@ fn read_chunks(
     };
     with_payload::<_, DecodeError>(archive, compression, |reader| {
         loop {
-            let mut buffer = vec![0u8; CHUNK_BYTES];
+            let mut buffer = returned.try_recv().unwrap_or_default();
+            // Only a short last chunk leaves a tail to zero again.
+            buffer.resize(CHUNK_BYTES, 0);
             let read = timed(&mut spent, || read_full(reader, &mut buffer))
                 .map_err(|e| DecodeError::Archive(e.to_string()))?;
             if read == 0 {
@@ -195,6 +213,7 @@ fn decode_stream(
     transforms: &[Configured],
     artifact: &Artifact,
     chunks: Receiver<Vec<u8>>,
+    return_chunk: &SyncSender<Vec<u8>>,
     batches: &SyncSender<Vec<Batch>>,
     times: &mut StageTimes,
 ) -> Result<Counters, DecodeError> {
@@ -209,6 +228,8 @@ fn decode_stream(
         .collect::<Result<Vec<_>, _>>()?;
     for chunk in chunks {
         let decoded = timed(&mut times.decode, || decoder.push(&chunk))?;
+        // A full queue or a finished reader: the buffer is simply freed.
+        let _ = return_chunk.try_send(chunk);
         let transformed = timed(&mut times.transform, || push_through(&mut chain, decoded))?;
         hand_over(batches, transformed)?;
     }

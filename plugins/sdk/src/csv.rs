@@ -57,7 +57,7 @@ impl LineReader {
         // which names the offending line.
         if let Some(last) = memchr::memrchr(b'\n', rest) {
             let (complete, tail) = rest.split_at(last + 1);
-            match std::str::from_utf8(complete) {
+            match simdutf8::basic::from_utf8(complete) {
                 Ok(text) => {
                     let mut start = 0;
                     for end in memchr::memchr_iter(b'\n', complete) {
