@@ -289,8 +289,8 @@ fn whole<T>(text: &str, scanned: Option<(T, usize)>) -> Option<T> {
 #[inline(always)]
 fn plain_int(bytes: &[u8], start: usize) -> Option<(i64, usize)> {
     let (negative, digits_start) = sign(bytes, start);
-    let (value, at) = digit_run(bytes, digits_start, 0);
-    if !ends_field(bytes, at) || !(1..=18).contains(&(at - digits_start)) {
+    let (value, at, after) = digit_run(bytes, digits_start, 0);
+    if !ends_field(bytes, at, after) || !(1..=18).contains(&(at - digits_start)) {
         return None;
     }
     // 18 digits fit an i64.
@@ -309,25 +309,28 @@ fn sign(bytes: &[u8], start: usize) -> (bool, usize) {
 }
 
 /// Appends the run of digits at `at` to `value` (wrapping past 19 digits,
-/// which callers refuse): the new value and where the run ended.
+/// which callers refuse): the new value, where the run ended, and the byte
+/// there (0 at the end), which the last word loaded already holds.
 #[inline(always)]
-fn digit_run(bytes: &[u8], mut at: usize, mut value: u64) -> (u64, usize) {
+fn digit_run(bytes: &[u8], mut at: usize, mut value: u64) -> (u64, usize, u8) {
     loop {
-        let (count, digits) = leading_digits(word_at(bytes, at));
+        let word = word_at(bytes, at);
+        let (count, digits) = leading_digits(word);
         value = value
             .wrapping_mul(POWERS_OF_TEN[count])
             .wrapping_add(digits);
         at += count;
         if count < 8 {
-            return (value, at);
+            return (value, at, (word >> (8 * count)) as u8);
         }
     }
 }
 
-/// Whether a field ends at `at`: a comma or the end.
+/// Whether a field ends at `at`, where `byte` is: a comma or the end (a
+/// zero byte inside the line is neither).
 #[inline(always)]
-fn ends_field(bytes: &[u8], at: usize) -> bool {
-    matches!(bytes.get(at), Some(b',') | None)
+fn ends_field(bytes: &[u8], at: usize, byte: u8) -> bool {
+    byte == b',' || at == bytes.len()
 }
 
 /// `10^count` for the digit counts [`leading_digits`] returns.
@@ -410,13 +413,13 @@ fn short_decimal(text: &str) -> Option<f64> {
 #[inline(always)]
 fn plain_decimal(bytes: &[u8], start: usize) -> Option<(f64, usize)> {
     let (negative, digits_start) = sign(bytes, start);
-    let (mut mantissa, mut at) = digit_run(bytes, digits_start, 0);
+    let (mut mantissa, mut at, mut after) = digit_run(bytes, digits_start, 0);
     let mut point = None;
-    if bytes.get(at) == Some(&b'.') {
+    if after == b'.' {
         point = Some(at);
-        (mantissa, at) = digit_run(bytes, at + 1, mantissa);
+        (mantissa, at, after) = digit_run(bytes, at + 1, mantissa);
     }
-    if !ends_field(bytes, at) {
+    if !ends_field(bytes, at, after) {
         return None;
     }
     let (digits, decimals) = match point {
