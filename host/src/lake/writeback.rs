@@ -53,7 +53,7 @@ fn start(file: &File, offset: u64, len: u64) {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
+    use std::io::{Read, Seek, Write};
 
     use super::*;
 
@@ -61,14 +61,23 @@ mod tests {
     fn writeback_starts_every_step_and_leaves_the_contents_alone() {
         let mut file = tempfile::tempfile().expect("temp file");
         let mut writeback = Writeback::default();
-        let block = vec![7u8; 1 << 20];
         for written in 1..=20u64 {
-            file.write_all(&block).expect("write");
+            file.write_all(&vec![written as u8; 1 << 20])
+                .expect("write");
             writeback.advance(&file, written << 20);
         }
         // Started at 8 and 16 MiB; the last 4 MiB wait for the next step.
         assert_eq!(writeback.started, 16 << 20);
         file.sync_all().expect("fsync");
-        assert_eq!(file.metadata().expect("metadata").len(), 20 << 20);
+        let mut contents = Vec::new();
+        file.rewind().expect("rewind");
+        file.read_to_end(&mut contents).expect("read back");
+        assert_eq!(contents.len(), 20 << 20);
+        for (index, block) in contents.chunks(1 << 20).enumerate() {
+            assert!(
+                block.iter().all(|b| usize::from(*b) == index + 1),
+                "block {index}"
+            );
+        }
     }
 }
