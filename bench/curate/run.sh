@@ -22,46 +22,9 @@ python3 -m pip install --quiet --disable-pip-version-check polars -r tests/requi
 cargo build --release --quiet
 BIN=$PWD/target/release/cryptolake
 
-echo "Generating $ROWS rows..."
-python3 - "$WORK" "$ROWS" <<'PY'
-import hashlib, os, random, sys, zipfile
-work, rows = sys.argv[1], int(sys.argv[2])
-rng = random.Random(7)
-name = "BTCUSDT-1s-2025-01-01"
-t0 = 1735689600_000_000  # 2025-01-01, µs (spot files since 2025)
-with open(f"{work}/{name}.csv", "w") as f:
-    p = 93000.0
-    for i in range(rows):
-        p += rng.uniform(-5, 5)
-        t = t0 + i * 1_000_000
-        f.write(f"{t},{p:.2f},{p + 3:.2f},{p - 3:.2f},{p + 1:.2f},{rng.random():.8f},{t + 999_999},"
-                f"{rng.random() * 90000:.8f},{rng.randint(1, 300)},{rng.random() / 2:.8f},{rng.random() * 45000:.8f},0\n")
-key = f"data/spot/daily/klines/BTCUSDT/1s/{name}.zip"
-os.makedirs(os.path.dirname(f"{work}/src/{key}"), exist_ok=True)
-method = zipfile.ZIP_STORED if os.environ.get("STORED") else zipfile.ZIP_DEFLATED
-with zipfile.ZipFile(f"{work}/src/{key}", "w", method) as z:
-    z.write(f"{work}/{name}.csv", f"{name}.csv")
-data = open(f"{work}/src/{key}", "rb").read()
-open(f"{work}/src/{key}.CHECKSUM", "w").write(f"{hashlib.sha256(data).hexdigest()}  {name}.zip")
-print(f"CSV {os.path.getsize(f'{work}/{name}.csv')} bytes, zip {len(data)} bytes")
-PY
-
 source bench/lib.sh
-# The archive is served as data.binance.vision serves it to downloads: plain
-# HTTP from a static server (probe-mode discovery, no S3 listing), so little
-# of the machine's two cores goes to the server.
-serve_dir "$WORK/src"
-PORT=$HTTP_PORT
-
-{ config_header "$PORT"; cat <<TOML
-[[pipelines]]
-name = "bench"
-table = "ohlcv"
-window = { start = "2025-01-01", end = "2025-01-01" }
-source = { plugin = "binance", params = { interval = "1s", symbols = ["BTCUSDT"], discovery = "probe", listing_url = "http://127.0.0.1:$PORT", download_url = "http://127.0.0.1:$PORT" } }
-transforms = [{ plugin = "ohlcv" }]
-TOML
-} > "$WORK/agent.toml"
+source bench/curate/lib.sh
+curate_setup "$ROWS"
 # Compile the plugins into the cache first: compilation is not conversion.
 $BIN validate --config "$WORK/agent.toml" > /dev/null 2>&1
 
@@ -81,7 +44,7 @@ run() { # name, command...
   local cpu work
   cpu=$(python3 -c "print(f'{$user + $sys:.2f}')")  # user + system CPU seconds
   if [ "$name" = cryptolake ]; then
-    work=$(grep "Pipeline run finished" "$WORK/$name.err" | grep -o 'elapsed_ms=[0-9.]*' | cut -d= -f2 | python3 -c "import sys; print(f'{float(sys.stdin.read()) / 1000:.3f}')")
+    work=$(pipeline_seconds "$WORK/$name.err")
     if [ -n "${LOG_LEVEL:-}" ]; then grep -h "Archive decoded" "$WORK/$name.err" >&2 || true; fi
   else
     work=$(tail -1 "$WORK/$name.out")
