@@ -18,6 +18,9 @@ use super::{ConfigError, Problem};
 use crate::plugin::HostPattern;
 use crate::schedule::{Cron, Schedule};
 
+/// zstd's levels: higher compresses more and costs more CPU.
+const ZSTD_LEVELS: std::ops::RangeInclusive<i32> = 1..=22;
+
 /// zstd's fast mode (`zstd --fast=N` is level -N): less compression for
 /// less CPU. Lower levels exist but compress little more than none.
 const ZSTD_FAST_LEVELS: std::ops::RangeInclusive<i32> = -7..=-1;
@@ -252,10 +255,16 @@ pub fn resolve(path: &Path, file: ConfigFile) -> Result<Plan, ConfigError> {
 
     let lake = resolve_lake(base, &file.lake, &mut problem);
     let zstd_level = file.lake.parquet.zstd_level;
-    if !(ZSTD_FAST_LEVELS.contains(&zstd_level) || (1..=22).contains(&zstd_level)) {
+    if !(ZSTD_LEVELS.contains(&zstd_level) || ZSTD_FAST_LEVELS.contains(&zstd_level)) {
         problem(
             "lake.parquet.zstd_level".into(),
-            format!("{zstd_level} is not a zstd level (1 to 22, or -1 to -7 for zstd's fast mode)"),
+            format!(
+                "{zstd_level} is not a zstd level ({} to {}, or {} to {} for zstd's fast mode)",
+                ZSTD_LEVELS.start(),
+                ZSTD_LEVELS.end(),
+                ZSTD_FAST_LEVELS.end(),
+                ZSTD_FAST_LEVELS.start()
+            ),
         );
     }
 

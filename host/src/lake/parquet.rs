@@ -149,15 +149,14 @@ impl ParquetSink {
                     Arc::new(strings(
                         v.iter().map(String::as_str),
                         column.nulls.as_deref(),
-                    )),
+                    )?),
                 ),
                 // Keys were bounds-checked by `plugin::validate` before any
                 // batch from a plugin reaches a writer.
                 ColumnValues::Utf8Dict(d) => (
                     DataType::Utf8,
-                    Arc::new(dictionary_strings(
-                        &d.dictionary,
-                        &d.keys,
+                    Arc::new(strings(
+                        d.keys.iter().map(|k| d.dictionary[*k as usize].as_str()),
                         column.nulls.as_deref(),
                     )?),
                 ),
@@ -176,48 +175,34 @@ impl ParquetSink {
     }
 }
 
-/// A string array from values and an optional null mask (`true` = null).
-/// Dictionary columns are materialised too ([`dictionary_strings`]):
-/// Parquet dictionary-encodes them again on write, and readers see one
-/// string type whichever form a plugin sent.
-fn strings<'a>(values: impl Iterator<Item = &'a str>, nulls: Option<&[bool]>) -> StringArray {
-    match nulls {
-        None => values.map(Some).collect(),
-        Some(nulls) => values
-            .zip(nulls)
-            .map(|(v, null)| (!null).then_some(v))
-            .collect(),
-    }
-}
-
-/// The rows of a dictionary column as a string array, built from the
-/// entries' bytes in one pass. Dictionary columns are materialised as
-/// [`strings`] are, but a builder took an `Option<&str>` and a validity bit
-/// per row, which made a constant column such as `interval` more than a
-/// percent of a curate run's CPU.
-fn dictionary_strings(
-    dictionary: &[String],
-    keys: &[u32],
+/// A string array from values and an optional null mask (`true` = null),
+/// built from the values' bytes in one pass (Arrow's builder took an
+/// `Option<&str>` and a validity bit per row, which made a constant column
+/// such as `interval` more than a percent of a curate run's CPU).
+/// Dictionary columns are materialised too: Parquet dictionary-encodes them
+/// again on write, and readers see one string type whichever form a plugin
+/// sent.
+fn strings<'a>(
+    values: impl Iterator<Item = &'a str> + Clone,
     nulls: Option<&[bool]>,
 ) -> Result<StringArray, String> {
-    let entry = |key: &u32| dictionary[*key as usize].as_bytes();
-    let total: usize = keys.iter().map(|key| entry(key).len()).sum();
+    let total: usize = values.clone().map(str::len).sum();
     if i32::try_from(total).is_err() {
         return Err(format!(
-            "a dictionary column holds {total} bytes of text in one batch, more than a string array's {}",
+            "a text column holds {total} bytes in one batch, more than a string array's {}",
             i32::MAX
         ));
     }
-    let mut values = Vec::with_capacity(total);
-    let mut offsets = Vec::with_capacity(keys.len() + 1);
+    let mut bytes = Vec::with_capacity(total);
+    let mut offsets = Vec::with_capacity(values.size_hint().0 + 1);
     offsets.push(0i32);
-    for key in keys {
-        values.extend_from_slice(entry(key));
+    for value in values {
+        bytes.extend_from_slice(value.as_bytes());
         // At most `total`, which fits an i32.
-        offsets.push(values.len() as i32);
+        offsets.push(bytes.len() as i32);
     }
     let validity = nulls.map(|nulls| NullBuffer::from_iter(nulls.iter().map(|null| !null)));
-    StringArray::try_new(OffsetBuffer::new(offsets.into()), values.into(), validity)
+    StringArray::try_new(OffsetBuffer::new(offsets.into()), bytes.into(), validity)
         .map_err(|e| e.to_string())
 }
 

@@ -20,6 +20,13 @@ use crate::plugin::{
 /// Bytes handed to the decoder per call.
 pub const CHUNK_BYTES: usize = 1 << 20;
 
+/// Decompressed chunks queued for the decoder.
+const QUEUED_CHUNKS: usize = 2;
+
+/// Chunk buffers the decoder hands back for the reader to fill again: the
+/// queued ones and the one being decoded.
+const SPARE_CHUNKS: usize = QUEUED_CHUNKS + 1;
+
 /// Why an archive could not be decoded.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
@@ -95,7 +102,7 @@ pub fn decode_archive(
     let mut times = StageTimes::default();
     let compression = artifact.compression;
     let (read_result, decoded, write_result) = std::thread::scope(|scope| {
-        let (chunks, chunks_in) = sync_channel::<Vec<u8>>(2);
+        let (chunks, chunks_in) = sync_channel::<Vec<u8>>(QUEUED_CHUNKS);
         let (return_chunk, returned_chunks) = sync_channel::<Vec<u8>>(SPARE_CHUNKS);
         let reader = std::thread::Builder::new()
             .name("decompress".to_owned())
@@ -148,10 +155,6 @@ pub fn decode_archive(
     times.write += write_time;
     Ok((counters, times))
 }
-
-/// Chunk buffers the decoder hands back for the reader to fill again: the
-/// two in the queue and the one being decoded.
-const SPARE_CHUNKS: usize = 3;
 
 /// The reader thread: decompressed payload in chunks of [`CHUNK_BYTES`],
 /// until the end or until the decoder stops listening. Fills the buffers

@@ -121,7 +121,7 @@ impl CsvDecoder {
     pub fn new(layout: &'static [OutputColumn], batch_rows: usize) -> Self {
         let capacity = batch_rows.min(8192);
         let fields: Vec<Option<usize>> = layout.iter().map(|c| c.field).collect();
-        let min_fields = min_fields(layout);
+        let min_fields = min_fields(fields.iter().copied());
         Self {
             layout,
             one_pass: OnePass::plan(layout, &fields, min_fields),
@@ -237,7 +237,7 @@ impl CsvDecoder {
                 ),
             ));
         }
-        self.min_fields = self.fields.iter().flatten().max().map_or(0, |i| i + 1);
+        self.min_fields = min_fields(self.fields.iter().copied());
         self.one_pass = OnePass::plan(self.layout, &self.fields, self.min_fields);
         Ok(())
     }
