@@ -10,9 +10,12 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 # Serves directory $1 with a static HTTP server on a free loopback port
 # (as data.binance.vision serves downloads); sets HTTP_PORT and HTTP_PID.
+# The server shares the two cores with what is measured, so it sends bodies
+# with sendfile(2) (bench/serve.py): the curate benchmark's 47 MB zip costs
+# it 10-20 ms of CPU that way, ~30 ms through Python's copy loop.
 serve_dir() {
   HTTP_PORT=$(free_port)
-  python3 -m http.server --bind 127.0.0.1 --directory "$1" "$HTTP_PORT" > /dev/null 2>&1 &
+  python3 bench/serve.py "$1" "$HTTP_PORT" > /dev/null 2>&1 &
   HTTP_PID=$!
   until curl -s -o /dev/null "http://127.0.0.1:$HTTP_PORT/"; do sleep 0.1; done
 }
