@@ -36,21 +36,24 @@ ROUNDS=${ROUNDS:-5}
 # interpreter's start nor `import polars` (~0.3 s here) is counted;
 # cryptolake's is its pipeline run as it logs it (discovery, download,
 # checksum, unzip, decode, transform, Parquet, manifest), without the
-# process start and plugin loading.
+# process start and plugin loading. Conversion CPU: DuckDB's and Polars'
+# from getrusage around the same call (every thread of theirs counted);
+# cryptolake's is its whole process's (its start adds ~25 ms).
 run() { # name, command...
   local name=$1; shift
   /usr/bin/time -f "%e %M %U %S" -o "$WORK/$name.time" "$@" > "$WORK/$name.out" 2> "$WORK/$name.err"
   read -r secs kb user sys < "$WORK/$name.time"
-  local cpu work
+  local cpu work work_cpu
   cpu=$(python3 -c "print(f'{$user + $sys:.2f}')")  # user + system CPU seconds
   if [ "$name" = cryptolake ]; then
     work=$(pipeline_seconds "$WORK/$name.err")
+    work_cpu=$cpu
     if [ -n "${LOG_LEVEL:-}" ]; then grep -h "Archive decoded" "$WORK/$name.err" >&2 || true; fi
   else
-    work=$(tail -1 "$WORK/$name.out")
+    read -r work work_cpu < <(tail -1 "$WORK/$name.out")
   fi
-  echo "$ROUND $name $secs $kb $cpu $work" >> "$WORK/results"
-  python3 -c "import sys; n, s, kb, rows, r, cpu, w = sys.argv[1:]; s, w, rows = float(s), float(w), int(rows); print(f'round {r}  {n:<12} conversion {w:5.2f} s ({rows/w/1e6:5.2f} M rows/s)  process {s:5.2f} s  CPU {cpu} s  peak RSS {int(kb)//1024} MiB')" "$name" "$secs" "$kb" "$ROWS" "$ROUND" "$cpu" "$work"
+  echo "$ROUND $name $secs $kb $cpu $work $work_cpu" >> "$WORK/results"
+  python3 -c "import sys; n, s, kb, rows, r, cpu, w, wc = sys.argv[1:]; s, w, wc, rows = float(s), float(w), float(wc), int(rows); print(f'round {r}  {n:<12} conversion {w:5.2f} s ({rows/w/1e6:5.2f} M rows/s, CPU {wc:4.2f} s)  process {s:5.2f} s  CPU {cpu} s  peak RSS {int(kb)//1024} MiB')" "$name" "$secs" "$kb" "$ROWS" "$ROUND" "$cpu" "$work" "$work_cpu"
 }
 CSV=$WORK/BTCUSDT-1s-2025-01-01.csv
 # The tools take turns within each round, so a burst of load from elsewhere
@@ -63,32 +66,35 @@ for ROUND in $(seq 1 "$ROUNDS"); do
   fi
   [ "${ONLY:-}" = cryptolake ] && continue
   run duckdb python3 -c "
-import time, duckdb
+import resource, time, duckdb
+cpu = lambda: sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
 c = duckdb.connect(); c.execute('SET threads=2')
-started = time.perf_counter()
+started, used = time.perf_counter(), cpu()
 c.execute(\"COPY (SELECT * FROM read_csv('$CSV', header=false)) TO '$WORK/duckdb.parquet' (FORMAT parquet, COMPRESSION zstd)\")
-print(time.perf_counter() - started)"
+print(time.perf_counter() - started, cpu() - used)"
   run polars python3 -c "
-import time, polars as pl
-started = time.perf_counter()
+import resource, time, polars as pl
+cpu = lambda: sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
+started, used = time.perf_counter(), cpu()
 pl.read_csv('$CSV', has_header=False).write_parquet('$WORK/polars.parquet', compression='zstd')
-print(time.perf_counter() - started)"
+print(time.perf_counter() - started, cpu() - used)"
 done
 python3 - "$WORK/results" "$ROWS" <<'PY'
 import collections, statistics, sys
 rows = int(sys.argv[2])
 by_tool, by_round = collections.defaultdict(list), collections.defaultdict(dict)
 for line in open(sys.argv[1]):
-    round_, tool, secs, kb, cpu, work = line.split()
-    by_tool[tool].append((float(secs), int(kb), float(cpu), float(work)))
+    round_, tool, secs, kb, cpu, work, work_cpu = line.split()
+    by_tool[tool].append((float(secs), int(kb), float(cpu), float(work), float(work_cpu)))
     by_round[round_][tool] = (float(secs), float(work))
 print(f"\nmedians over {len(by_round)} rounds")
 for tool, runs in by_tool.items():
     secs = statistics.median(r[0] for r in runs)
     work = statistics.median(r[3] for r in runs)
     cpu = statistics.median(r[2] for r in runs)
-    print(f"  {tool:<12} conversion {work:5.2f} s ({rows / work / 1e6:5.2f} M rows/s)  process {secs:5.2f} s"
-          f"  CPU {cpu:5.2f} s  peak RSS {max(r[1] for r in runs) // 1024} MiB")
+    work_cpu = statistics.median(r[4] for r in runs)
+    print(f"  {tool:<12} conversion {work:5.2f} s ({rows / work / 1e6:5.2f} M rows/s, CPU {work_cpu:4.2f} s)"
+          f"  process {secs:5.2f} s  CPU {cpu:5.2f} s  peak RSS {max(r[1] for r in runs) // 1024} MiB")
 def ratios(title, pick):
     values = sorted(pick(r) for r in by_round.values() if "polars" in r)
     if values:
