@@ -209,7 +209,7 @@ fn decode(c: &mut Criterion) {
         b.iter(|| {
             let mut decoder = cryptolake_plugin_binance::decoder::CsvDecoder::new(
                 cryptolake_plugin_binance::datatypes::KLINES,
-                65_536,
+                cryptolake_plugin_binance::params::DEFAULT_BATCH_ROWS,
             );
             let mut rows = push_all(&csv, |chunk| {
                 decoder

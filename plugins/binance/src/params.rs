@@ -166,8 +166,13 @@ fn default_bucket() -> String {
 fn default_region() -> String {
     "ap-northeast-1".to_owned()
 }
+/// Rows per decoded batch unless `batch_rows` says otherwise. Speed hardly
+/// depends on it (docs/benchmarks.md, sessions 5 and 6); a decode's peak
+/// memory does, so it is smaller than the writer's row groups.
+pub const DEFAULT_BATCH_ROWS: usize = 16_384;
+
 fn default_batch_rows() -> usize {
-    65_536
+    DEFAULT_BATCH_ROWS
 }
 
 impl Params {
@@ -267,7 +272,7 @@ pub const SCHEMA: &str = r#"{
     "download_url": {"type": "string", "format": "uri", "default": "https://data.binance.vision"},
     "bucket": {"type": "string", "default": "data.binance.vision"},
     "region": {"type": "string", "default": "ap-northeast-1"},
-    "batch_rows": {"type": "integer", "minimum": 1, "maximum": 1048576, "default": 65536},
+    "batch_rows": {"type": "integer", "minimum": 1, "maximum": 1048576, "default": 16384},
     "quote_assets": {"type": "array", "items": {"type": "string"}, "default": []},
     "exclude_leveraged": {"type": "boolean", "default": true},
     "exclude_stablecoin_pairs": {"type": "boolean", "default": true},
