@@ -322,4 +322,18 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(SCHEMA).unwrap();
         assert_eq!(v["required"][0], "symbols");
     }
+
+    /// The schema publishes the defaults; they must be the ones parsing fills in.
+    #[test]
+    fn schema_defaults_are_the_parsed_defaults() {
+        let schema: serde_json::Value = serde_json::from_str(SCHEMA).unwrap();
+        let default = |name: &str| schema["properties"][name]["default"].clone();
+        let p = Params::parse(r#"{"symbols":["BTCUSDT"],"interval":"1m"}"#).unwrap();
+        assert_eq!(default("batch_rows"), p.batch_rows);
+        assert_eq!(p.batch_rows, DEFAULT_BATCH_ROWS);
+        assert_eq!(default("listing_url"), p.listing_url.as_str());
+        assert_eq!(default("download_url"), p.download_url.as_str());
+        assert_eq!(default("bucket"), p.bucket.as_str());
+        assert_eq!(default("region"), p.region.as_str());
+    }
 }
