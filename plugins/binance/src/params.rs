@@ -167,8 +167,8 @@ fn default_region() -> String {
     "ap-northeast-1".to_owned()
 }
 /// Rows per decoded batch unless `batch_rows` says otherwise. Speed hardly
-/// depends on it (docs/benchmarks.md, sessions 5 and 6); a decode's peak
-/// memory does, so it is smaller than the writer's row groups.
+/// depends on it (docs/benchmarks.md, sessions 5 and 6) but a decode's peak
+/// memory does, so it is small; the Parquet writer's row groups stay larger.
 pub const DEFAULT_BATCH_ROWS: usize = 16_384;
 
 fn default_batch_rows() -> usize {
