@@ -183,8 +183,36 @@ fn kline_csv() -> Vec<u8> {
 }
 
 /// Feeds `csv` to `push` in 1 MiB chunks; returns the rows it reported.
-fn push_all(csv: &[u8], push: impl FnMut(&[u8]) -> u32) -> u32 {
-    csv.chunks(1 << 20).map(push).sum()
+/// A decoder as the benchmark drives it: the native one or the plugin's.
+trait Decode {
+    /// Rows of the batches one chunk completes.
+    fn push_rows(&mut self, chunk: &[u8]) -> u32;
+    /// Rows of the batches the end of input flushes.
+    fn finish_rows(self) -> u32;
+}
+
+impl Decode for cryptolake_plugin_binance::decoder::CsvDecoder {
+    fn push_rows(&mut self, chunk: &[u8]) -> u32 {
+        self.push(chunk).expect("push").iter().map(|b| b.rows).sum()
+    }
+    fn finish_rows(mut self) -> u32 {
+        self.finish().expect("finish").iter().map(|b| b.rows).sum()
+    }
+}
+
+impl Decode for host::DecoderSession {
+    fn push_rows(&mut self, chunk: &[u8]) -> u32 {
+        self.push(chunk).expect("push").iter().map(|b| b.rows).sum()
+    }
+    fn finish_rows(self) -> u32 {
+        self.finish().expect("finish").iter().map(|b| b.rows).sum()
+    }
+}
+
+/// Feeds `csv` to `decoder` in the host's 1 MiB chunks; the rows decoded.
+fn decode_all(csv: &[u8], mut decoder: impl Decode) -> u32 {
+    let rows: u32 = csv.chunks(1 << 20).map(|c| decoder.push_rows(c)).sum();
+    rows + decoder.finish_rows()
 }
 
 fn decode(c: &mut Criterion) {
@@ -207,45 +235,19 @@ fn decode(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(5));
     group.bench_function("native", |b| {
         b.iter(|| {
-            let mut decoder = cryptolake_plugin_binance::decoder::CsvDecoder::new(
-                cryptolake_plugin_binance::datatypes::KLINES,
-                cryptolake_plugin_binance::params::DEFAULT_BATCH_ROWS,
-            );
-            let mut rows = push_all(&csv, |chunk| {
-                decoder
-                    .push(chunk)
-                    .expect("push")
-                    .iter()
-                    .map(|b| b.rows)
-                    .sum()
-            });
-            rows += decoder
-                .finish()
-                .expect("finish")
-                .iter()
-                .map(|b| b.rows)
-                .sum::<u32>();
-            black_box(rows)
+            black_box(decode_all(
+                &csv,
+                cryptolake_plugin_binance::decoder::CsvDecoder::new(
+                    cryptolake_plugin_binance::datatypes::KLINES,
+                    cryptolake_plugin_binance::params::DEFAULT_BATCH_ROWS,
+                ),
+            ))
         })
     });
     group.bench_function("wasm", |b| {
         b.iter(|| {
-            let mut decoder = plugin.open_decoder(params, &artifact).expect("open");
-            let mut rows = push_all(&csv, |chunk| {
-                decoder
-                    .push(chunk)
-                    .expect("push")
-                    .iter()
-                    .map(|b| b.rows)
-                    .sum()
-            });
-            rows += decoder
-                .finish()
-                .expect("finish")
-                .iter()
-                .map(|b| b.rows)
-                .sum::<u32>();
-            black_box(rows)
+            let decoder = plugin.open_decoder(params, &artifact).expect("open");
+            black_box(decode_all(&csv, decoder))
         })
     });
     group.finish();

@@ -94,12 +94,12 @@ fn print_text(rows: &[Row]) {
                         last.started_at,
                         last.finished_at,
                         last.outcome,
-                        last.completed,
-                        last.quarantined,
-                        last.failed,
-                        last.deferred,
-                        last.up_to_date,
-                        last.rows,
+                        last.counts.completed,
+                        last.counts.quarantined,
+                        last.counts.failed,
+                        last.counts.deferred,
+                        last.counts.up_to_date,
+                        last.counts.rows,
                         last.error
                             .as_deref()
                             .map(|e| format!("; error: {e}"))

@@ -218,13 +218,13 @@ fn print_text(reports: &[RunReport], not_run: &[NotRun]) {
         println!(
             "{}: {} discovered, {} up to date, {} completed, {} quarantined, {} failed; {} rows from {} archive bytes in {:.1}s",
             r.pipeline,
-            r.discovered,
-            r.up_to_date,
-            r.completed,
-            r.quarantined,
-            r.failed,
-            r.rows,
-            r.bytes,
+            r.counts.discovered,
+            r.counts.up_to_date,
+            r.counts.completed,
+            r.counts.quarantined,
+            r.counts.failed,
+            r.counts.rows,
+            r.counts.bytes,
             r.elapsed_ms as f64 / 1000.0
         );
         for a in &r.artifacts {

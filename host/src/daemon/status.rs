@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 
 use crate::lake::{Lake, layout};
-use crate::pipeline::{Outcome, RunReport};
+use crate::pipeline::{Outcome, RunCounts, RunReport};
 
 /// Failures kept per pipeline in the status record.
 const RECENT_FAILURES: usize = 20;
@@ -52,22 +52,9 @@ pub struct LastRun {
     pub outcome: String,
     /// The window's first date, if bounded.
     pub window_start: Option<String>,
-    /// Artifacts listed by the source.
-    pub discovered: usize,
-    /// Already done before the run.
-    pub up_to_date: usize,
-    /// Committed.
-    pub completed: usize,
-    /// Quarantined.
-    pub quarantined: usize,
-    /// Failed.
-    pub failed: usize,
-    /// Left for the next run because the agent was stopping.
-    pub deferred: usize,
-    /// Rows written.
-    pub rows: u64,
-    /// Archive bytes downloaded.
-    pub bytes: u64,
+    /// What the run did, counted (zero when it could not start).
+    #[serde(flatten)]
+    pub counts: RunCounts,
     /// The run-level error, when `outcome` is `error`.
     pub error: Option<String>,
 }
@@ -178,14 +165,7 @@ impl PipelineStatus {
             finished_at,
             outcome: outcome.to_owned(),
             window_start,
-            discovered: report.discovered,
-            up_to_date: report.up_to_date,
-            completed: report.completed,
-            quarantined: report.quarantined,
-            failed: report.failed,
-            deferred: report.deferred,
-            rows: report.rows,
-            bytes: report.bytes,
+            counts: report.counts,
             error: None,
         });
     }
@@ -231,5 +211,37 @@ pub async fn read(lake: &Lake, pipeline: &str) -> Result<Option<PipelineStatus>,
             .map_err(|e| format!("{}: {e}", layout::status_key(pipeline))),
         Ok(None) => Ok(None),
         Err(error) => Err(error.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_run_keeps_its_counts_at_its_top_level_and_reads_back() {
+        let last = LastRun {
+            started_at: "2026-11-26T10:00:00Z".into(),
+            finished_at: "2026-11-26T10:00:05Z".into(),
+            outcome: "failed".into(),
+            window_start: Some("2025-01-01".into()),
+            counts: RunCounts {
+                discovered: 4,
+                up_to_date: 1,
+                completed: 2,
+                failed: 1,
+                rows: 1440,
+                bytes: 2048,
+                ..RunCounts::default()
+            },
+            error: None,
+        };
+        let json = serde_json::to_value(&last).unwrap();
+        // `cryptolake status` on another machine reads records written by
+        // older agents, whose counts were fields of the run itself.
+        assert_eq!(json["completed"], 2);
+        assert_eq!(json["rows"], 1440);
+        assert!(json.get("counts").is_none(), "{json}");
+        assert_eq!(serde_json::from_value::<LastRun>(json).unwrap(), last);
     }
 }

@@ -109,7 +109,7 @@ async fn run_loop(run: PipelineRun, board: StatusBoard, mut cancelled: watch::Re
         let succeeded = match run.run(&window).await {
             Ok(report) => {
                 let ok = report.succeeded();
-                if ok && report.deferred == 0 {
+                if ok && report.counts.deferred == 0 {
                     caught_up = true;
                 }
                 metrics::pipeline_run(&name, if ok { "succeeded" } else { "failed" });

@@ -22,7 +22,9 @@ use serde::Serialize;
 use tracing::Instrument;
 
 pub use decode::{Configured, DecodeError};
-pub use report::{ArtifactReport, MissingSeries, Outcome, PlanReport, PlannedArtifact, RunReport};
+pub use report::{
+    ArtifactReport, MissingSeries, Outcome, PlanReport, PlannedArtifact, RunCounts, RunReport,
+};
 
 use crate::config::PipelineSpec;
 use crate::lake::manifest::{self, Lineage, ManifestEntry, ReplacedVersion, SourceIdentity};
@@ -324,10 +326,10 @@ impl PipelineRun {
         }
         tracing::info!(
             pipeline = %self.spec.name,
-            completed = report.completed,
-            failed = report.failed,
-            quarantined = report.quarantined,
-            rows = report.rows,
+            completed = report.counts.completed,
+            failed = report.counts.failed,
+            quarantined = report.counts.quarantined,
+            rows = report.counts.rows,
             elapsed_ms = report.elapsed_ms,
             "Pipeline run finished."
         );

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::Reason;
 use crate::period;
@@ -196,11 +196,10 @@ pub struct PlanReport {
     pub missing: Vec<MissingSeries>,
 }
 
-/// A pipeline run's result.
-#[derive(Debug, Clone, Serialize)]
-pub struct RunReport {
-    /// The pipeline.
-    pub pipeline: String,
+/// What a pipeline run did, counted: the run report's figures, which the
+/// daemon's status record keeps for the last run too.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunCounts {
     /// Artifacts the source listed in the window.
     pub discovered: usize,
     /// Already in the lake and unchanged at the source.
@@ -217,6 +216,16 @@ pub struct RunReport {
     pub rows: u64,
     /// Archive bytes downloaded this run.
     pub bytes: u64,
+}
+
+/// A pipeline run's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    /// The pipeline.
+    pub pipeline: String,
+    /// What the run did, counted.
+    #[serde(flatten)]
+    pub counts: RunCounts,
     /// Wall time, ms.
     pub elapsed_ms: u64,
     /// Every processed artifact, sorted by key.
@@ -247,14 +256,16 @@ impl RunReport {
         });
         Self {
             pipeline: pipeline.to_owned(),
-            discovered,
-            up_to_date: discovered.saturating_sub(artifacts.len() + deferred),
-            completed: count("completed"),
-            quarantined: count("quarantined"),
-            failed: count("failed"),
-            deferred,
-            rows,
-            bytes,
+            counts: RunCounts {
+                discovered,
+                up_to_date: discovered.saturating_sub(artifacts.len() + deferred),
+                completed: count("completed"),
+                quarantined: count("quarantined"),
+                failed: count("failed"),
+                deferred,
+                rows,
+                bytes,
+            },
             elapsed_ms: elapsed.as_millis() as u64,
             artifacts,
             missing,
@@ -264,7 +275,7 @@ impl RunReport {
     /// Whether every artifact ended in the lake (deferred ones are not
     /// failures: the next run does them).
     pub fn succeeded(&self) -> bool {
-        self.failed == 0 && self.quarantined == 0
+        self.counts.failed == 0 && self.counts.quarantined == 0
     }
 }
 
