@@ -182,7 +182,6 @@ fn kline_csv() -> Vec<u8> {
     csv.into_bytes()
 }
 
-/// Feeds `csv` to `push` in 1 MiB chunks; returns the rows it reported.
 /// A decoder as the benchmark drives it: the native one or the plugin's.
 trait Decode {
     /// Rows of the batches one chunk completes.
