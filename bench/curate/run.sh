@@ -55,6 +55,17 @@ run() { # name, command...
   echo "$ROUND $name $secs $kb $cpu $work $work_cpu" >> "$WORK/results"
   python3 -c "import sys; n, s, kb, rows, r, cpu, w, wc = sys.argv[1:]; s, w, wc, rows = float(s), float(w), float(wc), int(rows); print(f'round {r}  {n:<12} conversion {w:5.2f} s ({rows/w/1e6:5.2f} M rows/s, CPU {wc:4.2f} s)  process {s:5.2f} s  CPU {cpu} s  peak RSS {int(kb)//1024} MiB')" "$name" "$secs" "$kb" "$ROWS" "$ROUND" "$cpu" "$work" "$work_cpu"
 }
+# A Python tool's conversion: runs $2 (imports, set-up), then times $3 and
+# prints its wall time and CPU (getrusage: every thread of the process).
+convert() { # name, set-up, conversion
+  run "$1" python3 -c "
+import resource, time
+cpu = lambda: sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
+$2
+started, used = time.perf_counter(), cpu()
+$3
+print(time.perf_counter() - started, cpu() - used)"
+}
 CSV=$WORK/BTCUSDT-1s-2025-01-01.csv
 # The tools take turns within each round, so a burst of load from elsewhere
 # on this shared machine hits one round of all three, not one tool.
@@ -65,19 +76,10 @@ for ROUND in $(seq 1 "$ROUNDS"); do
     python3 -c "import duckdb; print('cryptolake rows written:', duckdb.sql(\"SELECT count(*) FROM read_parquet('$WORK/lake/ohlcv/**/*.parquet')\").fetchall()[0][0])"
   fi
   [ "${ONLY:-}" = cryptolake ] && continue
-  run duckdb python3 -c "
-import resource, time, duckdb
-cpu = lambda: sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
-c = duckdb.connect(); c.execute('SET threads=2')
-started, used = time.perf_counter(), cpu()
-c.execute(\"COPY (SELECT * FROM read_csv('$CSV', header=false)) TO '$WORK/duckdb.parquet' (FORMAT parquet, COMPRESSION zstd)\")
-print(time.perf_counter() - started, cpu() - used)"
-  run polars python3 -c "
-import resource, time, polars as pl
-cpu = lambda: sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
-started, used = time.perf_counter(), cpu()
-pl.read_csv('$CSV', has_header=False).write_parquet('$WORK/polars.parquet', compression='zstd')
-print(time.perf_counter() - started, cpu() - used)"
+  convert duckdb "import duckdb; c = duckdb.connect(); c.execute('SET threads=2')" \
+    "c.execute(\"COPY (SELECT * FROM read_csv('$CSV', header=false)) TO '$WORK/duckdb.parquet' (FORMAT parquet, COMPRESSION zstd)\")"
+  convert polars "import polars as pl" \
+    "pl.read_csv('$CSV', has_header=False).write_parquet('$WORK/polars.parquet', compression='zstd')"
 done
 python3 - "$WORK/results" "$ROWS" <<'PY'
 import collections, statistics, sys
