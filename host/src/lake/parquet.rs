@@ -99,10 +99,14 @@ impl ParquetSink {
 
     /// Finishes the file. Returns `false` when no row was written (no file
     /// should be published then).
-    pub fn finish(self) -> Result<bool, String> {
-        match self.writer {
+    pub fn finish(mut self) -> Result<bool, String> {
+        match self.writer.take() {
             Some(writer) => {
                 writer.close().map_err(|e| e.to_string())?;
+                // The last row group and the footer are in the file now.
+                if let Ok(metadata) = self.file.metadata() {
+                    self.writeback.finish(&self.file, metadata.len());
+                }
                 Ok(true)
             }
             None => Ok(false),

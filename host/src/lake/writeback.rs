@@ -29,6 +29,16 @@ impl Writeback {
             self.started = written;
         }
     }
+
+    /// The file is complete at `written` bytes: starts writing back
+    /// whatever is left, however little, so the `fsync` at publish finds it
+    /// already under way.
+    pub fn finish(&mut self, file: &File, written: u64) {
+        if written > self.started {
+            start(file, self.started, written - self.started);
+            self.started = written;
+        }
+    }
 }
 
 /// Starts writing `len` bytes at `offset` of `file` to disk and returns at
@@ -66,8 +76,11 @@ mod tests {
                 .expect("write");
             writeback.advance(&file, written << 20);
         }
-        // Started at 8 and 16 MiB; the last 4 MiB wait for the next step.
+        // Started at 8 and 16 MiB; the last 4 MiB wait for the next step,
+        // or for the end of the file.
         assert_eq!(writeback.started, 16 << 20);
+        writeback.finish(&file, 20 << 20);
+        assert_eq!(writeback.started, 20 << 20);
         file.sync_all().expect("fsync");
         let mut contents = Vec::new();
         file.rewind().expect("rewind");
