@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use wasmtime::{Config, Engine};
 
@@ -43,9 +43,19 @@ impl TickingEngine {
             std::thread::Builder::new()
                 .name("cryptolake-epoch".into())
                 .spawn(move || {
+                    // Parked rather than asleep, so that dropping the engine
+                    // wakes it at once instead of waiting out a tick (a run
+                    // of `sync` ended up to 10 ms later). A wake-up before
+                    // the tick is up is not a tick.
+                    let mut next_tick = Instant::now() + EPOCH_TICK;
                     while !stop.load(Ordering::Relaxed) {
-                        std::thread::sleep(EPOCH_TICK);
+                        let now = Instant::now();
+                        if now < next_tick {
+                            std::thread::park_timeout(next_tick - now);
+                            continue;
+                        }
                         engine.increment_epoch();
+                        next_tick = now + EPOCH_TICK;
                     }
                 })?
         };
@@ -66,6 +76,7 @@ impl Drop for TickingEngine {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(ticker) = self.ticker.take() {
+            ticker.thread().unpark();
             let _ = ticker.join();
         }
     }
