@@ -25,8 +25,7 @@ impl Writeback {
     /// since the last call that did, once there are [`STEP_BYTES`] of them.
     pub fn advance(&mut self, file: &File, written: u64) {
         if written >= self.started + STEP_BYTES {
-            start(file, self.started, written - self.started);
-            self.started = written;
+            self.start_up_to(file, written);
         }
     }
 
@@ -35,9 +34,13 @@ impl Writeback {
     /// already under way.
     pub fn finish(&mut self, file: &File, written: u64) {
         if written > self.started {
-            start(file, self.started, written - self.started);
-            self.started = written;
+            self.start_up_to(file, written);
         }
+    }
+
+    fn start_up_to(&mut self, file: &File, written: u64) {
+        start(file, self.started, written - self.started);
+        self.started = written;
     }
 }
 
