@@ -100,7 +100,7 @@ impl ParquetSink {
     /// Finishes the file. Returns `false` when no row was written (no file
     /// should be published then).
     pub fn finish(mut self) -> Result<bool, String> {
-        match self.writer.take() {
+        match self.writer {
             Some(writer) => {
                 writer.close().map_err(|e| e.to_string())?;
                 // The last row group and the footer are in the file now.

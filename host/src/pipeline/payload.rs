@@ -38,9 +38,12 @@ pub enum PayloadError {
 }
 
 /// Compressed bytes read from the archive per call, and so handed to each
-/// inflate call. With flate2's own 32 KiB each call's set-up and window
-/// update are paid eight times as often: inflating the curate benchmark's
-/// 127 MB entry took 194 ms instead of 181.
+/// inflate call of a gzip payload or a streamed zip. With flate2's own
+/// 32 KiB each call's set-up and window update are paid eight times as
+/// often: inflating the curate benchmark's 127 MB entry took 194 ms instead
+/// of 181. (A zip that cannot be streamed is read through its central
+/// directory by the `zip` crate, with that crate's own buffer: a fallback
+/// Binance's archives do not take.)
 const INPUT_BUFFER_BYTES: usize = 256 << 10;
 
 /// Calls `f` with a reader over the decompressed payload of `archive`.
