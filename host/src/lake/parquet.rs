@@ -327,7 +327,7 @@ impl LevelProbe {
 
     /// Whether the fast mode compresses `column`'s first values within 1%
     /// as small as the configured level; `false` for anything but a float
-    /// column with at least [`MIN_SAMPLE_VALUES`] values.
+    /// column with at least [`MIN_SAMPLE_VALUES`] values that are not null.
     fn fast_mode_suffices(&mut self, column: &dyn Array) -> bool {
         let (Some((configured, fast)), Some(values)) = (
             self.compressors.as_mut(),
@@ -335,14 +335,16 @@ impl LevelProbe {
         ) else {
             return false;
         };
-        let count = values.len().min(SAMPLE_VALUES);
-        if count < MIN_SAMPLE_VALUES {
+        // Only the values a page will hold: nulls are not written.
+        let sample: Vec<u8> = values
+            .iter()
+            .flatten()
+            .take(SAMPLE_VALUES)
+            .flat_map(f64::to_le_bytes)
+            .collect();
+        if sample.len() < MIN_SAMPLE_VALUES * size_of::<f64>() {
             return false;
         }
-        let sample: Vec<u8> = values.values()[..count]
-            .iter()
-            .flat_map(|value| value.to_le_bytes())
-            .collect();
         match (configured.compress(&sample), fast.compress(&sample)) {
             (Ok(configured), Ok(fast)) => {
                 fast.len() * 1000 <= configured.len() * (1000 + FAST_MODE_TOLERANCE_PER_MILLE)
@@ -531,8 +533,13 @@ mod tests {
         assert!(suffices(&prices(SAMPLE_VALUES), 3));
         // Volumes: only level 1's literal coding shrinks them.
         assert!(!suffices(&volumes(SAMPLE_VALUES), 1));
-        // Too few values to judge, already in fast mode, or not floats.
+        // Too few values to judge (nulls do not count), already in fast
+        // mode, or not floats.
         assert!(!suffices(&prices(MIN_SAMPLE_VALUES - 1), 1));
+        let mostly_null: Float64Array = (0..SAMPLE_VALUES)
+            .map(|row| (row < MIN_SAMPLE_VALUES / 2).then_some(93_000.0))
+            .collect();
+        assert!(!suffices(&mostly_null, 1));
         assert!(!suffices(&prices(SAMPLE_VALUES), -1));
         assert!(!suffices(&Int64Array::from(vec![7; SAMPLE_VALUES]), 1));
         // One probe judges column after column.
@@ -543,7 +550,7 @@ mod tests {
     }
 
     #[test]
-    fn either_level_reads_back_the_same_values() {
+    fn columns_at_either_level_read_back_bit_for_bit() {
         let batch = |rows: usize| Batch {
             rows: rows as u32,
             columns: vec![
