@@ -258,6 +258,7 @@ fn properties(first: &RecordBatch, settings: ParquetConfig) -> WriterProperties 
         .set_dictionary_enabled(false)
         .set_created_by(concat!("cryptolake ", env!("CARGO_PKG_VERSION")).to_owned());
     let mut probe = LevelProbe::new(settings.zstd_level);
+    let fast = ZstdLevel::try_new(FAST_ZSTD_LEVEL).unwrap_or_default();
     for (field, column) in first.schema().fields().iter().zip(first.columns()) {
         let path = ColumnPath::from(field.name().as_str());
         builder = match field.data_type() {
@@ -273,7 +274,6 @@ fn properties(first: &RecordBatch, settings: ParquetConfig) -> WriterProperties 
                 builder.set_column_encoding(path, Encoding::BYTE_STREAM_SPLIT)
             }
             DataType::Float64 if probe.fast_mode_suffices(column.as_ref()) => {
-                let fast = ZstdLevel::try_new(FAST_ZSTD_LEVEL).unwrap_or_default();
                 builder.set_column_compression(path, Compression::ZSTD(fast))
             }
             _ => builder,
@@ -397,32 +397,27 @@ mod tests {
         }
     }
 
-    /// Writes the batch, then returns each column's encodings and the values
-    /// read back.
-    fn round_trip(settings: ParquetConfig) -> (Vec<Vec<Encoding>>, RecordBatch) {
+    /// Writes `batch` into a file, then returns each column's encodings and
+    /// the rows read back, as one batch.
+    fn round_trip(batch: Batch, settings: ParquetConfig) -> (Vec<Vec<Encoding>>, RecordBatch) {
+        let rows = batch.rows as usize;
         let file = tempfile::tempfile().expect("temp file");
         let mut sink = ParquetSink::new(
             file.try_clone().expect("clone"),
             crate::lake::fixtures::spot_btcusdt("1s", "2025-01-01"),
             settings,
         );
-        sink.write(batch()).expect("write");
+        sink.write(batch).expect("write");
         assert!(sink.finish().expect("finish"));
         let reader = ParquetRecordBatchReaderBuilder::try_new(file).expect("parquet");
         let encodings = reader.metadata().row_group(0).columns().iter();
         let encodings = encodings.map(|c| c.encodings().collect()).collect();
-        let mut batches = reader.build().expect("reader");
+        let mut batches = reader.with_batch_size(rows).build().expect("reader");
         (encodings, batches.next().expect("a batch").expect("read"))
     }
 
     #[test]
     fn dictionary_columns_are_written_as_their_strings_with_their_nulls() {
-        let file = tempfile::tempfile().expect("temp file");
-        let mut sink = ParquetSink::new(
-            file.try_clone().expect("clone"),
-            crate::lake::fixtures::spot_btcusdt("1s", "2025-01-01"),
-            ParquetConfig::default(),
-        );
         let mut batch = batch();
         batch.columns.push(Column {
             name: "side".to_owned(),
@@ -432,11 +427,7 @@ mod tests {
             }),
             nulls: Some(vec![false, true, false]),
         });
-        sink.write(batch).expect("write");
-        assert!(sink.finish().expect("finish"));
-        let reader = ParquetRecordBatchReaderBuilder::try_new(file).expect("parquet");
-        let read = reader.build().expect("reader").next().expect("a batch");
-        let read = read.expect("read");
+        let (_, read) = round_trip(batch, ParquetConfig::default());
         let side = read
             .column_by_name("side")
             .and_then(|c| c.as_any().downcast_ref::<StringArray>())
@@ -449,7 +440,7 @@ mod tests {
 
     #[test]
     fn integers_are_delta_encoded_and_floats_as_configured() {
-        let (encodings, plain) = round_trip(ParquetConfig::default());
+        let (encodings, plain) = round_trip(batch(), ParquetConfig::default());
         assert!(
             encodings[0].contains(&Encoding::DELTA_BINARY_PACKED),
             "{encodings:?}"
@@ -459,11 +450,14 @@ mod tests {
             "{encodings:?}"
         );
         assert!(encodings[1].contains(&Encoding::PLAIN), "{encodings:?}");
-        let (encodings, split) = round_trip(ParquetConfig {
-            float_encoding: FloatEncoding::ByteStreamSplit,
-            integer_encoding: IntegerEncoding::Plain,
-            zstd_level: 9,
-        });
+        let (encodings, split) = round_trip(
+            batch(),
+            ParquetConfig {
+                float_encoding: FloatEncoding::ByteStreamSplit,
+                integer_encoding: IntegerEncoding::Plain,
+                zstd_level: 9,
+            },
+        );
         assert!(
             !encodings[0].contains(&Encoding::DELTA_BINARY_PACKED),
             "{encodings:?}"
@@ -474,10 +468,13 @@ mod tests {
         );
         // Same values either way, bit for bit, and in zstd's fast mode.
         assert_eq!(plain, split);
-        let (_, fast) = round_trip(ParquetConfig {
-            zstd_level: -3,
-            ..ParquetConfig::default()
-        });
+        let (_, fast) = round_trip(
+            batch(),
+            ParquetConfig {
+                zstd_level: -3,
+                ..ParquetConfig::default()
+            },
+        );
         assert_eq!(plain, fast);
         let close = plain
             .column(1)
@@ -551,46 +548,24 @@ mod tests {
 
     #[test]
     fn columns_at_either_level_read_back_bit_for_bit() {
-        let batch = |rows: usize| Batch {
-            rows: rows as u32,
+        let column = |name: &str, values: Float64Array| Column {
+            name: name.to_owned(),
+            values: ColumnValues::Float64(values.values().to_vec()),
+            nulls: None,
+        };
+        let batch = Batch {
+            rows: SAMPLE_VALUES as u32,
             columns: vec![
-                Column {
-                    name: "open".to_owned(),
-                    values: ColumnValues::Float64(prices(rows).values().to_vec()),
-                    nulls: None,
-                },
-                Column {
-                    name: "volume".to_owned(),
-                    values: ColumnValues::Float64(volumes(rows).values().to_vec()),
-                    nulls: None,
-                },
+                column("open", prices(SAMPLE_VALUES)),
+                column("volume", volumes(SAMPLE_VALUES)),
             ],
         };
-        let file = tempfile::tempfile().expect("temp file");
-        let mut sink = ParquetSink::new(
-            file.try_clone().expect("clone"),
-            crate::lake::fixtures::spot_btcusdt("1s", "2025-01-01"),
-            ParquetConfig::default(),
-        );
-        sink.write(batch(SAMPLE_VALUES)).expect("write");
-        assert!(sink.finish().expect("finish"));
-        let read: Vec<RecordBatch> = ParquetRecordBatchReaderBuilder::try_new(file)
-            .expect("parquet")
-            .build()
-            .expect("reader")
-            .collect::<Result<_, _>>()
-            .expect("batches");
-        let column = |index: usize| -> Vec<u64> {
-            read.iter()
-                .flat_map(|b| {
-                    let values = b.column(index).as_any().downcast_ref::<Float64Array>();
-                    values.expect("f64").values().to_vec()
-                })
-                .map(f64::to_bits)
-                .collect()
+        let (_, read) = round_trip(batch, ParquetConfig::default());
+        let bits = |array: &dyn Array| -> Vec<u64> {
+            let values = array.as_any().downcast_ref::<Float64Array>().expect("f64");
+            values.values().iter().map(|v| v.to_bits()).collect()
         };
-        let bits = |a: Float64Array| a.values().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-        assert_eq!(column(0), bits(prices(SAMPLE_VALUES)));
-        assert_eq!(column(1), bits(volumes(SAMPLE_VALUES)));
+        assert_eq!(bits(read.column(0)), bits(&prices(SAMPLE_VALUES)));
+        assert_eq!(bits(read.column(1)), bits(&volumes(SAMPLE_VALUES)));
     }
 }
