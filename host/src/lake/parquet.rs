@@ -6,8 +6,8 @@
 //! settings: zstd (per float column, the configured level or its fast mode:
 //! the fast mode where it compresses the column's first values as small, or
 //! where the level barely compresses them), 256k-row groups, column
-//! statistics. It must not choose file names or publish
-//! files: [`super::Lake`] does that.
+//! statistics. It must not choose file names or publish files:
+//! [`super::Lake`] does that.
 
 use std::fs::File;
 use std::sync::Arc;
@@ -534,7 +534,8 @@ mod tests {
     }
 
     /// Whole quantities below 1,000, as contract counts: few distinct bytes,
-    /// which level 1's literal coding shrinks and the fast mode does not.
+    /// which level 1's literal coding shrinks a quarter further than the
+    /// fast mode does.
     fn whole_quantities(count: usize) -> Float64Array {
         randoms().take(count).map(|r| (r % 1000) as f64).collect()
     }
