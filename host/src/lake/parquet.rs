@@ -357,13 +357,14 @@ impl LevelProbe {
         if sample.len() < MIN_SAMPLE_VALUES * size_of::<f64>() {
             return false;
         }
-        match (configured.compress(&sample), fast.compress(&sample)) {
-            (Ok(configured), Ok(fast)) => {
+        let Ok(configured) = configured.compress(&sample) else {
+            return false;
+        };
+        // A column the level barely shrinks needs no second compression.
+        configured.len() * 1000 >= sample.len() * INCOMPRESSIBLE_PER_MILLE
+            || fast.compress(&sample).is_ok_and(|fast| {
                 fast.len() * 1000 <= configured.len() * (1000 + FAST_MODE_TOLERANCE_PER_MILLE)
-                    || configured.len() * 1000 >= sample.len() * INCOMPRESSIBLE_PER_MILLE
-            }
-            _ => false,
-        }
+            })
     }
 }
 
