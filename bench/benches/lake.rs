@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use cryptolake::config::{FloatEncoding, ParquetConfig};
+use cryptolake::early_sync::EarlySync;
 use cryptolake::lake::parquet::{ParquetSink, ROW_GROUP_ROWS};
 use cryptolake::plugin::{Batch, Column, ColumnValues, DictionaryUtf8};
 
@@ -149,7 +150,8 @@ fn parquet_write(c: &mut Criterion) {
                 || batch.clone(),
                 |batch| {
                     let file = tempfile::tempfile().expect("temp file");
-                    let mut sink = ParquetSink::new(file, partition.clone(), settings);
+                    let mut sink =
+                        ParquetSink::new(file, partition.clone(), settings, EarlySync::off());
                     sink.write(batch).expect("write");
                     black_box(sink.finish().expect("finish"))
                 },

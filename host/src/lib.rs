@@ -11,6 +11,7 @@ pub mod builtin;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod early_sync;
 pub mod lake;
 pub mod memory;
 pub mod period;

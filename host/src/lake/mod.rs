@@ -14,7 +14,6 @@ pub mod layout;
 pub mod manifest;
 pub mod outputs;
 pub mod parquet;
-pub mod writeback;
 
 /// Fixtures for the lake's unit tests.
 #[cfg(test)]
@@ -184,6 +183,13 @@ impl Lake {
     /// How this lake's Parquet files are encoded.
     pub fn parquet(&self) -> ParquetConfig {
         self.parquet
+    }
+
+    /// Whether publishing a staging file makes it durable with `fsync` where
+    /// it is (a local lake), so syncing it early shortens the publish; an
+    /// S3 lake uploads it instead.
+    pub fn publishes_with_fsync(&self) -> bool {
+        matches!(self.backend, Backend::Local { .. })
     }
 
     /// Where the lake is, for messages: a directory or `s3://bucket/prefix`.

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use super::parquet::ParquetSink;
 use crate::config::ParquetConfig;
+use crate::early_sync::EarlySync;
 use crate::period;
 use crate::plugin::{Batch, Column, ColumnValues, PartitionValues};
 
@@ -32,20 +33,29 @@ pub struct Outputs {
     settings: ParquetConfig,
     by_day: bool,
     new_file: NewFile,
+    /// Whether each file is synced as it grows (see [`EarlySync`]).
+    sync_early: bool,
     open: BTreeMap<String, (tempfile::NamedTempFile, ParquetSink)>,
     rows: u64,
 }
 
 impl Outputs {
     /// Outputs for an artifact of `partition`; split by day when its period
-    /// is a month (`YYYY-MM`).
-    pub fn new(partition: PartitionValues, settings: ParquetConfig, new_file: NewFile) -> Self {
+    /// is a month (`YYYY-MM`). `sync_early`: the files will be published
+    /// with `fsync`, so they are synced as they grow.
+    pub fn new(
+        partition: PartitionValues,
+        settings: ParquetConfig,
+        new_file: NewFile,
+        sync_early: bool,
+    ) -> Self {
         let by_day = period::is_month(&partition.period);
         Self {
             base: partition,
             settings,
             by_day,
             new_file,
+            sync_early,
             open: BTreeMap::new(),
             rows: 0,
         }
@@ -77,7 +87,15 @@ impl Outputs {
             partition.period = period.to_owned();
             self.open.insert(
                 period.to_owned(),
-                (file, ParquetSink::new(handle, partition, self.settings)),
+                (
+                    file,
+                    ParquetSink::new(
+                        handle,
+                        partition,
+                        self.settings,
+                        EarlySync::when(self.sync_early),
+                    ),
+                ),
             );
         }
         self.open

@@ -24,8 +24,8 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
 use super::layout::PARTITION_COLUMNS;
-use super::writeback::Writeback;
 use crate::config::{FloatEncoding, IntegerEncoding, ParquetConfig};
+use crate::early_sync::EarlySync;
 use crate::plugin::{Batch, ColumnValues, PartitionValues};
 
 /// Rows per Parquet row group.
@@ -39,12 +39,18 @@ pub struct ParquetSink {
     schema: Option<SchemaRef>,
     partition: PartitionValues,
     rows: u64,
-    writeback: Writeback,
+    early_sync: EarlySync,
 }
 
 impl ParquetSink {
-    /// A sink writing into `file`, for rows of `partition`.
-    pub fn new(file: File, partition: PartitionValues, settings: ParquetConfig) -> Self {
+    /// A sink writing into `file`, for rows of `partition`, syncing the
+    /// file as it grows as `early_sync` says.
+    pub fn new(
+        file: File,
+        partition: PartitionValues,
+        settings: ParquetConfig,
+        early_sync: EarlySync,
+    ) -> Self {
         Self {
             file,
             settings,
@@ -52,7 +58,7 @@ impl ParquetSink {
             schema: None,
             partition,
             rows: 0,
-            writeback: Writeback::default(),
+            early_sync,
         }
     }
 
@@ -91,9 +97,9 @@ impl ParquetSink {
         }
         if let Some(writer) = &mut self.writer {
             writer.write(&record).map_err(|e| e.to_string())?;
-            // Row groups reach the file as they fill; their writeback starts
+            // Row groups reach the file as they fill; they become durable
             // now rather than all at once in the fsync at publish.
-            self.writeback
+            self.early_sync
                 .advance(&self.file, writer.bytes_written() as u64);
         }
         self.rows += u64::from(rows);
@@ -102,14 +108,12 @@ impl ParquetSink {
 
     /// Finishes the file. Returns `false` when no row was written (no file
     /// should be published then).
-    pub fn finish(mut self) -> Result<bool, String> {
+    pub fn finish(self) -> Result<bool, String> {
         match self.writer {
             Some(writer) => {
+                // The last row group and the footer: publishing follows
+                // at once, so its `fsync` covers them.
                 writer.close().map_err(|e| e.to_string())?;
-                // The last row group and the footer are in the file now.
-                if let Ok(metadata) = self.file.metadata() {
-                    self.writeback.finish(&self.file, metadata.len());
-                }
                 Ok(true)
             }
             None => Ok(false),
@@ -420,6 +424,7 @@ mod tests {
             file.try_clone().expect("clone"),
             crate::lake::fixtures::spot_btcusdt("1s", "2025-01-01"),
             settings,
+            EarlySync::off(),
         );
         sink.write(batch).expect("write");
         assert!(sink.finish().expect("finish"));

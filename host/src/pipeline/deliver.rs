@@ -17,6 +17,7 @@ use super::decode::{self, DecodeError};
 use super::payload::Archive;
 use super::{Attempt, PipelineRun};
 use crate::config::{MissingChecksumPolicy, TransferMode};
+use crate::early_sync::EarlySync;
 use crate::lake::manifest::OutputFile;
 use crate::lake::outputs::Outputs;
 use crate::lake::{CopyVerification, DirectCopy, layout};
@@ -171,8 +172,9 @@ impl PipelineRun {
         checksum: Option<&transfer::ChecksumFile>,
     ) -> Result<Delivered, Attempt> {
         let staged = self.staging_file()?;
+        let early_sync = EarlySync::when(self.lake.publishes_with_fsync());
         let (staged, downloaded) = self
-            .download_verified(artifact, checksum, staged, None)
+            .download_verified(artifact, checksum, staged, None, early_sync)
             .await?;
         let raw_key = layout::raw_key(&artifact.key);
         self.lake
@@ -192,19 +194,26 @@ impl PipelineRun {
     }
 
     /// Downloads an artifact into a new staging file, verified against
-    /// `checksum`; the bytes written are announced to `growth`, if given.
+    /// `checksum`; the bytes written are announced to `growth`, if given,
+    /// and synced as `early_sync` says.
     async fn download_verified(
         &self,
         artifact: &Artifact,
         checksum: Option<&transfer::ChecksumFile>,
         staged: tempfile::NamedTempFile,
         growth: Option<Arc<Growth>>,
+        early_sync: EarlySync,
     ) -> Result<(tempfile::NamedTempFile, transfer::Downloaded), Attempt> {
         self.pace().await;
-        let downloaded =
-            transfer::download_growing(&self.http, &artifact.url, staged.path(), growth)
-                .await
-                .map_err(|e| Attempt::from_transfer(e, "archive"))?;
+        let downloaded = transfer::download_growing(
+            &self.http,
+            &artifact.url,
+            staged.path(),
+            growth,
+            early_sync,
+        )
+        .await
+        .map_err(|e| Attempt::from_transfer(e, "archive"))?;
         metrics::bytes_downloaded(&self.spec.name, downloaded.bytes);
         if let Some(checksum) = checksum
             && checksum.sha256 != downloaded.sha256
@@ -236,6 +245,7 @@ impl PipelineRun {
         let artifact = artifact.clone();
         let lake = self.lake.clone();
         let parquet = lake.parquet();
+        let sync_early = lake.publishes_with_fsync();
         let new_file: crate::lake::outputs::NewFile =
             Box::new(move || lake.staging_file().map_err(|e| e.to_string()));
         // Decode, transform and write interleave batch by batch: one span
@@ -252,7 +262,8 @@ impl PipelineRun {
                 Some(growth) => Archive::Growing(&archive, growth),
                 None => Archive::File(&archive),
             };
-            let mut outputs = Outputs::new(artifact.partition.clone(), parquet, new_file);
+            let mut outputs =
+                Outputs::new(artifact.partition.clone(), parquet, new_file, sync_early);
             let (counters, mut times) =
                 decode::decode_archive(&source, &transforms, &artifact, archive, &mut outputs)?;
             let rows = outputs.rows();
@@ -292,8 +303,10 @@ impl PipelineRun {
         // Ends the growth however the download goes, even if this future is
         // dropped, so the decoder never waits forever.
         let download_ended = EndOnDrop(Arc::clone(&growth));
+        // The archive is synced as it downloads only if it will be kept.
+        let early_sync = EarlySync::when(self.spec.raw && self.lake.publishes_with_fsync());
         let downloaded = self
-            .download_verified(artifact, checksum, staged, Some(growth))
+            .download_verified(artifact, checksum, staged, Some(growth), early_sync)
             .instrument(tracing::info_span!("transfer"))
             .await;
         drop(download_ended);

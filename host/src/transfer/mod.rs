@@ -17,6 +17,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
 
+use crate::early_sync::EarlySync;
+
 /// A failed transfer.
 #[derive(Debug, thiserror::Error)]
 pub enum TransferError {
@@ -175,7 +177,7 @@ pub async fn download(
     url: &str,
     dest: &Path,
 ) -> Result<Downloaded, TransferError> {
-    download_growing(client, url, dest, None).await
+    download_growing(client, url, dest, None, EarlySync::off()).await
 }
 
 /// Write the downloaded bytes to the spool file, and announce them to a
@@ -184,11 +186,13 @@ const ANNOUNCE_BYTES: usize = 256 * 1024;
 
 /// [`download`], announcing the bytes written to `growth` so that the file
 /// can be read while it downloads. `growth` is ended however this returns.
+/// `early_sync` syncs the file as it grows, for one published with `fsync`.
 pub async fn download_growing(
     client: &reqwest::Client,
     url: &str,
     dest: &Path,
     growth: Option<std::sync::Arc<growing::Growth>>,
+    early_sync: EarlySync,
 ) -> Result<Downloaded, TransferError> {
     let growth = growth.map(growing::EndOnDrop);
     let response = get(client, url).await?;
@@ -197,7 +201,7 @@ pub async fn download_growing(
         url: url.to_owned(),
         source,
     };
-    let mut spool = Spool::create(dest).await.map_err(io)?;
+    let mut spool = Spool::create(dest, early_sync).await.map_err(io)?;
     let mut hasher = Sha256::new();
     let mut bytes = 0u64;
     let mut stream = response.bytes_stream();
@@ -219,6 +223,7 @@ pub async fn download_growing(
     if let Some(growth) = &growth {
         growth.0.written(bytes);
     }
+    spool.finish();
     if let Some(expected) = expected
         && expected != bytes
     {
@@ -242,15 +247,21 @@ struct Spool {
     file: Option<std::fs::File>,
     pending: Vec<bytes::Bytes>,
     pending_bytes: usize,
+    /// Bytes in the file.
+    written: u64,
+    /// `None` only while a write is under way.
+    early_sync: Option<EarlySync>,
 }
 
 impl Spool {
-    async fn create(path: &Path) -> std::io::Result<Self> {
+    async fn create(path: &Path, early_sync: EarlySync) -> std::io::Result<Self> {
         let file = tokio::fs::File::create(path).await?.into_std().await;
         Ok(Self {
             file: Some(file),
             pending: Vec::new(),
             pending_bytes: 0,
+            written: 0,
+            early_sync: Some(early_sync),
         })
     }
 
@@ -270,17 +281,29 @@ impl Spool {
             .take()
             .ok_or_else(|| std::io::Error::other("an earlier write to the spool file failed"))?;
         let pending = std::mem::take(&mut self.pending);
-        self.pending_bytes = 0;
-        let file = tokio::task::spawn_blocking(move || {
+        self.written += std::mem::take(&mut self.pending_bytes) as u64;
+        let written = self.written;
+        let mut early_sync = self.early_sync.take().unwrap_or_else(EarlySync::off);
+        let (file, early_sync) = tokio::task::spawn_blocking(move || {
             for chunk in &pending {
                 file.write_all(chunk)?;
             }
-            Ok::<_, std::io::Error>(file)
+            early_sync.advance(&file, written);
+            Ok::<_, std::io::Error>((file, early_sync))
         })
         .await
         .map_err(std::io::Error::other)??;
         self.file = Some(file);
+        self.early_sync = Some(early_sync);
         Ok(())
+    }
+
+    /// Every byte is written: the rest is synced early too, since a
+    /// curated pipeline publishes the archive only once it is decoded.
+    fn finish(&mut self) {
+        if let (Some(file), Some(early_sync)) = (&self.file, &mut self.early_sync) {
+            early_sync.finish(file, self.written);
+        }
     }
 }
 
