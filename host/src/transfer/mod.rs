@@ -249,8 +249,7 @@ struct Spool {
     pending_bytes: usize,
     /// Bytes in the file.
     written: u64,
-    /// `None` only while a write is under way.
-    early_sync: Option<EarlySync>,
+    early_sync: EarlySync,
 }
 
 impl Spool {
@@ -261,7 +260,7 @@ impl Spool {
             pending: Vec::new(),
             pending_bytes: 0,
             written: 0,
-            early_sync: Some(early_sync),
+            early_sync,
         })
     }
 
@@ -282,27 +281,25 @@ impl Spool {
             .ok_or_else(|| std::io::Error::other("an earlier write to the spool file failed"))?;
         let pending = std::mem::take(&mut self.pending);
         self.written += std::mem::take(&mut self.pending_bytes) as u64;
-        let written = self.written;
-        let mut early_sync = self.early_sync.take().unwrap_or_else(EarlySync::off);
-        let (file, early_sync) = tokio::task::spawn_blocking(move || {
+        let file = tokio::task::spawn_blocking(move || {
             for chunk in &pending {
                 file.write_all(chunk)?;
             }
-            early_sync.advance(&file, written);
-            Ok::<_, std::io::Error>((file, early_sync))
+            Ok::<_, std::io::Error>(file)
         })
         .await
         .map_err(std::io::Error::other)??;
+        // Starting a sync only spawns its thread: no wait here.
+        self.early_sync.advance(&file, self.written);
         self.file = Some(file);
-        self.early_sync = Some(early_sync);
         Ok(())
     }
 
     /// Every byte is written: the rest is synced early too, since a
     /// curated pipeline publishes the archive only once it is decoded.
     fn finish(&mut self) {
-        if let (Some(file), Some(early_sync)) = (&self.file, &mut self.early_sync) {
-            early_sync.finish(file, self.written);
+        if let Some(file) = &self.file {
+            self.early_sync.finish(file, self.written);
         }
     }
 }
