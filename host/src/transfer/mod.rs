@@ -222,8 +222,11 @@ pub async fn download_growing(
     spool.write_pending().await.map_err(io)?;
     if let Some(growth) = &growth {
         growth.0.written(bytes);
+        // A reader follows the file, so it is published only once that is
+        // done: sync the rest meanwhile. Without one, publishing follows at
+        // once and its own `fsync` covers the rest.
+        spool.sync_rest_early();
     }
-    spool.finish();
     if let Some(expected) = expected
         && expected != bytes
     {
@@ -295,9 +298,8 @@ impl Spool {
         Ok(())
     }
 
-    /// Every byte is written: the rest is synced early too, since a
-    /// curated pipeline publishes the archive only once it is decoded.
-    fn finish(&mut self) {
+    /// Every byte is written: starts syncing what the syncs so far left.
+    fn sync_rest_early(&mut self) {
         if let Some(file) = &self.file {
             self.early_sync.finish(file, self.written);
         }
