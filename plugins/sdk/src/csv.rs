@@ -289,7 +289,8 @@ fn whole<T>(text: &str, scanned: Option<(T, usize)>) -> Option<T> {
 #[inline(always)]
 fn plain_int(bytes: &[u8], start: usize) -> Option<(i64, usize)> {
     let (negative, digits_start) = sign(bytes, start);
-    let (value, at, after) = digit_run(bytes, digits_start, 0);
+    let (value, at, after) = short_digit_run(bytes, digits_start)
+        .unwrap_or_else(|| long_digit_run(bytes, digits_start, 0));
     if !ends_field(bytes, at, after) || !(1..=18).contains(&(at - digits_start)) {
         return None;
     }
@@ -306,6 +307,42 @@ fn sign(bytes: &[u8], start: usize) -> (bool, usize) {
         Some(b'+') => (false, start + 1),
         _ => (false, start),
     }
+}
+
+/// The run of digits at `at` when it has at most 16 (every number of an
+/// exchange file but the rarest): its value, where it ended, and the byte
+/// there (0 at the end); `None` for a longer run. Two words at most and no
+/// loop, so neither a loop's branch nor wasmtime's interruption check on
+/// its every turn: a timestamp of 16 digits took three turns of
+/// [`digit_run`], a decimal with eight places two.
+#[inline(always)]
+fn short_digit_run(bytes: &[u8], at: usize) -> Option<(u64, usize, u8)> {
+    let word = word_at(bytes, at);
+    let (count, high) = leading_digits(word);
+    if count < 8 {
+        return Some((high, at + count, (word >> (8 * count)) as u8));
+    }
+    // Eight digits exactly (a price's places, often) need only the next byte.
+    let next = bytes.get(at + 8).copied().unwrap_or(0);
+    if !next.is_ascii_digit() {
+        return Some((high, at + 8, next));
+    }
+    let word = word_at(bytes, at + 8);
+    let (count, low) = leading_digits(word);
+    let value = high * POWERS_OF_TEN[count] + low;
+    if count < 8 {
+        return Some((value, at + 8 + count, (word >> (8 * count)) as u8));
+    }
+    let after = bytes.get(at + 16).copied().unwrap_or(0);
+    (!after.is_ascii_digit()).then_some((value, at + 16, after))
+}
+
+/// [`digit_run`] for runs of more than 16 digits, out of line: inlined, it
+/// would crowd the common path's registers.
+#[cold]
+#[inline(never)]
+fn long_digit_run(bytes: &[u8], at: usize, value: u64) -> (u64, usize, u8) {
+    digit_run(bytes, at, value)
 }
 
 /// Appends the run of digits at `at` to `value` (wrapping past 19 digits,
@@ -333,8 +370,9 @@ fn ends_field(bytes: &[u8], at: usize, byte: u8) -> bool {
     byte == b',' || at == bytes.len()
 }
 
-/// `10^count` for the digit counts [`leading_digits`] returns.
-const POWERS_OF_TEN: [u64; 9] = [
+/// `10^count` for the digit counts [`leading_digits`] and
+/// [`short_digit_run`] return.
+const POWERS_OF_TEN: [u64; 17] = [
     1,
     10,
     100,
@@ -344,7 +382,18 @@ const POWERS_OF_TEN: [u64; 9] = [
     1_000_000,
     10_000_000,
     100_000_000,
+    1_000_000_000,
+    10_000_000_000,
+    100_000_000_000,
+    1_000_000_000_000,
+    10_000_000_000_000,
+    100_000_000_000_000,
+    1_000_000_000_000_000,
+    10_000_000_000_000_000,
 ];
+
+/// A one in every byte of a word: times a byte, that byte in every byte.
+const ONES: u64 = 0x0101_0101_0101_0101;
 
 /// The eight bytes at `at` as a little-endian word, zero bytes past the end
 /// of `bytes` (a zero byte is not a digit, so it ends a number).
@@ -369,7 +418,6 @@ fn word_at(bytes: &[u8], at: usize) -> u64 {
 /// that check a good part of the decoders' time.
 #[inline(always)]
 fn leading_digits(word: u64) -> (usize, u64) {
-    const ONES: u64 = 0x0101_0101_0101_0101;
     // Digits become 0..=9; a byte that was not a digit becomes 10..=255.
     let values = word ^ (0x30 * ONES);
     // The top bit of each byte that is not a digit: `+ 0x76` carries a byte
@@ -388,6 +436,17 @@ fn leading_digits(word: u64) -> (usize, u64) {
     value = (value.wrapping_mul(100) + (value >> 16)) & 0x0000_ffff_0000_ffff;
     value = value.wrapping_mul(10_000) + (value >> 32);
     (count, value & 0xffff_ffff)
+}
+
+/// Where the first comma of `word` (eight bytes of text, in order, as
+/// [`word_at`] loads them) is, if it has one.
+#[inline(always)]
+fn first_comma(word: u64) -> Option<usize> {
+    let zeroed = word ^ (u64::from(b',') * ONES);
+    // The top bit of the first zero byte (bytes after it may be marked too,
+    // by the borrow; only the first mark is used).
+    let first_zero = zeroed.wrapping_sub(ONES) & !zeroed & (0x80 * ONES);
+    (first_zero != 0).then(|| (first_zero.trailing_zeros() / 8) as usize)
 }
 
 /// Powers of ten that a double holds exactly.
@@ -413,11 +472,23 @@ fn short_decimal(text: &str) -> Option<f64> {
 #[inline(always)]
 fn plain_decimal(bytes: &[u8], start: usize) -> Option<(f64, usize)> {
     let (negative, digits_start) = sign(bytes, start);
-    let (mut mantissa, mut at, mut after) = digit_run(bytes, digits_start, 0);
+    let (mut mantissa, mut at, mut after) = short_digit_run(bytes, digits_start)
+        .unwrap_or_else(|| long_digit_run(bytes, digits_start, 0));
     let mut point = None;
     if after == b'.' {
         point = Some(at);
-        (mantissa, at, after) = digit_run(bytes, at + 1, mantissa);
+        (mantissa, at, after) = match short_digit_run(bytes, at + 1) {
+            // Wrapping, as `digit_run` appends: past 19 digits the value is
+            // refused below either way.
+            Some((places, end, after)) => (
+                mantissa
+                    .wrapping_mul(POWERS_OF_TEN[end - at - 1])
+                    .wrapping_add(places),
+                end,
+                after,
+            ),
+            None => long_digit_run(bytes, at + 1, mantissa),
+        };
     }
     if !ends_field(bytes, at, after) {
         return None;
@@ -484,8 +555,18 @@ impl<'a> FieldCursor<'a> {
     /// Where the field starting at `start` ends: its comma or the line's end.
     #[inline(always)]
     fn field_end(&self, start: usize) -> Option<usize> {
-        let rest = self.line.as_bytes().get(start..)?;
-        Some(start + memchr::memchr(b',', rest).unwrap_or(rest.len()))
+        let bytes = self.line.as_bytes();
+        let rest = bytes.get(start..)?;
+        // The fields read as text or skipped are mostly short (a side, a
+        // flag, an unused `0`): one word often holds their end, without the
+        // call and set-up of a vectorised search.
+        if let Some(offset) = first_comma(word_at(bytes, start)) {
+            return Some(start + offset);
+        }
+        if rest.len() <= 8 {
+            return Some(bytes.len());
+        }
+        Some(start + 8 + memchr::memchr(b',', &rest[8..]).unwrap_or(rest.len() - 8))
     }
 
     /// A non-empty field without surrounding spaces, as it is.
@@ -660,6 +741,12 @@ mod tests {
             "-12",
             "+12",
             "1735689600000000",
+            // Runs of 8, 9, 16 and 17 digits: where the parser reads
+            // another word, or falls back to its loop.
+            "12345678",
+            "123456789",
+            "1234567890123456",
+            "12345678901234567",
             "999999999999999999",
             "9223372036854775807",
             "-9223372036854775808",
@@ -670,7 +757,18 @@ mod tests {
                 "{text}"
             );
         }
-        for bad in ["", "-", "+", "1.5", "12a", "9223372036854775808", "1 2"] {
+        for bad in [
+            "",
+            "-",
+            "+",
+            "1.5",
+            "12a",
+            "9223372036854775808",
+            "1 2",
+            "12345678a",
+            "1234567812345678a",
+            "123456781234567a8",
+        ] {
             assert!(parse_int(bad, 1, "c").is_err(), "{bad:?}");
         }
         assert_eq!(parse_int(" 42 ", 1, "c").ok(), Some(42));
@@ -703,6 +801,8 @@ mod tests {
             "00000000000000000001",
             "1234567890123456789",
             "12345678901234567890",
+            "12345678901234567.5",
+            "1.12345678901234567",
         ]
         .into_iter()
         .map(str::to_owned)
@@ -872,6 +972,33 @@ mod tests {
         assert_eq!(trailing.text(), None, "the empty last field");
         assert_eq!(trailing.skip(), Some(()));
         assert_eq!(trailing.skip(), None);
+    }
+
+    #[test]
+    fn fields_of_every_length_end_at_their_comma() {
+        // Around the word the cursor looks at before searching further.
+        for length in 0..20 {
+            let field = "x".repeat(length);
+            for line in [
+                format!("{field},last"),
+                format!("{field},,last"),
+                field.clone(),
+            ] {
+                let expected: Vec<&str> = line.split(',').collect();
+                let mut cursor = FieldCursor::new(&line);
+                let mut read = Vec::new();
+                for field in &expected {
+                    if field.is_empty() {
+                        assert_eq!(cursor.skip(), Some(()), "{line:?}");
+                        read.push("");
+                    } else {
+                        read.push(cursor.text().expect(&line));
+                    }
+                }
+                assert_eq!(read, expected);
+                assert_eq!(cursor.skip(), None, "{line:?}: no field after the last");
+            }
+        }
     }
 
     #[test]
