@@ -314,7 +314,7 @@ fn sign(bytes: &[u8], start: usize) -> (bool, usize) {
 /// there (0 at the end); `None` for a longer run. Two words at most and no
 /// loop, so neither a loop's branch nor wasmtime's interruption check on
 /// its every turn: a timestamp of 16 digits took three turns of
-/// [`digit_run`], a decimal with eight places two.
+/// [`long_digit_run`], a decimal with eight places two.
 #[inline(always)]
 fn short_digit_run(bytes: &[u8], at: usize) -> Option<(u64, usize, u8)> {
     let word = word_at(bytes, at);
@@ -337,19 +337,14 @@ fn short_digit_run(bytes: &[u8], at: usize) -> Option<(u64, usize, u8)> {
     (!after.is_ascii_digit()).then_some((value, at + 16, after))
 }
 
-/// [`digit_run`] for runs of more than 16 digits, out of line: inlined, it
-/// would crowd the common path's registers.
-#[cold]
-#[inline(never)]
-fn long_digit_run(bytes: &[u8], at: usize, value: u64) -> (u64, usize, u8) {
-    digit_run(bytes, at, value)
-}
-
 /// Appends the run of digits at `at` to `value` (wrapping past 19 digits,
 /// which callers refuse): the new value, where the run ended, and the byte
-/// there (0 at the end), which the last word loaded already holds.
-#[inline(always)]
-fn digit_run(bytes: &[u8], mut at: usize, mut value: u64) -> (u64, usize, u8) {
+/// there (0 at the end), which the last word loaded already holds. For runs
+/// [`short_digit_run`] declines, so out of line: inlined, it would crowd
+/// the common path's registers.
+#[cold]
+#[inline(never)]
+fn long_digit_run(bytes: &[u8], mut at: usize, mut value: u64) -> (u64, usize, u8) {
     loop {
         let word = word_at(bytes, at);
         let (count, digits) = leading_digits(word);
@@ -478,7 +473,7 @@ fn plain_decimal(bytes: &[u8], start: usize) -> Option<(f64, usize)> {
     if after == b'.' {
         point = Some(at);
         (mantissa, at, after) = match short_digit_run(bytes, at + 1) {
-            // Wrapping, as `digit_run` appends: past 19 digits the value is
+            // Wrapping, as `long_digit_run` appends: past 19 digits the value is
             // refused below either way.
             Some((places, end, after)) => (
                 mantissa
