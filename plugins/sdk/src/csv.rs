@@ -289,8 +289,7 @@ fn whole<T>(text: &str, scanned: Option<(T, usize)>) -> Option<T> {
 #[inline(always)]
 fn plain_int(bytes: &[u8], start: usize) -> Option<(i64, usize)> {
     let (negative, digits_start) = sign(bytes, start);
-    let (value, at, after) = short_digit_run(bytes, digits_start)
-        .unwrap_or_else(|| long_digit_run(bytes, digits_start, 0));
+    let (value, at, after) = digit_run(bytes, digits_start, 0);
     if !ends_field(bytes, at, after) || !(1..=18).contains(&(at - digits_start)) {
         return None;
     }
@@ -309,53 +308,65 @@ fn sign(bytes: &[u8], start: usize) -> (bool, usize) {
     }
 }
 
-/// The run of digits at `at` when it has at most 16 (every number of an
-/// exchange file but the rarest): its value, where it ended, and the byte
-/// there (0 at the end); `None` for a longer run. Two words at most and no
-/// loop, so neither a loop's branch nor wasmtime's interruption check on
-/// its every turn: a timestamp of 16 digits took three turns of
-/// [`long_digit_run`], a decimal with eight places two.
-#[inline(always)]
-fn short_digit_run(bytes: &[u8], at: usize) -> Option<(u64, usize, u8)> {
-    let word = word_at(bytes, at);
-    let (count, high) = leading_digits(word);
-    if count < 8 {
-        return Some((high, at + count, (word >> (8 * count)) as u8));
-    }
-    // Eight digits exactly (a price's places, often) need only the next byte.
-    let next = bytes.get(at + 8).copied().unwrap_or(0);
-    if !next.is_ascii_digit() {
-        return Some((high, at + 8, next));
-    }
-    let word = word_at(bytes, at + 8);
-    let (count, low) = leading_digits(word);
-    let value = high * POWERS_OF_TEN[count] + low;
-    if count < 8 {
-        return Some((value, at + 8 + count, (word >> (8 * count)) as u8));
-    }
-    let after = bytes.get(at + 16).copied().unwrap_or(0);
-    (!after.is_ascii_digit()).then_some((value, at + 16, after))
-}
-
 /// Appends the run of digits at `at` to `value` (wrapping past 19 digits,
 /// which callers refuse): the new value, where the run ended, and the byte
-/// there (0 at the end), which the last word loaded already holds. For runs
-/// [`short_digit_run`] declines, so out of line: inlined, it would crowd
-/// the common path's registers.
+/// there (0 at the end).
+#[inline(always)]
+fn digit_run(bytes: &[u8], at: usize, value: u64) -> (u64, usize, u8) {
+    short_digit_run(bytes, at, value).unwrap_or_else(|| long_digit_run(bytes, at, value))
+}
+
+/// [`digit_run`] for a run of at most 16 digits (every number of an
+/// exchange file but the rarest); `None` for a longer one. Two words at most
+/// and no loop, so neither a loop's branch nor wasmtime's interruption check
+/// on its every turn: a timestamp of 16 digits took three turns of the loop,
+/// a decimal with eight places two.
+#[inline(always)]
+fn short_digit_run(bytes: &[u8], at: usize, value: u64) -> Option<(u64, usize, u8)> {
+    let (count, digits, after) = word_digits(bytes, at);
+    let value = append_digits(value, count, digits);
+    if !after.is_ascii_digit() {
+        return Some((value, at + count, after));
+    }
+    let (count, digits, after) = word_digits(bytes, at + 8);
+    (!after.is_ascii_digit()).then(|| (append_digits(value, count, digits), at + 8 + count, after))
+}
+
+/// [`digit_run`] for the runs [`short_digit_run`] declines, out of line:
+/// inlined, it would crowd the common path's registers.
 #[cold]
 #[inline(never)]
 fn long_digit_run(bytes: &[u8], mut at: usize, mut value: u64) -> (u64, usize, u8) {
     loop {
-        let word = word_at(bytes, at);
-        let (count, digits) = leading_digits(word);
-        value = value
-            .wrapping_mul(POWERS_OF_TEN[count])
-            .wrapping_add(digits);
+        let (count, digits, after) = word_digits(bytes, at);
+        value = append_digits(value, count, digits);
         at += count;
-        if count < 8 {
-            return (value, at, (word >> (8 * count)) as u8);
+        if !after.is_ascii_digit() {
+            return (value, at, after);
         }
     }
+}
+
+/// The digits at the start of the word at `at`: how many (0 to 8), their
+/// value, and the byte after them (0 at the end). A byte that ends fewer
+/// than eight is already in the word; after eight, only that byte is read.
+#[inline(always)]
+fn word_digits(bytes: &[u8], at: usize) -> (usize, u64, u8) {
+    let word = word_at(bytes, at);
+    let (count, digits) = leading_digits(word);
+    let after = match count {
+        8 => bytes.get(at + 8).copied().unwrap_or(0),
+        _ => (word >> (8 * count)) as u8,
+    };
+    (count, digits, after)
+}
+
+/// `value` followed by `count` more digits worth `digits` (wrapping).
+#[inline(always)]
+fn append_digits(value: u64, count: usize, digits: u64) -> u64 {
+    value
+        .wrapping_mul(POWERS_OF_TEN[count])
+        .wrapping_add(digits)
 }
 
 /// Whether a field ends at `at`, where `byte` is: a comma or the end (a
@@ -365,9 +376,8 @@ fn ends_field(bytes: &[u8], at: usize, byte: u8) -> bool {
     byte == b',' || at == bytes.len()
 }
 
-/// `10^count` for the digit counts [`leading_digits`] and
-/// [`short_digit_run`] return.
-const POWERS_OF_TEN: [u64; 17] = [
+/// `10^count` for the digit counts [`leading_digits`] returns.
+const POWERS_OF_TEN: [u64; 9] = [
     1,
     10,
     100,
@@ -377,14 +387,6 @@ const POWERS_OF_TEN: [u64; 17] = [
     1_000_000,
     10_000_000,
     100_000_000,
-    1_000_000_000,
-    10_000_000_000,
-    100_000_000_000,
-    1_000_000_000_000,
-    10_000_000_000_000,
-    100_000_000_000_000,
-    1_000_000_000_000_000,
-    10_000_000_000_000_000,
 ];
 
 /// A one in every byte of a word: times a byte, that byte in every byte.
@@ -467,23 +469,11 @@ fn short_decimal(text: &str) -> Option<f64> {
 #[inline(always)]
 fn plain_decimal(bytes: &[u8], start: usize) -> Option<(f64, usize)> {
     let (negative, digits_start) = sign(bytes, start);
-    let (mut mantissa, mut at, mut after) = short_digit_run(bytes, digits_start)
-        .unwrap_or_else(|| long_digit_run(bytes, digits_start, 0));
+    let (mut mantissa, mut at, mut after) = digit_run(bytes, digits_start, 0);
     let mut point = None;
     if after == b'.' {
         point = Some(at);
-        (mantissa, at, after) = match short_digit_run(bytes, at + 1) {
-            // Wrapping, as `long_digit_run` appends: past 19 digits the value is
-            // refused below either way.
-            Some((places, end, after)) => (
-                mantissa
-                    .wrapping_mul(POWERS_OF_TEN[end - at - 1])
-                    .wrapping_add(places),
-                end,
-                after,
-            ),
-            None => long_digit_run(bytes, at + 1, mantissa),
-        };
+        (mantissa, at, after) = digit_run(bytes, at + 1, mantissa);
     }
     if !ends_field(bytes, at, after) {
         return None;
