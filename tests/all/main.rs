@@ -19,6 +19,7 @@ mod mirror;
 mod network_faults;
 mod observability;
 mod plugin_containment;
+mod plugin_decoding;
 mod plugin_loading;
 mod s3_lake;
 mod s3_signing;

@@ -15,6 +15,7 @@ pub mod columns;
 pub mod csv;
 pub mod dates;
 pub mod host;
+mod number_block;
 
 /// Generated bindings. Prefer the re-exports at the crate root.
 #[allow(missing_docs, clippy::all)]
