@@ -14,6 +14,10 @@ use cryptolake_plugin_sdk::{Batch, PluginError};
 
 use crate::datatypes::{Kind, OutputColumn, header_name, min_fields};
 
+// An explicit tag: without it the variant is encoded in a niche of the
+// builders' fields, and each field of the one-pass path decoded it with a
+// handful of instructions before its jump.
+#[repr(u8)]
 enum Buffer {
     Time(ColumnBuilder<i64>),
     Float(ColumnBuilder<f64>),
