@@ -555,29 +555,34 @@ fn read_plain_decimal(bytes: &[u8], start: usize, blocks: bool) -> Option<(f64, 
 #[derive(Debug, Clone)]
 pub struct FieldCursor<'a> {
     line: &'a str,
-    /// Where the next field starts; `None` once the last one was read.
-    next: Option<usize>,
+    /// Where the next field starts; past the line's end once the last one
+    /// was read (a plain index rather than an `Option`: one value less to
+    /// keep in a register in the decoders' loops).
+    next: usize,
 }
 
 impl<'a> FieldCursor<'a> {
     /// A cursor before the first field of `line`.
     pub fn new(line: &'a str) -> Self {
-        Self {
-            line,
-            next: Some(0),
-        }
+        Self { line, next: 0 }
+    }
+
+    /// Where the next field starts, unless the last one was read.
+    #[inline(always)]
+    fn start(&self) -> Option<usize> {
+        (self.next <= self.line.len()).then_some(self.next)
     }
 
     /// Moves past the field that ended at `end` (a comma or the line's end).
     #[inline(always)]
     fn advance(&mut self, end: usize) {
-        self.next = (end < self.line.len()).then_some(end + 1);
+        self.next = end + 1;
     }
 
     /// A plain decimal (see [`parse_float`]'s fast path).
     #[inline(always)]
     pub fn decimal(&mut self) -> Option<f64> {
-        let (value, end) = plain_decimal(self.line.as_bytes(), self.next?)?;
+        let (value, end) = plain_decimal(self.line.as_bytes(), self.start()?)?;
         self.advance(end);
         Some(value)
     }
@@ -585,7 +590,7 @@ impl<'a> FieldCursor<'a> {
     /// An integer of at most 18 digits with an optional sign.
     #[inline(always)]
     pub fn integer(&mut self) -> Option<i64> {
-        let (value, end) = plain_int(self.line.as_bytes(), self.next?)?;
+        let (value, end) = plain_int(self.line.as_bytes(), self.start()?)?;
         self.advance(end);
         Some(value)
     }
@@ -610,7 +615,7 @@ impl<'a> FieldCursor<'a> {
     /// A non-empty field without surrounding spaces, as it is.
     #[inline(always)]
     pub fn text(&mut self) -> Option<&'a str> {
-        let start = self.next?;
+        let start = self.start()?;
         let end = self.field_end(start)?;
         // Commas are ASCII, so the cut is on a character boundary.
         let field = self.line.get(start..end)?;
@@ -638,7 +643,7 @@ impl<'a> FieldCursor<'a> {
     /// Skips a field, whatever it holds.
     #[inline(always)]
     pub fn skip(&mut self) -> Option<()> {
-        let end = self.field_end(self.next?)?;
+        let end = self.field_end(self.start()?)?;
         self.advance(end);
         Some(())
     }
