@@ -817,6 +817,21 @@ mod tests {
         assert_eq!(parse_int(" 42 ", 1, "c").ok(), Some(42));
     }
 
+    /// 20,000 random runs of 1 to 16 digits (xorshift from `seed`), each
+    /// shaped by `shape` with a random number to place a point by.
+    fn random_numbers(seed: u64, shape: impl Fn(String, usize) -> String) -> Vec<String> {
+        let mut state = seed;
+        (0..20_000)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let digits = format!("{}", state % 10u64.pow((state >> 60) as u32 + 1));
+                shape(digits, (state >> 32) as usize)
+            })
+            .collect()
+    }
+
     /// Numbers read from one block (as guests read them) and word by word
     /// (as native builds do) agree, whatever follows them in the line.
     #[test]
@@ -849,18 +864,14 @@ mod tests {
         .into_iter()
         .map(str::to_owned)
         .collect();
-        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-        for _ in 0..20_000 {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            let digits = format!("{}", state % 10u64.pow((state >> 60) as u32 + 1));
-            let point = (state >> 32) as usize % (digits.len() + 2);
-            cases.push(match point {
+        // Random numbers of every length, with a point anywhere or none.
+        cases.extend(random_numbers(
+            0x9e37_79b9_7f4a_7c15,
+            |digits, place| match place % (digits.len() + 2) {
                 0 => digits,
-                _ => format!("{}.{}", &digits[..point - 1], &digits[point - 1..]),
-            });
-        }
+                point => format!("{}.{}", &digits[..point - 1], &digits[point - 1..]),
+            },
+        ));
         for text in &cases {
             // Followed by a field, by the line's end, and by a bad byte.
             for line in [
@@ -916,15 +927,10 @@ mod tests {
         .map(str::to_owned)
         .collect();
         // Random decimals of every length and point position.
-        let mut state = 0x2545_f491_4f6c_dd1d_u64;
-        for _ in 0..20_000 {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            let digits = format!("{}", state % 10u64.pow((state >> 60) as u32 + 1));
-            let point = (state >> 32) as usize % (digits.len() + 1);
-            cases.push(format!("{}.{}", &digits[..point], &digits[point..]));
-        }
+        cases.extend(random_numbers(0x2545_f491_4f6c_dd1d, |digits, place| {
+            let point = place % (digits.len() + 1);
+            format!("{}.{}", &digits[..point], &digits[point..])
+        }));
         for text in &cases {
             let expected = text.parse::<f64>().ok();
             assert_eq!(
