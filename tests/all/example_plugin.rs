@@ -2,9 +2,9 @@
 //! SDK only, loads from its `.wasm` file and transforms batches in the host.
 
 use cryptolake::config::{Limits, PluginLocation};
-use cryptolake::plugin::{Batch, Column, ColumnValues, PartitionValues, PluginKind};
+use cryptolake::plugin::{Batch, Column, ColumnValues, PluginKind};
 
-use crate::support::runtime;
+use crate::support::{runtime, spot_btcusdt};
 
 #[test]
 fn the_example_transform_drops_zero_volume_bars() {
@@ -17,14 +17,7 @@ fn the_example_transform_drops_zero_volume_bars() {
         ))
         .expect("the example loads");
     assert_eq!(plugin.identity().kind, PluginKind::Transform);
-    let partition = PartitionValues {
-        exchange: "binance".into(),
-        market: "spot".into(),
-        data_type: "klines".into(),
-        symbol: "BTCUSDT".into(),
-        interval: Some("1m".into()),
-        period: "2024-01-01".into(),
-    };
+    let partition = spot_btcusdt("1m", "2024-01-01");
     let batch = Batch {
         rows: 4,
         columns: vec![

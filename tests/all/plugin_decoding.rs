@@ -3,12 +3,9 @@
 //! reads most numbers from one 16-byte block with SIMD lanes, which native
 //! unit tests only check lane by lane.
 
-use cryptolake::config::{Limits, PluginLocation};
-use cryptolake::plugin::{
-    Artifact, Batch, ChecksumSource, ColumnValues, Compression, PartitionValues,
-};
+use cryptolake::plugin::{Artifact, Batch, ChecksumSource, ColumnValues, Compression};
 
-use crate::support::runtime;
+use crate::support::{runtime, spot_btcusdt};
 
 /// Random decimals of 1 to 19 digits with the point anywhere (or none),
 /// some signed: every length around the 16-byte block, and both sides of
@@ -33,14 +30,7 @@ fn decimals(count: usize) -> Vec<String> {
 
 #[test]
 fn the_wasm_decoder_reads_numbers_exactly_like_rust() {
-    let plugin = runtime::runtime()
-        .load(&runtime::spec(
-            "binance",
-            PluginLocation::Builtin("binance".into()),
-            &[],
-            Limits::default(),
-        ))
-        .expect("the built-in Binance plugin loads");
+    let plugin = runtime::builtin("binance", &[]);
     let values = decimals(8 * 4000);
     let mut csv = String::new();
     let mut lines = Vec::new();
@@ -76,14 +66,7 @@ fn the_wasm_decoder_reads_numbers_exactly_like_rust() {
         etag: None,
         checksum: ChecksumSource::None,
         compression: Compression::Zip,
-        partition: PartitionValues {
-            exchange: "binance".into(),
-            market: "spot".into(),
-            data_type: "klines".into(),
-            symbol: "BTCUSDT".into(),
-            interval: Some("1s".into()),
-            period: "2025-01-01".into(),
-        },
+        partition: spot_btcusdt("1s", "2025-01-01"),
     };
     let mut decoder = plugin
         .open_decoder(r#"{"symbols":["BTCUSDT"],"interval":"1s"}"#, &artifact)

@@ -38,8 +38,8 @@ pub(crate) struct BlockNumber {
 /// nor a point, or is beyond the block.
 #[inline(always)]
 pub(crate) fn read(block: &[u8; 16]) -> Option<BlockNumber> {
-    let bytes = lanes::load(block);
-    let (digits, points) = lanes::digit_and_point_masks(bytes);
+    let values = lanes::digit_values(block);
+    let (digits, points) = lanes::digit_and_point_masks(values);
     // Bit 16 is never set in either mask, so `len` is at most 16.
     let len = (!(digits | points)).trailing_zeros();
     let points = points & ((1 << len) - 1);
@@ -51,7 +51,7 @@ pub(crate) fn read(block: &[u8; 16]) -> Option<BlockNumber> {
     if count == 0 {
         return None;
     }
-    let (high, low) = lanes::digits_value(bytes, count, point);
+    let (high, low) = lanes::digits_value(values, count, point);
     Some(BlockNumber {
         mantissa: u64::from(high) * 100_000_000 + u64::from(low),
         decimals: if points == 0 {
@@ -64,36 +64,42 @@ pub(crate) fn read(block: &[u8; 16]) -> Option<BlockNumber> {
     })
 }
 
+/// A point's digit value: `b'.'` less `b'0'`, wrapping.
+const POINT: u8 = b'.'.wrapping_sub(b'0');
+
 /// The lane operations, as WebAssembly SIMD instructions.
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod lanes {
     use core::arch::wasm32::*;
 
-    pub type Bytes = v128;
+    use super::POINT;
 
+    pub type Values = v128;
+
+    /// Each byte of `block` less `b'0'` (wrapping): a digit's value, 10 or
+    /// more for any other byte.
     #[inline(always)]
-    pub fn load(block: &[u8; 16]) -> Bytes {
+    pub fn digit_values(block: &[u8; 16]) -> Values {
         let b = block;
-        u8x16(
+        let bytes = u8x16(
             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
             b[14], b[15],
-        )
+        );
+        u8x16_sub(bytes, u8x16_splat(b'0'))
     }
 
     /// Bit `i` set when byte `i` is a digit, and when it is a point.
     #[inline(always)]
-    pub fn digit_and_point_masks(bytes: Bytes) -> (u32, u32) {
-        let values = u8x16_sub(bytes, u8x16_splat(b'0'));
+    pub fn digit_and_point_masks(values: Values) -> (u32, u32) {
         let digits = u8x16_bitmask(u8x16_lt(values, u8x16_splat(10)));
-        let points = u8x16_bitmask(u8x16_eq(bytes, u8x16_splat(b'.')));
+        let points = u8x16_bitmask(u8x16_eq(values, u8x16_splat(POINT)));
         (u32::from(digits), u32::from(points))
     }
 
-    /// The value of the first `count` digits of `bytes`, skipping the point
-    /// at `point` (16: none), as its high and low eight digits.
+    /// The value of the first `count` digits, skipping the point at `point`
+    /// (16: none), as its high and low eight digits.
     #[inline(always)]
-    pub fn digits_value(bytes: Bytes, count: u32, point: u32) -> (u32, u32) {
-        let values = u8x16_sub(bytes, u8x16_splat(b'0'));
+    pub fn digits_value(values: Values, count: u32, point: u32) -> (u32, u32) {
         // Lane `j` of the result takes digit `k = j - (16 - count)`, which
         // is byte `k`, or `k + 1` past the point. A negative `k` is out of
         // range for the swizzle, which makes the lane zero: the digits end
@@ -122,26 +128,28 @@ mod lanes {
 /// The same lane operations, one lane at a time.
 #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
 mod lanes {
-    pub type Bytes = [u8; 16];
+    use super::POINT;
+
+    pub type Values = [u8; 16];
 
     #[inline(always)]
-    pub fn load(block: &[u8; 16]) -> Bytes {
-        *block
+    pub fn digit_values(block: &[u8; 16]) -> Values {
+        block.map(|byte| byte.wrapping_sub(b'0'))
     }
 
     #[inline(always)]
-    pub fn digit_and_point_masks(bytes: Bytes) -> (u32, u32) {
+    pub fn digit_and_point_masks(values: Values) -> (u32, u32) {
         let mut digits = 0;
         let mut points = 0;
-        for (i, byte) in bytes.iter().enumerate() {
-            digits |= u32::from(byte.is_ascii_digit()) << i;
-            points |= u32::from(*byte == b'.') << i;
+        for (i, value) in values.iter().enumerate() {
+            digits |= u32::from(*value < 10) << i;
+            points |= u32::from(*value == POINT) << i;
         }
         (digits, points)
     }
 
     #[inline(always)]
-    pub fn digits_value(bytes: Bytes, count: u32, point: u32) -> (u32, u32) {
+    pub fn digits_value(values: Values, count: u32, point: u32) -> (u32, u32) {
         let mut aligned = [0u32; 16];
         for (j, lane) in aligned.iter_mut().enumerate() {
             let digit = j as i32 - (16 - count as i32);
@@ -153,7 +161,7 @@ mod lanes {
             } else {
                 digit
             };
-            *lane = u32::from(bytes[source as usize].wrapping_sub(b'0'));
+            *lane = u32::from(values[source as usize]);
         }
         let pair = |i: usize| aligned[2 * i] * 10 + aligned[2 * i + 1];
         let four = |i: usize| pair(2 * i) * 100 + pair(2 * i + 1);

@@ -20,6 +20,18 @@ pub mod tools;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// The partition of a Binance spot BTCUSDT kline file.
+pub fn spot_btcusdt(interval: &str, period: &str) -> cryptolake::plugin::PartitionValues {
+    cryptolake::plugin::PartitionValues {
+        exchange: "binance".into(),
+        market: "spot".into(),
+        data_type: "klines".into(),
+        symbol: "BTCUSDT".into(),
+        interval: Some(interval.into()),
+        period: period.into(),
+    }
+}
+
 /// The `cryptolake` binary under test.
 pub fn cryptolake() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_cryptolake"));
