@@ -12,30 +12,53 @@ use crate::config::{LakeLocation, PipelineSpec, Plan, PluginSpec};
 use crate::lake::Lake;
 use crate::pipeline::{Configured, PipelineRun, StopSignal};
 use crate::plugin::{Plugin, PluginHandle, PluginKind, PluginLoadError, Runtime};
-use crate::transfer::s3::S3Client;
 
-/// Opens the lake a plan names. An S3 lake is signed with the operator's
-/// credentials from `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` (and
-/// `AWS_SESSION_TOKEN`); there is no fallback to an instance metadata service.
+/// Opens the lake a plan names. An object store lake is opened with the
+/// credentials the platform gives (see `storage`); nothing is requested yet.
 pub fn open_lake(location: &LakeLocation, http: &reqwest::Client) -> anyhow::Result<Lake> {
     match location {
         LakeLocation::Local(root) => Ok(Lake::open_local(root)?),
-        LakeLocation::S3 {
-            bucket,
-            prefix,
-            endpoint,
-            region,
-            staging,
-        } => {
-            let credentials = crate::transfer::s3::credentials_from_env().ok_or_else(|| {
-                anyhow::anyhow!(
-                    "the lake is s3://{bucket}/{prefix}, but AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set"
-                )
-            })?;
-            let client = S3Client::new(http.clone(), endpoint.clone(), region.clone(), credentials);
-            Ok(Lake::open_s3(client, bucket, prefix, staging))
+        LakeLocation::Object(object) => {
+            let storage = crate::storage::open(object, http)?;
+            Ok(Lake::open_object(
+                storage,
+                object.url(),
+                &object.prefix,
+                &object.staging,
+            ))
         }
     }
+}
+
+/// Checks, before any work, that the lake can be written: a probe object is
+/// created twice (the second must be refused) and deleted, three requests.
+/// An unreachable store, a missing bucket or refused credentials is an error
+/// naming `lake.url`; a store that ignores conditional writes is logged as a
+/// warning, since agents sharing it could overwrite each other.
+pub async fn check_lake(lake: &Lake) -> anyhow::Result<Option<crate::storage::Preconditions>> {
+    use crate::storage::Preconditions;
+    let probed = lake.probe_conditional_writes().await.map_err(|e| {
+        let credentials = lake
+            .credential_source()
+            .map(|source| format!(" with credentials from {source}"))
+            .unwrap_or_default();
+        anyhow::anyhow!(
+            "lake.url: cannot write to the lake {}{credentials}: {e}",
+            lake.location()
+        )
+    })?;
+    match probed {
+        Some(Preconditions::Ignored) => tracing::warn!(
+            lake = %lake.location(),
+            "The lake's store accepts a second create of one object (it ignores If-None-Match): two agents on this lake could overwrite each other's work. Run one agent per lake, or use a store with conditional writes."
+        ),
+        Some(Preconditions::Disabled) => tracing::warn!(
+            lake = %lake.location(),
+            "Conditional writes are off (lake.conditional_writes = false): two agents on this lake could overwrite each other's work."
+        ),
+        Some(Preconditions::Honoured) | None => {}
+    }
+    Ok(probed)
 }
 
 /// The assembled agent.

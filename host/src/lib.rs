@@ -18,5 +18,6 @@ pub mod period;
 pub mod pipeline;
 pub mod plugin;
 pub mod schedule;
+pub mod storage;
 pub mod telemetry;
 pub mod transfer;

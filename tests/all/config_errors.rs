@@ -122,7 +122,7 @@ fn malformed_configs_each_give_a_precise_error_and_exit_2() {
         ),
         (
             "[lake]\nurl = \"ftp://x/y\"\n".into(),
-            vec!["lake.url", "file:// URL"],
+            vec!["lake.url", "use a directory, file://"],
         ),
         (
             format!("[lake]\nurl = \"lake\"\nparquet = {{ zstd_level = 0 }}\n{PIPELINE}"),

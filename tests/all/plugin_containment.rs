@@ -210,3 +210,71 @@ fn instances_are_recycled_after_their_call_budget() {
     // instance that takes at least three new instances.
     assert!(created() - start >= 3.0, "{} instances", created() - start);
 }
+
+/// A loopback HTTP server answering every request with `response`; counts
+/// the requests it got.
+fn serve(response: String) -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = Arc::clone(&hits);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(20) {
+            let Ok(mut stream) = stream else { continue };
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut buffer = [0u8; 4096];
+            let _ = stream.read(&mut buffer);
+            let _ = stream.write_all(response.as_bytes());
+        }
+    });
+    (port, hits)
+}
+
+#[test]
+fn a_redirect_to_a_host_not_allowed_is_refused_at_that_hop() {
+    // The disallowed target, standing in for a cloud metadata endpoint.
+    let (target, target_hits) =
+        serve("HTTP/1.1 200 OK\r\ncontent-length: 6\r\nconnection: close\r\n\r\nsecret".into());
+    let (allowed, allowed_hits) = serve(format!(
+        "HTTP/1.1 302 Found\r\nlocation: http://127.0.0.1:{target}/latest/meta-data/\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+    ));
+    let plugin = runtime::runtime()
+        .load(&runtime::spec(
+            "hostile",
+            PluginLocation::File(env!("CRYPTOLAKE_TEST_GUEST_HOSTILE").into()),
+            &[&format!("127.0.0.1:{allowed}")],
+            Limits::default(),
+        ))
+        .expect("loads");
+    let denied_before = metrics::value(Metric::PluginFetchDenied, &[("plugin", "hostile")]);
+    let params = serde_json::json!({
+        "mode": "forbidden-host",
+        "url": format!("http://127.0.0.1:{allowed}/data/"),
+    })
+    .to_string();
+    let error = plugin
+        .discover(
+            &params,
+            &Window {
+                start: None,
+                end: None,
+            },
+        )
+        .expect_err("the redirect is refused");
+    let text = error.to_string();
+    assert!(
+        text.contains("hostile") && text.contains(&format!("127.0.0.1:{target}")),
+        "{text}"
+    );
+    assert_eq!(allowed_hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(
+        target_hits.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the disallowed host was reached"
+    );
+    assert_eq!(
+        metrics::value(Metric::PluginFetchDenied, &[("plugin", "hostile")]),
+        denied_before + 1.0
+    );
+}

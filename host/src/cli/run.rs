@@ -17,7 +17,9 @@ pub(super) fn run(args: RunArgs, started: std::time::Instant) -> u8 {
     };
     match tokio.block_on(daemon::run(args.config.config, started)) {
         Ok(()) => 0,
-        Err(error @ (DaemonError::Config(_) | DaemonError::Pipelines { .. })) => {
+        Err(
+            error @ (DaemonError::Config(_) | DaemonError::Pipelines { .. } | DaemonError::Lake(_)),
+        ) => {
             eprintln!("error: {error}");
             EXIT_USAGE
         }

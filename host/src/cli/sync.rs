@@ -82,6 +82,12 @@ pub(super) fn run(args: SyncArgs) -> u8 {
             return EXIT_FAILED;
         }
     };
+    if !args.dry_run
+        && let Err(e) = tokio.block_on(crate::agent::check_lake(agent.lake()))
+    {
+        eprintln!("error: {}: {e:#}", agent.plan().config_file.display());
+        return EXIT_USAGE;
+    }
     // Every selected pipeline must assemble (plugins load, are of the right
     // kind, accept their params) before anything runs: that is a
     // configuration error, exit code 2, like `validate`.
@@ -230,6 +236,9 @@ fn print_text(reports: &[RunReport], not_run: &[NotRun]) {
         for a in &r.artifacts {
             match &a.outcome {
                 Outcome::Completed { .. } => {}
+                Outcome::CommittedElsewhere => {
+                    println!("  committed by another agent meanwhile: {}", a.key)
+                }
                 Outcome::Quarantined { reason } => println!("  quarantined {}: {reason}", a.key),
                 Outcome::Failed { error, attempts } => {
                     println!("  failed {} after {attempts} attempt(s): {error}", a.key)

@@ -1,6 +1,7 @@
 //! `cryptolake validate`: check a configuration and its plugins.
 
 use crate::agent::Agent;
+use crate::storage::Preconditions;
 
 use super::{ConfigArg, EXIT_USAGE};
 
@@ -29,6 +30,13 @@ pub(super) fn run(args: ValidateArgs) -> u8 {
             return EXIT_USAGE;
         }
     };
+    let preconditions = match tokio.block_on(crate::agent::check_lake(agent.lake())) {
+        Ok(probed) => probed,
+        Err(e) => {
+            eprintln!("error: {}: {e:#}", file.display());
+            return EXIT_USAGE;
+        }
+    };
     match agent.pipelines(&pipelines) {
         Ok(_) => {
             println!(
@@ -36,6 +44,18 @@ pub(super) fn run(args: ValidateArgs) -> u8 {
                 file.display(),
                 pipelines.len()
             );
+            match preconditions {
+                Some(Preconditions::Honoured) => {
+                    println!("lake: conditional writes honoured (agents may share it)")
+                }
+                Some(Preconditions::Ignored) => println!(
+                    "lake: WARNING: the store ignores conditional writes; run one agent per lake"
+                ),
+                Some(Preconditions::Disabled) => {
+                    println!("lake: WARNING: conditional writes are off; run one agent per lake")
+                }
+                None => {}
+            }
             0
         }
         Err(problems) => {

@@ -6,14 +6,18 @@
 //! into a [`Plan`] with absolute paths, parsed sizes and durations, and
 //! checked cross-references. It must not load plugins or touch the lake.
 
+mod host_pattern;
+mod lake;
 mod plan;
 mod source;
 mod types;
 mod units;
 
+pub use host_pattern::HostPattern;
+pub use lake::{LakeLocation, ObjectLake, ObjectService};
 pub use plan::{
-    AdminSettings, DaemonSettings, LakeLocation, Limits, PipelineSchedule, PipelineSpec, Plan,
-    PluginLocation, PluginRef, PluginSpec, resolve,
+    AdminSettings, DaemonSettings, Limits, PipelineSchedule, PipelineSpec, Plan, PluginLocation,
+    PluginRef, PluginSpec, resolve,
 };
 pub use source::line_of;
 pub use types::{

@@ -9,13 +9,14 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::HostPattern;
+use super::lake::{LakeLocation, ObjectService, resolve_lake};
 use super::types::{
     ConfigFile, LimitsConfig, MissingChecksumPolicy, PluginConfig, PluginUse, ScheduleConfig,
     TransferMode,
 };
 use super::units::{parse_duration, parse_size};
 use super::{ConfigError, Problem};
-use crate::plugin::HostPattern;
 use crate::schedule::{Cron, Schedule};
 
 /// zstd's levels: higher compresses more and costs more CPU.
@@ -178,35 +179,6 @@ impl Default for DaemonSettings {
     }
 }
 
-/// Where the lake is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LakeLocation {
-    /// A local directory.
-    Local(PathBuf),
-    /// An S3 bucket (path-style addressing at `endpoint`).
-    S3 {
-        /// Bucket name.
-        bucket: String,
-        /// Key prefix, without leading or trailing `/`.
-        prefix: String,
-        /// Endpoint URL.
-        endpoint: url::Url,
-        /// Region used in signatures.
-        region: String,
-        /// Local directory for staging files.
-        staging: PathBuf,
-    },
-}
-
-impl std::fmt::Display for LakeLocation {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            LakeLocation::Local(path) => write!(f, "{}", path.display()),
-            LakeLocation::S3 { bucket, prefix, .. } => write!(f, "s3://{bucket}/{prefix}"),
-        }
-    }
-}
-
 /// Everything a run needs, resolved and checked.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -337,10 +309,15 @@ pub fn resolve(path: &Path, file: ConfigFile) -> Result<Plan, ConfigError> {
             ),
             None => {}
         }
-        if config.transfer == TransferMode::Direct && matches!(lake, Some(LakeLocation::Local(_))) {
+        if config.transfer == TransferMode::Direct
+            && !matches!(&lake, Some(LakeLocation::Object(object)) if object.service == ObjectService::S3)
+        {
             problem(
                 format!("{field}.transfer"),
-                "\"direct\" copies server-side into an S3 bucket, but the lake is a local directory".into(),
+                match &lake {
+                    Some(LakeLocation::Local(_)) => "\"direct\" copies server-side into an S3 bucket, but the lake is a local directory".into(),
+                    _ => "\"direct\" copies server-side into an S3 bucket, but the lake is not an s3:// lake".into(),
+                },
             );
         }
         if let Some(limit) = &config.rate_limit
@@ -591,77 +568,6 @@ fn resolve_schedule(
     }
 }
 
-fn resolve_lake(
-    base: &Path,
-    config: &super::types::LakeConfig,
-    problem: &mut impl FnMut(String, String),
-) -> Option<LakeLocation> {
-    let url = config.url.as_str();
-    if let Some(rest) = url.strip_prefix("s3://") {
-        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        let valid_bucket = (3..=63).contains(&bucket.len())
-            && bucket
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
-        if !valid_bucket {
-            problem(
-                "lake.url".into(),
-                format!("`{url}`: `{bucket}` is not a valid S3 bucket name"),
-            );
-            return None;
-        }
-        let region = config
-            .region
-            .clone()
-            .unwrap_or_else(|| "us-east-1".to_owned());
-        let endpoint_text = config
-            .endpoint
-            .clone()
-            .unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
-        let endpoint = match url::Url::parse(&endpoint_text) {
-            Ok(endpoint) if matches!(endpoint.scheme(), "http" | "https") => endpoint,
-            _ => {
-                problem(
-                    "lake.endpoint".into(),
-                    format!("`{endpoint_text}` is not an http(s) URL"),
-                );
-                return None;
-            }
-        };
-        let staging = config
-            .staging_dir
-            .as_ref()
-            .map(|dir| base.join(dir))
-            .unwrap_or_else(|| std::env::temp_dir().join("cryptolake-staging"));
-        return Some(LakeLocation::S3 {
-            bucket: bucket.to_owned(),
-            prefix: prefix.trim_matches('/').to_owned(),
-            endpoint,
-            region,
-            staging,
-        });
-    }
-    for (field, value) in [
-        ("lake.endpoint", &config.endpoint),
-        ("lake.region", &config.region),
-    ] {
-        if value.is_some() {
-            problem(field.into(), "applies only to an s3:// lake".into());
-        }
-    }
-    match url.strip_prefix("file://") {
-        Some(rest) => Some(LakeLocation::Local(PathBuf::from(rest))),
-        None if url.contains("://") => {
-            problem(
-                "lake.url".into(),
-                format!("`{url}`: use a directory, a file:// URL or an s3://bucket/prefix URL"),
-            );
-            None
-        }
-        None => Some(LakeLocation::Local(base.join(url))),
-    }
-}
-
 fn resolve_plugin(
     base: &Path,
     name: &str,
@@ -857,18 +763,20 @@ window = { start = "2024-13-01" }
         ))
         .unwrap();
         match plan.lake {
-            LakeLocation::S3 {
-                bucket,
-                prefix,
-                endpoint,
-                region,
-                ..
-            } => {
+            LakeLocation::Object(object) => {
                 assert_eq!(
-                    (bucket.as_str(), prefix.as_str(), region.as_str()),
-                    ("my-lake", "crypto", "us-east-1")
+                    (
+                        object.bucket.as_str(),
+                        object.prefix.as_str(),
+                        object.region.as_deref()
+                    ),
+                    ("my-lake", "crypto", None)
                 );
-                assert_eq!(endpoint.as_str(), "http://127.0.0.1:9000/");
+                assert_eq!(
+                    object.endpoint.as_ref().map(url::Url::as_str),
+                    Some("http://127.0.0.1:9000/")
+                );
+                assert!(object.uses_path_style());
             }
             other => panic!("{other:?}"),
         }

@@ -107,17 +107,53 @@ pub struct AdminConfig {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LakeConfig {
-    /// A directory path (relative to the config file), a `file://` URL, or
-    /// `s3://bucket/prefix`. Example: `url = "s3://my-lake/crypto"`.
-    /// Default: `./lake`.
+    /// A directory path (relative to the config file), a `file://` URL,
+    /// `s3://bucket/prefix` (AWS or any S3-compatible store), `gs://bucket/prefix`
+    /// (Google Cloud Storage), `az://container/prefix` (Azure Blob Storage and
+    /// ADLS Gen2; also `abfss://container@account.dfs.core.windows.net/prefix`),
+    /// or `memory://` (in-process, gone at exit: for trying a config). Example:
+    /// `url = "s3://my-lake/crypto"`. Default: `./lake`.
     #[serde(default = "default_lake_url")]
     pub url: String,
-    /// S3 endpoint, for S3-compatible stores. Example:
-    /// `endpoint = "http://127.0.0.1:9000"`. Default: AWS for `region`.
+    /// Endpoint of an S3-compatible store (MinIO, R2, Ceph), or of a GCS or
+    /// Azure emulator. Example: `endpoint = "http://127.0.0.1:9000"`.
+    /// Default: the cloud's own (for S3, from `AWS_ENDPOINT_URL` when set).
     pub endpoint: Option<String>,
-    /// S3 region. Example: `region = "eu-west-1"`. Default: `us-east-1`.
+    /// S3 region. Example: `region = "eu-west-1"`. Default: `AWS_REGION`,
+    /// `AWS_DEFAULT_REGION`, the profile's `region`, then `us-east-1`.
     pub region: Option<String>,
-    /// Where files are staged before upload to S3. Example:
+    /// S3 path-style addressing (`endpoint/bucket/key`) instead of
+    /// virtual-hosted (`bucket.endpoint/key`). Example: `path_style = false`.
+    /// Default: true with a custom `endpoint`, false on AWS.
+    pub path_style: Option<bool>,
+    /// S3 server-side encryption: `"AES256"`, `"aws:kms"` or `"aws:kms:dsse"`.
+    /// Example: `sse = "aws:kms"`. Default: the bucket's default encryption.
+    pub sse: Option<String>,
+    /// KMS key for `sse = "aws:kms"`. Example: `sse_kms_key_id =
+    /// "arn:aws:kms:eu-west-1:111122223333:key/…"`. Default: the AWS-managed key.
+    pub sse_kms_key_id: Option<String>,
+    /// Storage class of every object written (S3 `STANDARD_IA`,
+    /// `INTELLIGENT_TIERING`, …; GCS `NEARLINE`, …; Azure access tier `Cool`, …).
+    /// Example: `storage_class = "INTELLIGENT_TIERING"`. Default: the bucket's.
+    pub storage_class: Option<String>,
+    /// Send `x-amz-request-payer: requester` (S3 requester-pays buckets).
+    /// Example: `requester_pays = true`. Default: false.
+    #[serde(default)]
+    pub requester_pays: bool,
+    /// Write raw objects, manifest entries and status records only if no one
+    /// else wrote them first (`If-None-Match` / `If-Match`), so agents sharing
+    /// a lake never overwrite each other's work. Set to false only for an
+    /// S3-compatible store that rejects conditional requests. Example:
+    /// `conditional_writes = false`. Default: true.
+    #[serde(default = "default_true")]
+    pub conditional_writes: bool,
+    /// Further `object_store` settings, by their documented key (for example
+    /// `azure_storage_account_name`, `google_service_account`,
+    /// `aws_imdsv1_fallback`). Credentials belong in the environment, not here.
+    /// Example: `options = { azure_storage_account_name = "mylake" }`. Default: none.
+    #[serde(default)]
+    pub options: std::collections::BTreeMap<String, String>,
+    /// Where files are staged before upload to an object store. Example:
     /// `staging_dir = "/var/tmp/cryptolake"`. Default: the system temp dir.
     pub staging_dir: Option<String>,
     /// How the curated tables' Parquet files are encoded. Example:
@@ -192,6 +228,13 @@ impl Default for LakeConfig {
             url: default_lake_url(),
             endpoint: None,
             region: None,
+            path_style: None,
+            sse: None,
+            sse_kms_key_id: None,
+            storage_class: None,
+            requester_pays: false,
+            conditional_writes: true,
+            options: Default::default(),
             staging_dir: None,
             parquet: ParquetConfig::default(),
         }

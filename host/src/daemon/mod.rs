@@ -43,6 +43,10 @@ pub enum DaemonError {
         /// One line per problem.
         problems: Vec<String>,
     },
+    /// The lake cannot be written (store unreachable, no such bucket,
+    /// credentials refused).
+    #[error("{0}")]
+    Lake(String),
     /// Something else stopped the start (lake, runtime, signals, watcher).
     #[error("{0}")]
     Start(String),
@@ -67,6 +71,9 @@ pub async fn run(config_path: PathBuf, started: Instant) -> Result<(), DaemonErr
     let _telemetry = crate::telemetry::otlp::start(plan.otlp.as_ref());
     let agent = Agent::new(plan.clone(), tokio::runtime::Handle::current())
         .map_err(|e| DaemonError::Start(format!("{e:#}")))?;
+    crate::agent::check_lake(agent.lake())
+        .await
+        .map_err(|e| DaemonError::Lake(format!("{}: {e:#}", config_path.display())))?;
     let (changes, mut changed) = mpsc::unbounded_channel();
     let now = status::now_rfc3339();
     let info = Arc::new(RwLock::new(AgentInfo {

@@ -145,7 +145,7 @@ impl PipelineStatus {
         let finished_at = now_rfc3339();
         for artifact in &report.artifacts {
             let (label, error) = match &artifact.outcome {
-                Outcome::Completed { .. } => continue,
+                Outcome::Completed { .. } | Outcome::CommittedElsewhere => continue,
                 Outcome::Quarantined { reason } => ("quarantined", reason.clone()),
                 Outcome::Failed { error, .. } => ("failed", error.clone()),
             };

@@ -9,7 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Lake, LakeError, layout};
+use super::{Lake, LakeError, Version, WriteMode, Written, layout};
 use crate::plugin::{Artifact, PluginIdentity};
 
 /// Format version of entries written by this agent.
@@ -153,26 +153,45 @@ pub async fn read(
     pipeline: &str,
     key: &str,
 ) -> Result<Option<ManifestEntry>, LakeError> {
+    Ok(read_versioned(lake, pipeline, key)
+        .await?
+        .map(|(entry, _)| entry))
+}
+
+/// Reads the entry for an artifact and the version read, so that writing
+/// its successor can be made conditional on it.
+pub async fn read_versioned(
+    lake: &Lake,
+    pipeline: &str,
+    key: &str,
+) -> Result<Option<(ManifestEntry, Version)>, LakeError> {
     let manifest_key = layout::manifest_key(pipeline, key);
-    let Some(bytes) = lake.get(&manifest_key).await? else {
+    let Some((bytes, version)) = lake.get_versioned(&manifest_key).await? else {
         return Ok(None);
     };
     serde_json::from_slice(&bytes)
-        .map(Some)
+        .map(|entry| Some((entry, version)))
         .map_err(|e| LakeError::Manifest {
             key: manifest_key,
             message: e.to_string(),
         })
 }
 
-/// Writes (replaces) the entry for an artifact.
-pub async fn write(lake: &Lake, entry: &ManifestEntry) -> Result<(), LakeError> {
+/// Writes the entry for an artifact: created when `mode` is
+/// [`WriteMode::Create`], replacing the version read for
+/// [`WriteMode::Replace`]. [`Written::Conflict`] means another agent wrote
+/// it first, and its entry stands.
+pub async fn write(
+    lake: &Lake,
+    entry: &ManifestEntry,
+    mode: WriteMode,
+) -> Result<Written, LakeError> {
     let key = layout::manifest_key(&entry.pipeline, &entry.source.key);
     let bytes = serde_json::to_vec_pretty(entry).map_err(|e| LakeError::Manifest {
         key: key.clone(),
         message: e.to_string(),
     })?;
-    lake.put(&key, bytes).await
+    lake.put_as(&key, bytes, mode).await
 }
 
 /// Whether every output of an entry still exists in the lake.

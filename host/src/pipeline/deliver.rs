@@ -20,7 +20,7 @@ use crate::config::{MissingChecksumPolicy, TransferMode};
 use crate::early_sync::EarlySync;
 use crate::lake::manifest::OutputFile;
 use crate::lake::outputs::Outputs;
-use crate::lake::{CopyVerification, DirectCopy, layout};
+use crate::lake::{CopyVerification, DirectCopy, Published, WriteMode, layout};
 use crate::plugin::{Artifact, ChecksumSource, bindings::types::S3Location};
 use crate::telemetry::metrics;
 use crate::transfer;
@@ -44,7 +44,7 @@ impl PipelineRun {
         match &artifact.checksum {
             ChecksumSource::SidecarUrl(url) => {
                 self.pace().await;
-                transfer::fetch_checksum(&self.http, url).await
+                transfer::fetch_checksum(&self.http, url, &self.egress()).await
             }
             .map(Some)
             .map_err(|e| Attempt::from_transfer(e, "checksum")),
@@ -67,6 +67,7 @@ impl PipelineRun {
         &self,
         artifact: &Artifact,
         checksum: Option<&transfer::ChecksumFile>,
+        fresh: bool,
     ) -> Result<Delivered, Attempt> {
         if let Some(source) = self.direct_source(artifact)? {
             match self.direct(artifact, source, checksum).await {
@@ -81,19 +82,19 @@ impl PipelineRun {
                         error = %error,
                         "Server-side copy failed; streaming this archive instead."
                     );
-                    let mut delivered = self.stream_raw(artifact, checksum).await?;
+                    let mut delivered = self.stream_raw(artifact, checksum, fresh).await?;
                     delivered.transfer = "stream-fallback";
                     return Ok(delivered);
                 }
                 Err(other) => return Err(other),
             }
         }
-        self.stream_raw(artifact, checksum).await
+        self.stream_raw(artifact, checksum, fresh).await
     }
 
     /// Where to copy from server-side, or `None` to stream.
     fn direct_source<'a>(&self, artifact: &'a Artifact) -> Result<Option<&'a S3Location>, Attempt> {
-        let (Some(source), Some(lake)) = (artifact.s3.as_ref(), self.lake.s3_endpoint()) else {
+        let (Some(source), Some(lake)) = (artifact.s3.as_ref(), self.lake.s3_bucket_url()) else {
             return match self.spec.transfer {
                 TransferMode::Direct => Err(Attempt::Fail(
                     "transfer = \"direct\" needs an s3:// lake and an artifact that is an S3 object".into(),
@@ -145,9 +146,11 @@ impl PipelineRun {
                 sha256,
                 verification,
                 bytes_read,
+                requests,
             } => {
-                metrics::direct_copy(&self.spec.name, verification, bytes_read);
+                metrics::direct_copy(&self.spec.name, verification.label(), bytes_read);
                 Ok(Delivered {
+                    copy_requests: Some(requests),
                     counters: Default::default(),
                     sha256,
                     verification: Some(verification),
@@ -170,6 +173,7 @@ impl PipelineRun {
         &self,
         artifact: &Artifact,
         checksum: Option<&transfer::ChecksumFile>,
+        fresh: bool,
     ) -> Result<Delivered, Attempt> {
         let staged = self.staging_file()?;
         let early_sync = EarlySync::when(self.lake.publishes_with_fsync());
@@ -177,11 +181,9 @@ impl PipelineRun {
             .download_verified(artifact, checksum, staged, None, early_sync)
             .await?;
         let raw_key = layout::raw_key(&artifact.key);
-        self.lake
-            .publish(staged, &raw_key)
-            .await
-            .map_err(|e| Attempt::Fail(e.to_string()))?;
+        self.publish_raw(staged, &raw_key, fresh).await?;
         Ok(Delivered {
+            copy_requests: None,
             counters: Default::default(),
             sha256: downloaded.sha256,
             verification: None,
@@ -208,6 +210,7 @@ impl PipelineRun {
         let downloaded = transfer::download_growing(
             &self.http,
             &artifact.url,
+            &self.egress(),
             staged.path(),
             growth,
             early_sync,
@@ -225,6 +228,50 @@ impl PipelineRun {
             });
         }
         Ok((staged, downloaded))
+    }
+
+    /// Publishes a verified archive under `raw_key`. A `fresh` artifact's
+    /// (one without a manifest entry) is created, not overwritten: when an
+    /// agent sharing the lake published it first, its copy of the same size,
+    /// verified against the same published checksum, stays; one of another
+    /// size is a leftover of an older publication and is replaced.
+    async fn publish_raw(
+        &self,
+        staged: tempfile::NamedTempFile,
+        raw_key: &str,
+        fresh: bool,
+    ) -> Result<(), Attempt> {
+        let fail = |e: crate::lake::LakeError| Attempt::Fail(e.to_string());
+        if !fresh {
+            return self.lake.publish(staged, raw_key).await.map_err(fail);
+        }
+        let size = staged.as_file().metadata().map(|m| m.len()).ok();
+        let staged = match self
+            .lake
+            .publish_as(staged, raw_key, WriteMode::Create)
+            .await
+            .map_err(fail)?
+        {
+            Published::Written => return Ok(()),
+            Published::Conflict(staged) => staged,
+        };
+        let existing = self.lake.size(raw_key).await.map_err(fail)?;
+        if existing.is_some() && existing == size {
+            tracing::info!(
+                pipeline = %self.spec.name,
+                key = %raw_key,
+                "Another agent sharing the lake published this archive first; its copy stays."
+            );
+            return Ok(());
+        }
+        self.lake.publish(staged, raw_key).await.map_err(fail)
+    }
+
+    /// The source plugin's allow-list: the host downloads its artifacts only
+    /// from where the plugin could fetch itself, on every redirect hop.
+    fn egress(&self) -> transfer::egress::Egress {
+        let spec = self.source.plugin.current().spec().clone();
+        transfer::egress::Egress::new(spec.name.as_str().into(), spec.allowed_hosts.into())
     }
 
     fn staging_file(&self) -> Result<tempfile::NamedTempFile, Attempt> {
@@ -291,6 +338,7 @@ impl PipelineRun {
         artifact: &Artifact,
         table: &str,
         checksum: Option<&transfer::ChecksumFile>,
+        fresh: bool,
     ) -> Result<Delivered, Attempt> {
         let started = Instant::now();
         let staged = self.staging_file()?;
@@ -390,15 +438,13 @@ impl PipelineRun {
         }
         let raw_key = if self.spec.raw {
             let raw_key = layout::raw_key(&artifact.key);
-            self.lake
-                .publish(staged, &raw_key)
-                .await
-                .map_err(|e| Attempt::Fail(e.to_string()))?;
+            self.publish_raw(staged, &raw_key, fresh).await?;
             Some(raw_key)
         } else {
             None
         };
         Ok(Delivered {
+            copy_requests: None,
             counters,
             sha256: downloaded.sha256,
             verification: None,
@@ -421,6 +467,8 @@ pub(super) struct Delivered {
     pub(super) raw_key: Option<String>,
     pub(super) outputs: Vec<OutputFile>,
     pub(super) rows: u64,
+    /// Requests a server-side copy took in the lake's store.
+    pub(super) copy_requests: Option<u32>,
 }
 
 /// Whether two S3 endpoints are one service, so a server-side copy between

@@ -28,7 +28,7 @@ pub use report::{
 
 use crate::config::PipelineSpec;
 use crate::lake::manifest::{self, Lineage, ManifestEntry, ReplacedVersion, SourceIdentity};
-use crate::lake::{Lake, layout};
+use crate::lake::{Lake, WriteMode, Written, layout};
 use crate::plugin::{Artifact, PluginCallError, Window};
 use crate::telemetry::metrics;
 use crate::transfer::rate::RateLimiter;
@@ -104,6 +104,10 @@ pub struct Prior {
     /// again are deleted, so a re-published archive with other days leaves
     /// no stale rows behind.
     pub outputs: Vec<String>,
+    /// The version of the earlier entry that was read, `None` when there is
+    /// none: the new entry replaces exactly that version, or is created, so
+    /// an agent sharing the lake that committed meanwhile is not overwritten.
+    pub entry_version: Option<crate::lake::Version>,
 }
 
 /// Why an artifact is (re)processed.
@@ -174,27 +178,37 @@ impl PipelineRun {
         let total = discovered.len();
         // One listing tells which artifacts have an entry at all, so a new
         // artifact costs no request here; existing entries are read to
-        // compare identities.
-        let recorded_keys: std::collections::HashSet<String> = self
-            .lake
-            .list(&layout::manifest_prefix(&self.spec.name))
-            .await
-            .map_err(|source| self.lake_error(source))?
-            .into_iter()
+        // compare identities. The listing is walked as a stream and only
+        // the discovered keys are remembered, so memory follows the window,
+        // not the manifest's size.
+        let wanted: std::collections::HashMap<String, usize> = discovered
+            .iter()
+            .enumerate()
+            .map(|(i, artifact)| (layout::manifest_key(&self.spec.name, &artifact.key), i))
             .collect();
+        let mut has_entry = vec![false; discovered.len()];
+        let mut listing = self
+            .lake
+            .list_stream(&layout::manifest_prefix(&self.spec.name));
+        while let Some(key) = listing.next().await {
+            let key = key.map_err(|source| self.lake_error(source))?;
+            if let Some(&index) = wanted.get(&key) {
+                has_entry[index] = true;
+            }
+        }
+        drop(wanted);
         let mut todo = Vec::new();
-        for artifact in discovered {
-            let recorded =
-                if recorded_keys.contains(&layout::manifest_key(&self.spec.name, &artifact.key)) {
-                    manifest::read(&self.lake, &self.spec.name, &artifact.key)
-                        .await
-                        .map_err(|source| self.lake_error(source))?
-                } else {
-                    None
-                };
+        for (artifact, has_entry) in discovered.into_iter().zip(has_entry) {
+            let recorded = if has_entry {
+                manifest::read_versioned(&self.lake, &self.spec.name, &artifact.key)
+                    .await
+                    .map_err(|source| self.lake_error(source))?
+            } else {
+                None
+            };
             let decision = match recorded {
                 None => Some((Reason::New, Prior::default())),
-                Some(entry)
+                Some((entry, version))
                     if !entry
                         .source
                         .same_publication(&SourceIdentity::of(&artifact)) =>
@@ -208,9 +222,14 @@ impl PipelineRun {
                         sha256: entry.sha256,
                         completed_at: entry.completed_at,
                     });
-                    Some((Reason::Republished, Prior { history, outputs }))
+                    let prior = Prior {
+                        history,
+                        outputs,
+                        entry_version: Some(version),
+                    };
+                    Some((Reason::Republished, prior))
                 }
-                Some(entry) => {
+                Some((entry, version)) => {
                     let present = manifest::outputs_present(&self.lake, &entry)
                         .await
                         .map_err(|source| self.lake_error(source))?;
@@ -218,6 +237,7 @@ impl PipelineRun {
                     let prior = Prior {
                         history: entry.history,
                         outputs,
+                        entry_version: Some(version),
                     };
                     (!present).then_some((Reason::OutputsMissing, prior))
                 }
@@ -399,6 +419,7 @@ impl PipelineRun {
                 rows,
                 "Artifact committed to the lake."
             ),
+            Outcome::CommittedElsewhere => {}
             Outcome::Quarantined { reason } => tracing::warn!(
                 pipeline = %self.spec.name,
                 artifact = %report.key,
@@ -488,17 +509,21 @@ impl PipelineRun {
     /// One attempt: expected checksum, delivery into the lake, commit.
     async fn attempt(&self, artifact: &Artifact, prior: &Prior) -> Result<Outcome, Attempt> {
         let checksum = self.expected_checksum(artifact).await?;
+        let fresh = prior.entry_version.is_none();
         let delivered = match &self.spec.table {
             None => {
                 let started = Instant::now();
                 let delivered = self
-                    .mirror(artifact, checksum.as_ref())
+                    .mirror(artifact, checksum.as_ref(), fresh)
                     .instrument(tracing::info_span!("transfer"))
                     .await?;
                 metrics::stage(&self.spec.name, "transfer", started.elapsed());
                 delivered
             }
-            Some(table) => self.curate(artifact, table, checksum.as_ref()).await?,
+            Some(table) => {
+                self.curate(artifact, table, checksum.as_ref(), fresh)
+                    .await?
+            }
         };
         let started = Instant::now();
         let outcome = self
@@ -517,6 +542,10 @@ impl PipelineRun {
         checksum: Option<transfer::ChecksumFile>,
         delivered: Delivered,
     ) -> Result<Outcome, Attempt> {
+        let sidecar = checksum.as_ref().is_some_and(|c| !c.raw.is_empty());
+        let requests = delivered
+            .copy_requests
+            .map(|copy| copy + 2 * u32::from(sidecar) + 1);
         if delivered.raw_key.is_some()
             && let Some(checksum) = checksum.as_ref().filter(|c| !c.raw.is_empty())
         {
@@ -573,9 +602,21 @@ impl PipelineRun {
                 "Removed an output the re-processed archive no longer produces."
             );
         }
-        manifest::write(&self.lake, &entry)
+        let mode = match &prior.entry_version {
+            None => WriteMode::Create,
+            Some(version) => WriteMode::Replace(version.clone()),
+        };
+        let written = manifest::write(&self.lake, &entry, mode)
             .await
             .map_err(|e| Attempt::Fail(e.to_string()))?;
+        if written == Written::Conflict {
+            tracing::info!(
+                pipeline = %self.spec.name,
+                artifact = %artifact.key,
+                "Another agent sharing the lake committed this archive first; its manifest entry stands."
+            );
+            return Ok(Outcome::CommittedElsewhere);
+        }
         if let Some(table) = &self.spec.table {
             metrics::rows_written(table, delivered.rows);
         }
@@ -598,6 +639,7 @@ impl PipelineRun {
             rows: delivered.rows,
             bytes: delivered.bytes,
             transfer: delivered.transfer.to_owned(),
+            requests,
         })
     }
 

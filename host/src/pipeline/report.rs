@@ -20,12 +20,21 @@ pub enum Outcome {
         bytes: u64,
         /// `direct`, `stream`, or `stream-fallback` (a failed direct copy).
         transfer: String,
+        /// Requests a server-side copy took from start to commit: the
+        /// checksum, the copy (and its checks), the checksum file's mirror
+        /// and the manifest entry. Direct copies only.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        requests: Option<u32>,
     },
     /// Refused and kept aside under `_cryptolake/quarantine/`.
     Quarantined {
         /// Why.
         reason: String,
     },
+    /// Another agent sharing the lake committed it first (its manifest entry
+    /// was written between this run's reconcile and commit); nothing of
+    /// this run's overwrote it.
+    CommittedElsewhere,
     /// Could not be processed (missing at the source, network, plugin fault).
     Failed {
         /// Why.
@@ -41,6 +50,7 @@ impl Outcome {
         match self {
             Outcome::Completed { .. } => "completed",
             Outcome::Quarantined { .. } => "quarantined",
+            Outcome::CommittedElsewhere => "committed-elsewhere",
             Outcome::Failed { .. } => "failed",
         }
     }
@@ -208,6 +218,10 @@ pub struct RunCounts {
     pub completed: usize,
     /// Quarantined this run.
     pub quarantined: usize,
+    /// Committed by another agent sharing the lake while this run worked on
+    /// them.
+    #[serde(default)]
+    pub committed_elsewhere: usize,
     /// Failed this run.
     pub failed: usize,
     /// Not started because the agent was stopping; the next run does them.
@@ -261,6 +275,7 @@ impl RunReport {
                 up_to_date: discovered.saturating_sub(artifacts.len() + deferred),
                 completed: count("completed"),
                 quarantined: count("quarantined"),
+                committed_elsewhere: count("committed-elsewhere"),
                 failed: count("failed"),
                 deferred,
                 rows,

@@ -16,9 +16,10 @@ use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use super::HostPattern;
 use super::bindings::source::cryptolake::plugin::{clock, http, log, metrics, types};
+use crate::config::HostPattern;
 use crate::telemetry::metrics as host_metrics;
+use crate::transfer::egress::{Egress, EgressError, SendError};
 
 /// Largest panic message or stderr output kept from a guest.
 const STDERR_CAPACITY: usize = 16 << 10;
@@ -89,6 +90,13 @@ impl wasmtime::ResourceLimiter for TrackedLimits {
 
     fn memories(&self) -> usize {
         self.inner.memories()
+    }
+}
+
+impl HttpLender {
+    /// The plugin's egress rules.
+    pub fn egress(&self, plugin: &str) -> Egress {
+        Egress::new(plugin.into(), Arc::clone(&self.allowed))
     }
 }
 
@@ -170,23 +178,8 @@ impl http::Host for HostState {
     fn fetch(&mut self, request: http::Request) -> Result<http::Response, http::HttpError> {
         let url = url::Url::parse(&request.url)
             .map_err(|e| http::HttpError::InvalidUrl(format!("{}: {e}", request.url)))?;
-        let host = url.host_str().unwrap_or("").to_ascii_lowercase();
-        let allowed = matches!(url.scheme(), "http" | "https")
-            && self
-                .http
-                .allowed
-                .iter()
-                .any(|p| p.matches(&host, url.port_or_known_default()));
-        if !allowed {
-            host_metrics::plugin_fetch_denied(&self.plugin);
-            tracing::warn!(
-                plugin = %self.plugin,
-                host = %host,
-                url = %redact(&url),
-                "Plugin tried to fetch from a host outside its allow-list; denied."
-            );
-            return Err(http::HttpError::Denied(host));
-        }
+        // The allow-list is checked on every hop, this one included, by the
+        // egress rules the request is sent under.
         let remaining = self.deadline.saturating_duration_since(Instant::now());
         let timeout = self.http.timeout.min(remaining);
         if timeout.is_zero() {
@@ -195,10 +188,13 @@ impl http::Host for HostState {
         let lender = self.http.clone();
         let plugin = Arc::clone(&self.plugin);
         let started = Instant::now();
-        let result =
-            lender
-                .runtime
-                .block_on(fetch_with_retries(&lender, request, url.clone(), timeout));
+        let result = lender.runtime.block_on(fetch_with_retries(
+            &lender,
+            &plugin,
+            request,
+            url.clone(),
+            timeout,
+        ));
         tracing::debug!(
             plugin = %plugin,
             url = %redact(&url),
@@ -219,6 +215,7 @@ fn redact(url: &url::Url) -> String {
 
 async fn fetch_with_retries(
     lender: &HttpLender,
+    plugin: &str,
     request: http::Request,
     url: url::Url,
     timeout: Duration,
@@ -229,12 +226,13 @@ async fn fetch_with_retries(
         attempt += 1;
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
         let Ok(result) =
-            tokio::time::timeout(remaining, fetch_once(lender, &request, url.clone())).await
+            tokio::time::timeout(remaining, fetch_once(lender, plugin, &request, url.clone()))
+                .await
         else {
             return Err(http::HttpError::Timeout);
         };
         let retry_after = match &result {
-            Ok((response, retry_after)) if response.status == 429 || response.status >= 500 => {
+            Ok((response, retry_after)) if crate::transfer::retryable_status(response.status) => {
                 *retry_after
             }
             Err(http::HttpError::Network(_)) => None,
@@ -251,6 +249,7 @@ async fn fetch_with_retries(
 
 async fn fetch_once(
     lender: &HttpLender,
+    plugin: &str,
     request: &http::Request,
     url: url::Url,
 ) -> Result<(http::Response, Option<Duration>), http::HttpError> {
@@ -258,14 +257,24 @@ async fn fetch_once(
         http::Method::Get => reqwest::Method::GET,
         http::Method::Head => reqwest::Method::HEAD,
     };
-    let mut builder = lender.client.request(method, url);
-    for (name, value) in &request.headers {
-        builder = builder.header(name.as_str(), value.as_str());
-    }
-    let response = builder
-        .send()
+    let response = lender
+        .egress(plugin)
+        .send(&lender.client, method, url, &request.headers, None)
         .await
-        .map_err(|e| http::HttpError::Network(crate::transfer::error_chain(&e)))?;
+        .map_err(|error| match error {
+            SendError::Network(e) => http::HttpError::Network(crate::transfer::error_chain(&e)),
+            SendError::Egress(refused) => {
+                host_metrics::plugin_fetch_denied(plugin);
+                tracing::warn!(plugin = %plugin, error = %refused, "Plugin request refused.");
+                match refused {
+                    EgressError::Denied { host, .. } => http::HttpError::Denied(host),
+                    EgressError::ForbiddenHeader { header, .. } => {
+                        http::HttpError::Denied(format!("the `{header}` header"))
+                    }
+                    other => http::HttpError::Network(other.to_string()),
+                }
+            }
+        })?;
     let status = response.status().as_u16();
     let retry_after = crate::transfer::retry_after(response.headers());
     let headers = response

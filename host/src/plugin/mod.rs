@@ -18,7 +18,6 @@ mod engine;
 mod error;
 mod instance;
 pub mod params;
-mod pattern;
 mod session;
 mod validate;
 
@@ -37,7 +36,6 @@ pub use capabilities::{HostState, HttpLender};
 pub use error::{CallErrorKind, GuestError, PluginCallError, PluginLoadError};
 use instance::Compiled;
 pub use instance::Plugin;
-pub use pattern::HostPattern;
 pub use session::{Counters, DecoderSession, TransformSession};
 
 use crate::config::PluginSpec;

@@ -7,8 +7,8 @@
 
 use std::collections::HashSet;
 
-use super::HostPattern;
 use super::bindings::types::{Artifact, Batch, ColumnValues, PartitionValues};
+use crate::config::HostPattern;
 
 /// Largest batch accepted from a plugin, in rows.
 pub const MAX_BATCH_ROWS: usize = 1 << 22;

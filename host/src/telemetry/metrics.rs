@@ -640,16 +640,9 @@ pub(crate) fn data_until(pipeline: &str, until: i64) {
     }
 }
 
-pub(crate) fn direct_copy(
-    pipeline: &str,
-    verification: crate::lake::CopyVerification,
-    bytes_read: u64,
-) {
-    let verification = match verification {
-        crate::lake::CopyVerification::ServerChecksum => "server-checksum",
-        crate::lake::CopyVerification::StoredChecksum => "stored-checksum",
-        crate::lake::CopyVerification::ReadBack => "read-back",
-    };
+/// A verified server-side copy; `verification` is how it was verified
+/// (`CopyVerification::label`).
+pub(crate) fn direct_copy(pipeline: &str, verification: &str, bytes_read: u64) {
     add(
         Metric::DirectCopies,
         &[("pipeline", pipeline), ("verification", verification)],

@@ -6,10 +6,9 @@
 //! `sha256sum`-style checksum sidecars. It must not decide what an artifact
 //! is or where it goes in the lake.
 
+pub mod egress;
 pub mod growing;
 pub mod rate;
-pub mod s3;
-pub mod sigv4;
 
 use std::path::Path;
 use std::time::Duration;
@@ -18,6 +17,7 @@ use futures::StreamExt;
 use sha2::{Digest, Sha256};
 
 use crate::early_sync::EarlySync;
+use egress::Egress;
 
 /// A failed transfer.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +54,14 @@ pub enum TransferError {
         /// The cause.
         source: std::io::Error,
     },
+    /// Egress rules refused a hop (a redirect off the allow-list, say).
+    #[error("{url}: {reason}")]
+    Refused {
+        /// The URL asked for.
+        url: String,
+        /// Which rule, which hop.
+        reason: egress::EgressError,
+    },
     /// The checksum sidecar is not `<sha256 hex> <name>`.
     #[error("{url}: checksum file is malformed: {reason}")]
     BadChecksumFile {
@@ -70,9 +78,7 @@ impl TransferError {
     pub fn is_transient(&self) -> bool {
         match self {
             TransferError::Network { .. } | TransferError::BadChecksumFile { .. } => true,
-            TransferError::Status { status, .. } => {
-                *status == 408 || *status == 429 || *status >= 500
-            }
+            TransferError::Status { status, .. } => retryable_status(*status),
             _ => false,
         }
     }
@@ -86,10 +92,12 @@ impl TransferError {
     }
 }
 
-/// Builds the HTTP client shared by transfers and plugin fetches: rustls with
-/// the ring provider and the platform's roots, no proxy discovery, explicit
+/// Builds the HTTP client shared by transfers, plugin fetches and the lake's
+/// store: rustls with the ring provider and the platform's roots,
+/// `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` from the environment, explicit
 /// timeouts. Idle reads time out, not whole transfers, so large archives on
-/// slow links still finish.
+/// slow links still finish. It follows no redirect by itself: every hop is
+/// checked by whoever sends the request ([`egress`]).
 pub fn http_client() -> anyhow::Result<reqwest::Client> {
     install_tls_provider();
     Ok(reqwest::Client::builder()
@@ -97,6 +105,7 @@ pub fn http_client() -> anyhow::Result<reqwest::Client> {
         .connect_timeout(Duration::from_secs(10))
         .read_timeout(Duration::from_secs(60))
         .pool_idle_timeout(Duration::from_secs(30))
+        .redirect(reqwest::redirect::Policy::none())
         .build()?)
 }
 
@@ -105,6 +114,13 @@ pub fn http_client() -> anyhow::Result<reqwest::Client> {
 /// Installing twice is harmless; the first provider wins.
 pub fn install_tls_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Whether an HTTP status is worth another attempt: request timeout, too
+/// many requests, and server errors. Every client of the agent (transfers,
+/// the lake's copies, plugin fetches) retries on exactly these.
+pub fn retryable_status(status: u16) -> bool {
+    status == 408 || status == 429 || status >= 500
 }
 
 /// Exponential backoff with full jitter: up to 250 ms × 2^(attempt-1),
@@ -138,14 +154,27 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
     message
 }
 
-async fn get(client: &reqwest::Client, url: &str) -> Result<reqwest::Response, TransferError> {
-    let response = client
-        .get(url)
-        .send()
+async fn get(
+    client: &reqwest::Client,
+    url: &str,
+    egress: &Egress,
+) -> Result<reqwest::Response, TransferError> {
+    let parsed = url::Url::parse(url).map_err(|e| TransferError::Network {
+        url: url.to_owned(),
+        message: format!("not a URL: {e}"),
+    })?;
+    let response = egress
+        .send(client, reqwest::Method::GET, parsed, &[], None)
         .await
-        .map_err(|e| TransferError::Network {
-            url: url.to_owned(),
-            message: error_chain(&e),
+        .map_err(|error| match error {
+            egress::SendError::Network(e) => TransferError::Network {
+                url: url.to_owned(),
+                message: error_chain(&e),
+            },
+            egress::SendError::Egress(refused) => TransferError::Refused {
+                url: url.to_owned(),
+                reason: refused,
+            },
         })?;
     let status = response.status().as_u16();
     match status {
@@ -175,9 +204,10 @@ pub struct Downloaded {
 pub async fn download(
     client: &reqwest::Client,
     url: &str,
+    egress: &Egress,
     dest: &Path,
 ) -> Result<Downloaded, TransferError> {
-    download_growing(client, url, dest, None, EarlySync::off()).await
+    download_growing(client, url, egress, dest, None, EarlySync::off()).await
 }
 
 /// Write the downloaded bytes to the spool file, and announce them to a
@@ -190,12 +220,13 @@ const ANNOUNCE_BYTES: usize = 256 * 1024;
 pub async fn download_growing(
     client: &reqwest::Client,
     url: &str,
+    egress: &Egress,
     dest: &Path,
     growth: Option<std::sync::Arc<growing::Growth>>,
     early_sync: EarlySync,
 ) -> Result<Downloaded, TransferError> {
     let growth = growth.map(growing::EndOnDrop);
-    let response = get(client, url).await?;
+    let response = get(client, url, egress).await?;
     let expected = response.content_length();
     let io = |source| TransferError::Io {
         url: url.to_owned(),
@@ -320,8 +351,9 @@ pub struct ChecksumFile {
 pub async fn fetch_checksum(
     client: &reqwest::Client,
     url: &str,
+    egress: &Egress,
 ) -> Result<ChecksumFile, TransferError> {
-    let response = get(client, url).await?;
+    let response = get(client, url, egress).await?;
     let raw = response.bytes().await.map_err(|e| TransferError::Network {
         url: url.to_owned(),
         message: error_chain(&e),

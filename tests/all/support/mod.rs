@@ -9,6 +9,7 @@
 pub mod agent;
 pub mod archive;
 pub mod candles_server;
+pub mod credentials;
 pub mod duckdb;
 pub mod faulty_proxy;
 pub mod fixture;
@@ -40,7 +41,33 @@ pub fn cryptolake() -> Command {
     command.env("XDG_CACHE_HOME", compile_cache_dir());
     command.env("RUST_LOG", "info");
     command.env_remove("CRYPTOLAKE_CONFIG");
+    isolate_from_cloud(&mut command);
     command
+}
+
+/// An address where nothing listens: every cloud metadata and credentials
+/// endpoint of a test points here unless the test serves one itself.
+pub const NOTHING_LISTENS: &str = "http://127.0.0.1:9";
+
+/// Keeps a process off the real cloud: no credentials, profile, region or
+/// endpoint from the machine's environment or home directory, and the
+/// instance metadata service moved to loopback. A test adds back what it
+/// means to give.
+pub fn isolate_from_cloud(command: &mut Command) {
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("AWS_") || name.starts_with("AZURE_") || name.starts_with("GOOGLE_") {
+            command.env_remove(name.as_ref());
+        }
+    }
+    command
+        .env("AWS_METADATA_ENDPOINT", NOTHING_LISTENS)
+        .env("AWS_CONFIG_FILE", "/nonexistent/aws/config")
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/aws/credentials",
+        )
+        .env("HOME", std::env::temp_dir());
 }
 
 /// Runs the binary with `args`, returning its output.

@@ -3,8 +3,9 @@
 
 use std::sync::{Arc, OnceLock};
 
+use cryptolake::config::HostPattern;
 use cryptolake::config::{Limits, PluginLocation, PluginSpec};
-use cryptolake::plugin::{HostPattern, Plugin, Runtime};
+use cryptolake::plugin::{Plugin, Runtime};
 
 struct Shared {
     tokio: tokio::runtime::Runtime,

@@ -10,7 +10,7 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cryptolake::transfer::sigv4::{self, Credentials};
+use object_store::aws::{AwsAuthorizer, AwsCredential};
 
 /// The archive bucket's real name.
 pub const ARCHIVE_BUCKET: &str = "data.binance.vision";
@@ -116,12 +116,20 @@ impl Moto {
     }
 }
 
+/// An access key pair.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    /// Access key id.
+    pub access_key_id: String,
+    /// Secret access key.
+    pub secret_access_key: String,
+}
+
 /// Credentials the test servers are started with.
 pub fn test_credentials() -> Credentials {
     Credentials {
         access_key_id: "cryptolake-test".into(),
         secret_access_key: "cryptolake-test-secret".into(),
-        session_token: None,
     }
 }
 
@@ -134,31 +142,47 @@ pub fn signed(
     content_type: &str,
     body: Vec<u8>,
 ) -> reqwest::blocking::Response {
-    let url = url::Url::parse(url).expect("url");
-    let mut signed_headers = Vec::new();
-    if !content_type.is_empty() {
-        signed_headers.push(("content-type", content_type));
-    }
-    let headers = sigv4::sign(
-        method,
-        &url,
-        &signed_headers,
-        &sigv4::payload_hash(&body),
-        credentials,
-        "us-east-1",
-        "s3",
-        &sigv4::amz_date_now(),
+    // The path goes on the wire S3-encoded, exactly as it is signed.
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    let path_start = url[after_scheme..]
+        .find('/')
+        .map_or(url.len(), |i| after_scheme + i);
+    let (path, query) = url[path_start..]
+        .split_once('?')
+        .unwrap_or((&url[path_start..], ""));
+    let mut url = format!(
+        "{}{}",
+        &url[..path_start],
+        cryptolake::storage::s3_copy::uri_encode(path, false)
     );
-    let mut request = client
-        .request(method.parse().expect("method"), url)
-        .body(body);
+    if !query.is_empty() {
+        url.push('?');
+        url.push_str(query);
+    }
+    let url = url.as_str();
+    // Signed by object_store's SigV4 signer, as the agent's requests are.
+    let mut request = http::Request::builder().method(method).uri(url);
     if !content_type.is_empty() {
         request = request.header("content-type", content_type);
     }
-    for (name, value) in headers {
-        request = request.header(name, value);
+    let mut request = request
+        .body(object_store::client::HttpRequestBody::from(body.clone()))
+        .expect("request");
+    let credential = AwsCredential {
+        key_id: credentials.access_key_id.clone(),
+        secret_key: credentials.secret_access_key.clone(),
+        token: None,
+    };
+    AwsAuthorizer::new(&credential, "s3", "us-east-1").authorize(&mut request, None);
+    let mut outgoing = client
+        .request(method.parse().expect("method"), url)
+        .body(body);
+    for (name, value) in request.headers() {
+        if name != http::header::HOST {
+            outgoing = outgoing.header(name.as_str(), value.as_bytes());
+        }
     }
-    request.send().expect("request to the S3 server")
+    outgoing.send().expect("request to the S3 server")
 }
 
 /// A loopback HTTP client that never uses a proxy.

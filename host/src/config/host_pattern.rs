@@ -9,6 +9,19 @@ pub struct HostPattern {
     port: Option<u16>,
 }
 
+impl std::fmt::Display for HostPattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.wildcard {
+            f.write_str("*.")?;
+        }
+        f.write_str(&self.host)?;
+        if let Some(port) = self.port {
+            write!(f, ":{port}")?;
+        }
+        Ok(())
+    }
+}
+
 impl HostPattern {
     /// Parses a pattern, explaining what is wrong.
     pub fn parse(text: &str) -> Result<Self, String> {
