@@ -197,20 +197,13 @@ impl http::Host for HostState {
         ));
         tracing::debug!(
             plugin = %plugin,
-            url = %redact(&url),
+            url = %crate::transfer::without_query(&url),
             status = result.as_ref().map(|r| r.status).unwrap_or(0),
             elapsed_ms = started.elapsed().as_millis() as u64,
             "Plugin fetch finished."
         );
         result
     }
-}
-
-/// A URL without its query string, for logs.
-fn redact(url: &url::Url) -> String {
-    let mut url = url.clone();
-    url.set_query(None);
-    url.to_string()
 }
 
 async fn fetch_with_retries(

@@ -73,7 +73,7 @@ impl HttpService for AgentHttp {
                 HttpErrorKind::Unknown,
                 Refused(format!(
                     "{} is plain HTTP where HTTPS is required",
-                    redact(&url)
+                    crate::transfer::without_query(&url)
                 )),
             ));
         }
@@ -110,11 +110,4 @@ fn classify(error: reqwest::Error) -> HttpError {
         HttpErrorKind::Unknown
     };
     HttpError::new(kind, error)
-}
-
-/// A URL without its query (which can carry a SAS token), for messages.
-fn redact(url: &url::Url) -> String {
-    let mut url = url.clone();
-    url.set_query(None);
-    url.to_string()
 }

@@ -96,8 +96,6 @@ impl Egress {
         if allowed {
             return Ok(());
         }
-        let mut shown = url.clone();
-        shown.set_query(None);
         Err(EgressError::Denied {
             plugin: self.plugin.to_string(),
             hop,
@@ -105,7 +103,7 @@ impl Egress {
                 Some(port) => format!("{host}:{port}"),
                 None => host,
             },
-            url: shown.to_string(),
+            url: super::without_query(url),
             allowed: self
                 .allowed
                 .iter()

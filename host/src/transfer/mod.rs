@@ -139,6 +139,14 @@ pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     Some(Duration::from_secs(seconds.min(120)))
 }
 
+/// A URL without its query (which can carry a token or a SAS), for messages
+/// and logs.
+pub fn without_query(url: &url::Url) -> String {
+    let mut url = url.clone();
+    url.set_query(None);
+    url.to_string()
+}
+
 /// An error and its sources, joined with `: `.
 pub fn error_chain(error: &dyn std::error::Error) -> String {
     let mut message = error.to_string();
