@@ -4,6 +4,9 @@
 
 export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_DEFAULT_REGION=us-east-1
 export AWS_EC2_METADATA_DISABLED=true
+# object_store does not read the variable above; this moves its instance
+# metadata client to a loopback port where nothing listens.
+export AWS_METADATA_ENDPOINT=http://127.0.0.1:9
 
 # A loopback port nothing listens on.
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

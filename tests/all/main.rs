@@ -9,6 +9,7 @@
 mod support;
 
 mod agent_mode;
+mod azure_lake;
 mod coinbase;
 mod config_errors;
 mod crash_resume;

@@ -115,6 +115,31 @@ fn sync_writes_a_query_ready_lake_into_an_s3_bucket() {
         "{stderr}"
     );
 
+    // A bucket that does not exist is named before any work (on moto:
+    // s3s-fs creates a bucket's directory on the first PUT).
+    let missing = dir.path().join("missing");
+    std::fs::create_dir_all(&missing).unwrap();
+    let missing = write_agent_config(
+        &missing,
+        &format!(
+            "{{ url = \"s3://no-such-bucket/crypto\", endpoint = \"{}\" }}",
+            moto.endpoint()
+        ),
+        &moto.host_port(),
+        "",
+    );
+    let output = crate::support::cryptolake()
+        .args(["validate", "--config", missing.to_str().unwrap()])
+        .envs(env)
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("lake.url") && stderr.contains("no-such-bucket"),
+        "{stderr}"
+    );
+
     // Without credentials the chain ends at the instance metadata service
     // (moved to a loopback port where nothing listens): the agent refuses to
     // start and says where it looked, rather than guess.
@@ -135,7 +160,7 @@ fn sync_writes_a_query_ready_lake_into_an_s3_bucket() {
 /// completed sync proves the credentials from each source were used, and
 /// the fetch counts prove short-lived ones were fetched again mid-run.
 #[test]
-fn instance_container_and_profile_credentials_sign_the_lake_and_are_refreshed() {
+fn instance_container_web_identity_and_profile_credentials_sign_the_lake() {
     use crate::support::credentials::{CredentialServer, Role};
 
     let moto = Moto::start();
@@ -235,6 +260,35 @@ fn instance_container_and_profile_credentials_sign_the_lake_and_are_refreshed() 
     );
     assert_eq!(report["pipelines"][0]["completed"], days, "{report:#}");
 
+    // EKS IRSA: a web identity token file and a role, exchanged at STS.
+    let token_file = dir.path().join("web-identity-token");
+    std::fs::write(&token_file, "irsa-token").unwrap();
+    let sts = CredentialServer::start(
+        Role::Sts {
+            token: "irsa-token".into(),
+        },
+        3600,
+    );
+    let web_identity = [
+        ("AWS_WEB_IDENTITY_TOKEN_FILE", token_file.to_str().unwrap()),
+        ("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/cryptolake"),
+        ("AWS_ENDPOINT_URL_STS", sts.endpoint.as_str()),
+    ];
+    let (report, _) = sync_report_env(&config("web-identity"), &[], 0, &web_identity);
+    assert_eq!(report["pipelines"][0]["completed"], days, "{report:#}");
+    assert_eq!(sts.fetches(), 1);
+    // A token STS refuses stops the agent before any work, saying where the
+    // credentials were to come from.
+    std::fs::write(&token_file, "stolen-token").unwrap();
+    let output = crate::support::cryptolake()
+        .args(["sync", "--config", config("web-identity").to_str().unwrap()])
+        .envs(web_identity)
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("web identity"), "{stderr}");
+
     // A profile that does not exist is named, not skipped.
     let output = crate::support::cryptolake()
         .args(["sync", "--config", config("profile").to_str().unwrap()])
@@ -245,4 +299,107 @@ fn instance_container_and_profile_credentials_sign_the_lake_and_are_refreshed() 
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_ne!(output.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("nonesuch"), "{stderr}");
+}
+
+/// Two `sync` processes on one S3 lake over the same 200 archives, started
+/// together: each archive ends in `raw/` exactly once, byte for byte, with
+/// one manifest entry, and is reported completed by exactly one of them (the
+/// other finds it up to date, or loses the race to commit it and says
+/// `committed-elsewhere`).
+#[test]
+fn two_agents_racing_on_one_lake_write_every_archive_once() {
+    let moto = Moto::start();
+    moto.create_public_bucket(ARCHIVE_BUCKET);
+    let days = 200;
+    let mut archives = Vec::new();
+    for day in 0..days {
+        let file = KlineFile::spot(
+            "BTCUSDT",
+            date!(2024 - 01 - 01) + time::Duration::days(day),
+            5,
+        );
+        let bytes = file.upload(&moto);
+        archives.push((file.key(), bytes));
+    }
+    // The lake is on moto too: s3s-fs checks If-None-Match before it
+    // writes, not atomically with the write, so two creates at the same
+    // moment can both succeed there (seen in 5 of 200 archives).
+    moto.create_bucket("lake");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let archive = format!("{}/{ARCHIVE_BUCKET}", moto.endpoint());
+    let config = write_agent_config(
+        dir.path(),
+        &format!(
+            "{{ url = \"s3://lake/crypto\", endpoint = \"{}\", staging_dir = \"staging\" }}",
+            moto.endpoint()
+        ),
+        &moto.host_port(),
+        &binance_pipeline(
+            "spot",
+            &archive,
+            r#"interval = "1m", symbols = ["BTCUSDT"]"#,
+            "window = { start = \"2024-01-01\", end = \"2024-07-18\" }\ntransfer = \"stream\"",
+        ),
+    );
+    let credentials = test_credentials();
+    let agents: Vec<_> = (0..2)
+        .map(|_| {
+            crate::support::cryptolake()
+                .args([
+                    "sync",
+                    "--output",
+                    "json",
+                    "--config",
+                    config.to_str().unwrap(),
+                ])
+                .env("AWS_ACCESS_KEY_ID", &credentials.access_key_id)
+                .env("AWS_SECRET_ACCESS_KEY", &credentials.secret_access_key)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("starts")
+        })
+        .collect();
+    let mut completed = 0;
+    let mut elsewhere = 0;
+    for agent in agents {
+        let output = agent.wait_with_output().expect("finishes");
+        assert!(
+            output.status.success(),
+            "{}",
+            crate::support::describe(&output)
+        );
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+        let counts = &report["pipelines"][0];
+        assert_eq!(counts["discovered"], days, "{report:#}");
+        assert_eq!(
+            counts["completed"].as_i64().unwrap()
+                + counts["up_to_date"].as_i64().unwrap()
+                + counts["committed_elsewhere"].as_i64().unwrap(),
+            days,
+            "{counts:#}"
+        );
+        completed += counts["completed"].as_i64().unwrap();
+        elsewhere += counts["committed_elsewhere"].as_i64().unwrap();
+    }
+    assert_eq!(
+        completed, days,
+        "each archive completed by exactly one agent"
+    );
+    eprintln!("{elsewhere} archive(s) lost a commit race and were left to the other agent");
+
+    for (key, bytes) in &archives {
+        let stored = moto
+            .get("lake", &format!("crypto/raw/{key}"))
+            .expect("in raw/");
+        assert!(stored == *bytes, "{key} differs from the archive");
+        let entry = moto
+            .get(
+                "lake",
+                &format!("crypto/_cryptolake/manifest/spot/{key}.json"),
+            )
+            .expect("a manifest entry");
+        let entry: serde_json::Value = serde_json::from_slice(&entry).expect("json");
+        assert_eq!(entry["source"]["key"], key.as_str());
+    }
 }

@@ -1,7 +1,12 @@
 //! Loopback stand-ins for the AWS credential endpoints the agent's chain
-//! asks: the EC2 instance metadata service (IMDSv2) and the ECS/EKS container
-//! credentials endpoint. Each hands out the test credentials with a short
-//! expiry and counts how often they were fetched.
+//! asks: the EC2 instance metadata service (IMDSv2), the ECS/EKS container
+//! credentials endpoint, and STS's `AssumeRoleWithWebIdentity`. Each hands
+//! out the test credentials (which s3s-fs checks every signature against)
+//! with an expiry, and counts how often they were fetched.
+//!
+//! STS is ours, not moto's: moto serves every service on one port and tells
+//! them apart by host or body, and `AssumeRoleWithWebIdentity` sent as query
+//! parameters to `127.0.0.1` is routed to its S3.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -26,6 +31,12 @@ pub enum Role {
     Imds,
     /// A container endpoint: `GET /credentials` with this `Authorization`.
     Container {
+        /// The token the request must carry.
+        token: String,
+    },
+    /// STS `AssumeRoleWithWebIdentity` (query parameters, as the AWS SDKs
+    /// and object_store send it), for this web identity token.
+    Sts {
         /// The token the request must carry.
         token: String,
     },
@@ -136,6 +147,27 @@ fn answer(stream: std::net::TcpStream, role: &Role, lifetime_s: i64, fetches: &A
             Some(given) if given == token => ("200 OK", credentials()),
             _ => ("403 Forbidden", String::new()),
         },
+        Role::Sts { token } => {
+            let query = path.split_once('?').map_or("", |(_, q)| q);
+            let has = |pair: String| query.split('&').any(|p| p == pair);
+            if method == "POST"
+                && has("Action=AssumeRoleWithWebIdentity".into())
+                && has(format!("WebIdentityToken={token}"))
+            {
+                let json: serde_json::Value =
+                    serde_json::from_str(&credentials()).expect("credentials json");
+                let xml = format!(
+                    "<AssumeRoleWithWebIdentityResponse><AssumeRoleWithWebIdentityResult><Credentials><AccessKeyId>{}</AccessKeyId><SecretAccessKey>{}</SecretAccessKey><SessionToken>{}</SessionToken><Expiration>{}</Expiration></Credentials></AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>",
+                    json["AccessKeyId"].as_str().unwrap_or_default(),
+                    json["SecretAccessKey"].as_str().unwrap_or_default(),
+                    json["Token"].as_str().unwrap_or_default(),
+                    json["Expiration"].as_str().unwrap_or_default(),
+                );
+                ("200 OK", xml)
+            } else {
+                ("403 Forbidden", String::new())
+            }
+        }
     };
     let mut stream = reader.into_inner();
     let _ = write!(

@@ -11,6 +11,7 @@ pub mod archive;
 pub mod candles_server;
 pub mod credentials;
 pub mod duckdb;
+pub mod emulators;
 pub mod faulty_proxy;
 pub mod fixture;
 pub mod otlp;

@@ -2,9 +2,11 @@
 //! `cargo test --workspace` works on a fresh machine (`.ci/run` installs the
 //! same pinned versions up front).
 //!
-//! - Python: `tests/requirements.txt` (moto, DuckDB), with pip.
+//! - Python: `tests/requirements.txt` (moto, DuckDB, pyarrow), with pip.
 //! - `s3s-fs` (an S3 server that checks every signature), with
 //!   `cargo install` into `target/tools`.
+//! - Azurite (the Azure Storage emulator), with `npm install` into
+//!   `target/tools/node`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -12,6 +14,8 @@ use std::sync::OnceLock;
 
 /// The s3s-fs version the tests run.
 pub const S3S_FS_VERSION: &str = "0.14.1";
+/// The Azurite version the tests run.
+pub const AZURITE_VERSION: &str = "3.37.0";
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -30,7 +34,10 @@ pub fn ensure_python_tools() {
     static READY: OnceLock<()> = OnceLock::new();
     READY.get_or_init(|| {
         let present = succeeds(Command::new("moto_server").arg("--help"))
-            && succeeds(Command::new("python3").args(["-c", "import duckdb"]));
+            && succeeds(
+                Command::new("python3")
+                    .args(["-c", "import duckdb, pyarrow, gcp_storage_emulator"]),
+            );
         if !present {
             let requirements = workspace().join("tests").join("requirements.txt");
             let status = Command::new("python3")
@@ -66,6 +73,33 @@ pub fn s3s_fs() -> PathBuf {
             assert!(
                 status.success(),
                 "cargo install s3s-fs@{S3S_FS_VERSION} failed"
+            );
+        }
+        binary
+    })
+    .clone()
+}
+
+/// The path of Azurite's `azurite-blob`, installing Azurite into
+/// `target/tools/node` first when missing.
+pub fn azurite_blob() -> PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let prefix = workspace().join("target").join("tools").join("node");
+        let binary = prefix
+            .join("node_modules")
+            .join(".bin")
+            .join("azurite-blob");
+        if !binary.is_file() {
+            let status = Command::new("npm")
+                .args(["install", "--no-audit", "--no-fund", "--prefix"])
+                .arg(&prefix)
+                .arg(format!("azurite@{AZURITE_VERSION}"))
+                .status()
+                .expect("npm runs");
+            assert!(
+                status.success(),
+                "npm install azurite@{AZURITE_VERSION} failed"
             );
         }
         binary
