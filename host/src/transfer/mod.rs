@@ -132,11 +132,23 @@ pub fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(fastrand::u64(ceiling_ms / 2..=ceiling_ms))
 }
 
-/// Parses a `Retry-After` header given in seconds (capped at 120 s).
+/// Parses a `Retry-After` header, in seconds or as an HTTP date (capped at
+/// 120 s; a date in the past means now).
 pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
-    let seconds: u64 = value.trim().parse().ok()?;
-    Some(Duration::from_secs(seconds.min(120)))
+    retry_after_value(value.trim(), time::OffsetDateTime::now_utc())
+}
+
+fn retry_after_value(value: &str, now: time::OffsetDateTime) -> Option<Duration> {
+    const CAP: Duration = Duration::from_secs(120);
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds).min(CAP));
+    }
+    // IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) is an RFC 2822 date.
+    let at =
+        time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc2822).ok()?;
+    let wait = (at - now).max(time::Duration::ZERO);
+    Some(Duration::try_from(wait).unwrap_or(CAP).min(CAP))
 }
 
 /// A URL without its query (which can carry a token or a SAS), for messages
@@ -416,6 +428,25 @@ mod tests {
         );
         assert!(parse_checksum(b"<Error>NoSuchKey</Error>").is_err());
         assert!(parse_checksum(b"").is_err());
+    }
+
+    #[test]
+    fn retry_after_is_seconds_or_an_http_date() {
+        let now = time::macros::datetime!(2026-12-02 08:00:00 UTC);
+        assert_eq!(retry_after_value("7", now), Some(Duration::from_secs(7)));
+        assert_eq!(
+            retry_after_value("9999", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            retry_after_value("Wed, 02 Dec 2026 08:00:30 GMT", now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            retry_after_value("Wed, 02 Dec 2026 07:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(retry_after_value("soon", now), None);
     }
 
     #[test]
