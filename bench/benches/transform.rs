@@ -217,8 +217,9 @@ fn decode_all(csv: &[u8], mut decoder: impl Decode) -> u32 {
 fn decode(c: &mut Criterion) {
     let csv = kline_csv();
     let (_tokio, _runtime, plugin) = load_builtin("binance");
+    let native_partition: sdk::PartitionValues = partition_of!(sdk);
     let artifact = host::Artifact {
-        key: "data/spot/daily/klines/BTCUSDT/1s/BTCUSDT-1s-2025-01-01.zip".into(),
+        key: "data/spot/monthly/klines/BTCUSDT/1s/BTCUSDT-1s-2025-01.zip".into(),
         url: "http://127.0.0.1/x".into(),
         s3: None,
         size: None,
@@ -239,6 +240,12 @@ fn decode(c: &mut Criterion) {
                 cryptolake_plugin_binance::decoder::CsvDecoder::new(
                     cryptolake_plugin_binance::datatypes::KLINES,
                     cryptolake_plugin_binance::params::DEFAULT_BATCH_ROWS,
+                )
+                .checking(
+                    cryptolake_plugin_binance::rows::RowChecks::for_artifact(
+                        cryptolake_plugin_binance::datatypes::KLINES,
+                        &native_partition,
+                    ),
                 ),
             ))
         })
@@ -246,6 +253,14 @@ fn decode(c: &mut Criterion) {
     group.bench_function("wasm", |b| {
         b.iter(|| {
             let decoder = plugin.open_decoder(params, &artifact).expect("open");
+            black_box(decode_all(&csv, decoder))
+        })
+    });
+    // What the rows' checks against the artifact cost.
+    let unchecked = r#"{"symbols":["BTCUSDT"],"interval":"1s","check_rows":false}"#;
+    group.bench_function("wasm_unchecked", |b| {
+        b.iter(|| {
+            let decoder = plugin.open_decoder(unchecked, &artifact).expect("open");
             black_box(decode_all(&csv, decoder))
         })
     });

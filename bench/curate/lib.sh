@@ -13,8 +13,8 @@ curate_setup() {
 [[pipelines]]
 name = "bench"
 table = "ohlcv"
-window = { start = "2025-01-01", end = "2025-01-01" }
-source = { plugin = "binance", params = { interval = "1s", symbols = ["BTCUSDT"], discovery = "probe", listing_url = "http://127.0.0.1:$HTTP_PORT", download_url = "http://127.0.0.1:$HTTP_PORT" } }
+window = { start = "2025-01-01", end = "2025-01-31" }
+source = { plugin = "binance", params = { period = "monthly", interval = "1s", symbols = ["BTCUSDT"], discovery = "probe", listing_url = "http://127.0.0.1:$HTTP_PORT", download_url = "http://127.0.0.1:$HTTP_PORT" } }
 transforms = [{ plugin = "ohlcv" }]
 TOML
   } > "$WORK/agent.toml"

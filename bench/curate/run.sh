@@ -66,7 +66,7 @@ started, used = time.perf_counter(), cpu()
 $3
 print(time.perf_counter() - started, cpu() - used)"
 }
-CSV=$WORK/BTCUSDT-1s-2025-01-01.csv
+CSV=$WORK/BTCUSDT-1s-2025-01.csv
 # The tools take turns within each round, so a burst of load from elsewhere
 # on this shared machine hits one round of all three, not one tool.
 for ROUND in $(seq 1 "$ROUNDS"); do

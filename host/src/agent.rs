@@ -61,6 +61,16 @@ pub async fn check_lake(lake: &Lake) -> anyhow::Result<Option<crate::storage::Pr
     Ok(probed)
 }
 
+/// [`check_lake`], then the staging files of agents that are no longer
+/// running (killed ones leave theirs) are removed: what `sync` and `run`
+/// do before any work.
+pub async fn prepare_lake(lake: &Lake) -> anyhow::Result<Option<crate::storage::Preconditions>> {
+    let probed = check_lake(lake).await?;
+    lake.clean_staging()
+        .map_err(|e| anyhow::anyhow!("lake.staging_dir: {e}"))?;
+    Ok(probed)
+}
+
 /// The assembled agent.
 pub struct Agent {
     plan: Plan,

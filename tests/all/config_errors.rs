@@ -77,6 +77,24 @@ fn unknown_plugin_reference_lists_the_known_ones() {
 }
 
 #[test]
+fn a_config_without_pipelines_is_refused() {
+    for config in ["", "[lake]\nurl = \"lake\"\n"] {
+        check(config, &["pipelines: no pipeline is configured"]);
+    }
+}
+
+#[test]
+fn every_declared_plugin_file_is_checked_used_or_not() {
+    check(
+        &format!("{PIPELINE}\n[plugins.unused]\nfile = \"plugins/unused.wasm\"\n"),
+        &[
+            "plugins.unused.file (line 8): no plugin file at",
+            "unused.wasm",
+        ],
+    );
+}
+
+#[test]
 fn a_missing_file_is_named() {
     let output = run_cryptolake(&["sync", "--config", "/nonexistent/agent.toml"]);
     assert_eq!(output.status.code(), Some(2), "{}", describe(&output));

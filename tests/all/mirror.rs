@@ -200,3 +200,89 @@ fn stream_mode_mirrors_into_a_local_lake() {
         "a mirror-only pipeline writes no table"
     );
 }
+
+/// What an S3 origin sends for a key it does not hold: a mirror that stored
+/// it under the archive's key, with a checksum of these bytes, published
+/// them as the archive.
+const NO_SUCH_KEY: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message><Key>data/spot/daily/klines/BTCUSDT/1m/BTCUSDT-1m-2024-05-03.zip</Key><RequestId>4442587FB7D0A2F9</RequestId></Error>";
+
+#[test]
+fn a_non_archive_whose_checksum_matches_is_quarantined_in_both_mirror_modes() {
+    let moto = Moto::start();
+    let (_, bad) = seed(&moto);
+    moto.put(ARCHIVE_BUCKET, &bad.key(), NO_SUCH_KEY.as_bytes().to_vec());
+    moto.put(
+        ARCHIVE_BUCKET,
+        &format!("{}.CHECKSUM", bad.key()),
+        checksum_file(NO_SUCH_KEY.as_bytes(), &bad.zip_name()).into_bytes(),
+    );
+    moto.create_bucket("mirror");
+    let env = credentials_env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    for transfer in ["direct", "stream"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let lake = match transfer {
+            "direct" => format!(
+                "{{ url = \"s3://mirror/direct\", endpoint = \"{}\" }}",
+                moto.endpoint()
+            ),
+            _ => r#"{ url = "lake" }"#.to_owned(),
+        };
+        let config = config(
+            dir.path(),
+            &lake,
+            &moto,
+            &format!("transfer = \"{transfer}\""),
+        );
+        let (report, _) = sync_report_env(&config, &[], 1, &env);
+        let run = &report["pipelines"][0];
+        assert_eq!(
+            (run["completed"].as_u64(), run["quarantined"].as_u64()),
+            (Some(2), Some(1)),
+            "{transfer}: {report:#}"
+        );
+        let quarantined = run["artifacts"]
+            .as_array()
+            .expect("artifacts")
+            .iter()
+            .find(|a| a["outcome"] == "quarantined")
+            .expect("the quarantined artifact");
+        let reason = quarantined.to_string();
+        assert!(
+            reason.contains("match the published checksum but are not the archive"),
+            "{transfer}: {quarantined:#}"
+        );
+        let (raw, kept, reason_note) = match transfer {
+            "direct" => {
+                let key = |zone: &str| format!("direct/{zone}{}", bad.key());
+                (
+                    moto.get("mirror", &key("raw/")),
+                    moto.get("mirror", &key("_cryptolake/quarantine/mirror/")),
+                    moto.get(
+                        "mirror",
+                        &format!("{}.reason.json", key("_cryptolake/quarantine/mirror/")),
+                    ),
+                )
+            }
+            _ => {
+                let lake = dir.path().join("lake");
+                let quarantine = lake.join("_cryptolake/quarantine/mirror").join(bad.key());
+                (
+                    std::fs::read(lake.join("raw").join(bad.key())).ok(),
+                    std::fs::read(&quarantine).ok(),
+                    std::fs::read(format!("{}.reason.json", quarantine.display())).ok(),
+                )
+            }
+        };
+        assert_eq!(raw, None, "{transfer}: the error page never enters raw/");
+        assert_eq!(
+            kept.as_deref(),
+            Some(NO_SUCH_KEY.as_bytes()),
+            "{transfer}: its bytes are kept in quarantine"
+        );
+        assert!(
+            String::from_utf8_lossy(&reason_note.expect("reason note")).contains("not the archive"),
+            "{transfer}"
+        );
+    }
+}

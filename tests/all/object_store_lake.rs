@@ -119,9 +119,22 @@ fn large_files_upload_in_parts_and_arrive_whole() {
         std::fs::read(server.bucket_dir("lake").join("crypto/ohlcv/big.parquet")).expect("stored");
     assert!(stored == bytes, "the object differs from the file");
     assert_eq!(rt.block_on(lake.get("missing")).unwrap(), None);
+    // Only this process's staging directory, with its owner file, is left.
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .flat_map(|claimed| {
+            std::fs::read_dir(claimed.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+        })
+        .map(|e| e.file_name())
+        .filter(|name| name != ".owner")
+        .collect();
     assert!(
-        std::fs::read_dir(dir.path()).unwrap().next().is_none(),
-        "the staging file was left behind"
+        left.is_empty(),
+        "the staging file was left behind: {left:?}"
     );
 
     // A large conditional create loses to an object already there.

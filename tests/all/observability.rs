@@ -323,6 +323,13 @@ fn the_admin_server_reports_health_readiness_metrics_and_status() {
     assert_eq!(get(&format!("{base}/metrics"), None).0, 401);
     assert_eq!(get(&format!("{base}/metrics"), Some("wrong")).0, 401);
     assert_eq!(get(&format!("{base}/nope"), Some(token)).0, 404);
+    // The scheme is case-insensitive (RFC 9110).
+    let lower_case = reqwest::blocking::Client::new()
+        .get(format!("{base}/nope"))
+        .header("authorization", format!("bearer {token}"))
+        .send()
+        .expect("the admin server answers");
+    assert_eq!(lower_case.status().as_u16(), 404);
 
     let (status, body) = get(&format!("{base}/ready"), Some(token));
     assert_eq!(status, 200, "{body}");

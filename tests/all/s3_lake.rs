@@ -126,7 +126,12 @@ fn sync_writes_a_query_ready_lake_into_an_s3_bucket() {
             moto.endpoint()
         ),
         &moto.host_port(),
-        "",
+        &binance_pipeline(
+            "spot",
+            &format!("{}/{ARCHIVE_BUCKET}", moto.endpoint()),
+            r#"interval = "1m", symbols = ["BTCUSDT"]"#,
+            "",
+        ),
     );
     let output = crate::support::cryptolake()
         .args(["validate", "--config", missing.to_str().unwrap()])

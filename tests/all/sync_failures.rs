@@ -42,7 +42,9 @@ fn bad_archives_are_reported_or_quarantined_and_the_rest_complete() {
     // 03-05: a valid zip whose CSV has a malformed third row.
     let malformed = KlineFile::spot("BTCUSDT", date!(2024 - 03 - 05), 5);
     let mut lines: Vec<String> = malformed.csv().lines().map(str::to_owned).collect();
-    lines[2] = lines[2].replacen(',', ",not-a-price,", 1);
+    let mut fields: Vec<&str> = lines[2].split(',').collect();
+    fields[1] = "not-a-price";
+    lines[2] = fields.join(",");
     let zip = zip_one(
         &malformed.zip_name().replace(".zip", ".csv"),
         lines.join("\n").as_bytes(),
@@ -82,8 +84,10 @@ fn bad_archives_are_reported_or_quarantined_and_the_rest_complete() {
     };
     let m = by_key(&mismatch);
     assert_eq!(m["outcome"], "quarantined");
+    // Why it was processed and why it was refused, both kept.
+    assert_eq!(m["reason"], "new", "{m}");
     assert!(
-        m["reason"]
+        m["quarantine_reason"]
             .as_str()
             .unwrap_or("")
             .contains("SHA-256 mismatch after 2 attempts"),
@@ -95,7 +99,7 @@ fn bad_archives_are_reported_or_quarantined_and_the_rest_complete() {
     let c = by_key(&corrupt);
     assert_eq!(c["outcome"], "quarantined");
     assert!(
-        c["reason"]
+        c["quarantine_reason"]
             .as_str()
             .unwrap_or("")
             .contains("not a valid zip"),
@@ -103,7 +107,7 @@ fn bad_archives_are_reported_or_quarantined_and_the_rest_complete() {
     );
     let mal = by_key(&malformed);
     assert_eq!(mal["outcome"], "quarantined");
-    let reason = mal["reason"].as_str().unwrap_or("");
+    let reason = mal["quarantine_reason"].as_str().unwrap_or("");
     assert!(
         reason.contains("plugin `binance`") && reason.contains("line 3") && reason.contains("open"),
         "{mal}"
@@ -138,4 +142,187 @@ fn bad_archives_are_reported_or_quarantined_and_the_rest_complete() {
     }
     let text = String::from_utf8_lossy(&output.stderr);
     assert!(text.contains("Artifact quarantined"), "{text}");
+}
+
+/// Archives crafted to pass every byte-level check (a valid zip, a
+/// matching checksum) whose rows cannot be the artifact's: each is
+/// quarantined with its first offending line, and the good day completes.
+#[test]
+fn crafted_archives_are_quarantined_with_their_first_offending_line() {
+    let moto = Moto::start();
+    moto.create_public_bucket(ARCHIVE_BUCKET);
+    let good = KlineFile::spot("BTCUSDT", date!(2024 - 03 - 01), 10);
+    good.upload(&moto);
+    let upload = |day: time::Date, csv: &[u8]| {
+        let file = KlineFile::spot("BTCUSDT", day, 0);
+        let zip = zip_one(&file.zip_name().replace(".zip", ".csv"), csv);
+        moto.put(ARCHIVE_BUCKET, &file.key(), zip.clone());
+        moto.put(
+            ARCHIVE_BUCKET,
+            &format!("{}.CHECKSUM", file.key()),
+            checksum_file(&zip, &file.zip_name()).into_bytes(),
+        );
+        file.key()
+    };
+    let first_row = |day: time::Date| {
+        KlineFile::spot("BTCUSDT", day, 1)
+            .csv()
+            .lines()
+            .next()
+            .map(str::to_owned)
+            .expect("a row")
+    };
+    // 03-02: a row bomb, one row repeated 200,000 times (the real one was
+    // 8 million rows from a 7 MB zip).
+    let day = date!(2024 - 03 - 02);
+    let bomb = upload(
+        day,
+        format!("{}\n", first_row(day)).repeat(200_000).as_bytes(),
+    );
+    // 03-03 and 03-04: a row with 11 fields, and one with 13.
+    let rows = |day| {
+        KlineFile::spot("BTCUSDT", day, 5)
+            .csv()
+            .lines()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let day = date!(2024 - 03 - 03);
+    let mut short = rows(day);
+    short[3] = short[3].trim_end_matches(",0").to_owned();
+    let short = upload(day, short.join("\n").as_bytes());
+    let day = date!(2024 - 03 - 04);
+    let mut long = rows(day);
+    long[1].push_str(",0");
+    let long = upload(day, long.join("\n").as_bytes());
+    // 03-05: 64 MiB of zeros without a line ending (the real one was 1 GiB).
+    let zeros = upload(date!(2024 - 03 - 05), &vec![b'0'; 64 << 20]);
+    // 03-06: a row of the next day.
+    let day = date!(2024 - 03 - 06);
+    let mut spilled = rows(day);
+    spilled.push(first_row(date!(2024 - 03 - 07)));
+    let spilled = upload(day, spilled.join("\n").as_bytes());
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let archive = format!("{}/{ARCHIVE_BUCKET}", moto.endpoint());
+    let config = write_agent_config(
+        dir.path(),
+        r#"{ url = "lake" }"#,
+        &moto.host_port(),
+        &binance_pipeline(
+            "spot",
+            &archive,
+            r#"interval = "1m", symbols = ["BTCUSDT"]"#,
+            "table = \"ohlcv\"\nwindow = { start = \"2024-03-01\", end = \"2024-03-06\" }",
+        ),
+    );
+    let (report, _) = sync_report(&config, &[], 1);
+    let spot = &report["pipelines"][0];
+    assert_eq!(
+        (spot["completed"].as_u64(), spot["quarantined"].as_u64()),
+        (Some(1), Some(5)),
+        "{report:#}"
+    );
+    let reason = |key: &str| {
+        let artifact = spot["artifacts"]
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x["key"] == key))
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(artifact["outcome"], "quarantined", "{artifact}");
+        artifact["quarantine_reason"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    for (key, line, says) in [
+        (&bomb, "line 2", "a repeated or reordered row"),
+        (
+            &short,
+            "line 4",
+            "expected 12 fields, as every line of this file has, found 11",
+        ),
+        (&long, "line 2", "found 13"),
+        (&zeros, "line 1", "longer than 1048576 bytes"),
+        (
+            &spilled,
+            "line 6",
+            "is outside the artifact's period 2024-03-06",
+        ),
+    ] {
+        let reason = reason(key);
+        assert!(
+            reason.contains(line) && reason.contains(says),
+            "{key}: {reason}"
+        );
+    }
+    let lake = dir.path().join("lake");
+    let days = duckdb::query(
+        &lake,
+        "SELECT CAST(date AS VARCHAR) AS d, count(*) AS n FROM read_parquet('{lake}/ohlcv/**/*.parquet', hive_partitioning = true) GROUP BY d",
+    );
+    assert_eq!(days, vec![serde_json::json!({"d": "2024-03-01", "n": 10})]);
+}
+
+/// A password in a source URL reaches the server it is for and nothing
+/// else: not the report, the manifest, the quarantine notes or the logs.
+#[test]
+fn credentials_in_a_source_url_are_never_printed_or_stored() {
+    let moto = Moto::start();
+    moto.create_public_bucket(ARCHIVE_BUCKET);
+    KlineFile::spot("BTCUSDT", date!(2024 - 03 - 01), 10).upload(&moto);
+    // 03-02 is listed, but its checksum file is missing: an error that
+    // names the URL.
+    let unverifiable = KlineFile::spot("BTCUSDT", date!(2024 - 03 - 02), 10);
+    moto.put(ARCHIVE_BUCKET, &unverifiable.key(), unverifiable.zip());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let archive = format!(
+        "http://mirror-user:hunter2-secret@{}/{ARCHIVE_BUCKET}",
+        moto.host_port()
+    );
+    let config = write_agent_config(
+        dir.path(),
+        r#"{ url = "lake" }"#,
+        &moto.host_port(),
+        &binance_pipeline(
+            "spot",
+            &archive,
+            r#"interval = "1m", symbols = ["BTCUSDT"]"#,
+            "table = \"ohlcv\"\nattempts = 1\nwindow = { start = \"2024-03-01\", end = \"2024-03-02\" }",
+        ),
+    );
+    let (report, output) = sync_report(&config, &[], 1);
+    let spot = &report["pipelines"][0];
+    assert_eq!(
+        (spot["completed"].as_u64(), spot["failed"].as_u64()),
+        (Some(1), Some(1)),
+        "{report:#}"
+    );
+    let failed = spot["artifacts"].to_string();
+    assert!(failed.contains("http://redacted@"), "{failed}");
+    let mut seen = vec![
+        ("report", report.to_string()),
+        (
+            "stderr",
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        ),
+    ];
+    let mut dirs = vec![dir.path().join("lake/_cryptolake")];
+    while let Some(next) = dirs.pop() {
+        for entry in std::fs::read_dir(&next).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if let Ok(text) = std::fs::read_to_string(&path) {
+                seen.push(("lake file", text));
+            }
+        }
+    }
+    assert!(seen.iter().any(|(_, text)| text.contains("redacted@")));
+    for (what, text) in seen {
+        assert!(
+            !text.contains("hunter2"),
+            "the password is in the {what}: {text}"
+        );
+    }
 }

@@ -11,7 +11,7 @@ macro_rules! partition_of {
             data_type: "klines".into(),
             symbol: "BTCUSDT".into(),
             interval: Some("1s".into()),
-            period: "2025-01-01".into(),
+            period: "2025-01".into(),
         }
     }};
 }

@@ -83,7 +83,7 @@ pub(super) fn run(args: SyncArgs) -> u8 {
         }
     };
     if !args.dry_run
-        && let Err(e) = tokio.block_on(crate::agent::check_lake(agent.lake()))
+        && let Err(e) = tokio.block_on(crate::agent::prepare_lake(agent.lake()))
     {
         eprintln!("error: {}: {e:#}", agent.plan().config_file.display());
         return EXIT_USAGE;

@@ -277,6 +277,14 @@ pub fn resolve(path: &Path, file: ConfigFile) -> Result<Plan, ConfigError> {
         }
     }
 
+    if file.pipelines.is_empty() {
+        // An empty file (or one that lost its pipelines in an edit) would
+        // otherwise be applied on reload and stop every pipeline.
+        problem(
+            "pipelines".into(),
+            "no pipeline is configured: add at least one [[pipelines]] table".into(),
+        );
+    }
     let mut pipelines = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
     for (index, config) in file.pipelines.iter().enumerate() {
@@ -589,7 +597,18 @@ fn resolve_plugin(
             );
             return None;
         }
-        None => PluginLocation::File(base.join(&config.file)),
+        None => {
+            let path = base.join(&config.file);
+            // Every declared plugin, used or not: a typo in one nobody uses
+            // yet would otherwise surface only when a pipeline starts to.
+            if !path.is_file() {
+                problem(
+                    format!("{field}.file"),
+                    format!("no plugin file at {}", path.display()),
+                );
+            }
+            PluginLocation::File(path)
+        }
     };
     let sha256 = config.sha256.as_ref().map(|s| s.to_ascii_lowercase());
     if let Some(sha) = &sha256
@@ -745,6 +764,7 @@ window = { start = "2024-13-01" }
         assert_eq!(
             fields,
             vec![
+                "plugins.x.file",
                 "plugins.x.allowed_hosts[0]",
                 "plugins.x.limits.memory",
                 "plugins.x.limits.call_timeout",

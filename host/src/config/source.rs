@@ -43,15 +43,22 @@ pub fn read_with_env(path: &Path, vars: &[(String, String)]) -> Result<ConfigFil
     };
     let text = std::fs::read_to_string(path)
         .map_err(|e| fail("", format!("cannot read the file: {e}")))?;
-    // The toml crate's own message carries the line and column.
     let mut table: toml::Table =
-        toml::from_str(&text).map_err(|e| fail("", e.to_string().trim_end().to_owned()))?;
-    apply_pipeline_overrides(&mut table, vars).map_err(|(field, message)| fail(&field, message))?;
+        toml::from_str(&text).map_err(|e| fail("", syntax_error(&text, &e)))?;
+    let mut set_by_env = apply_pipeline_overrides(&mut table, vars)
+        .map_err(|(field, message)| fail(&field, message))?;
     let env = vars
         .iter()
         .filter(|(key, _)| !is_pipeline_override(key))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect::<Vec<_>>();
+    set_by_env.extend(env.iter().filter_map(|(key, _)| {
+        let rest = key
+            .strip_prefix(PREFIX)
+            .filter(|rest| rest.contains("__"))?;
+        let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
+        Some((field_path(&path), key.clone()))
+    }));
     let figment = Figment::from(Serialized::defaults(&table)).merge(env_provider(env));
     figment.extract::<ConfigFile>().map_err(|error| {
         let problems = error
@@ -59,9 +66,17 @@ pub fn read_with_env(path: &Path, vars: &[(String, String)]) -> Result<ConfigFil
             .map(|e| {
                 let field = field_path(&e.path);
                 let line = line_of(&text, &field);
+                let mut message = e.kind.to_string();
+                // A value from the environment is fixed there, not in the file.
+                if let Some((_, var)) = set_by_env
+                    .iter()
+                    .find(|(set, _)| field == *set || field.starts_with(&format!("{set}.")))
+                {
+                    message.push_str(&format!(" (set by the environment variable {var})"));
+                }
                 Problem {
                     field,
-                    message: e.kind.to_string(),
+                    message,
                     line,
                 }
             })
@@ -71,6 +86,40 @@ pub fn read_with_env(path: &Path, vars: &[(String, String)]) -> Result<ConfigFil
             problems,
         }
     })
+}
+
+/// The longest excerpt of the offending line a syntax error quotes: a
+/// one-line file of megabytes must not become an error of megabytes.
+const EXCERPT_CHARS: usize = 80;
+
+/// A TOML syntax error as its line, column, an excerpt of the line around
+/// the column, and what the parser expected.
+fn syntax_error(text: &str, error: &toml::de::Error) -> String {
+    let message = error.message().trim().replace('\n', "; ");
+    let Some(span) = error.span() else {
+        return message;
+    };
+    let start = (0..=span.start.min(text.len()))
+        .rev()
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(0);
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[..start].matches('\n').count() + 1;
+    let before: Vec<char> = text[line_start..start].chars().collect();
+    let after = text[start..].lines().next().unwrap_or("");
+    let column = before.len() + 1;
+    let half = EXCERPT_CHARS / 2;
+    let lead: String = before[before.len().saturating_sub(half)..].iter().collect();
+    let trail: String = after.chars().take(half).collect();
+    format!(
+        "TOML syntax error at line {line}, column {column}: {message}\n      {}{lead}{trail}{}",
+        if before.len() > half { "…" } else { "" },
+        if after.chars().count() > half {
+            "…"
+        } else {
+            ""
+        },
+    )
 }
 
 /// `CRYPTOLAKE_A__B=v` as the nested key `a.b`, from an explicit list of
@@ -130,10 +179,12 @@ fn is_pipeline_override(key: &str) -> bool {
 
 /// Applies `CRYPTOLAKE_PIPELINES__<NAME>__<FIELD…>` to the pipeline named
 /// `<name>` (`_` matching `-` too).
+/// Returns the field each variable set, with the variable.
 fn apply_pipeline_overrides(
     table: &mut toml::Table,
     vars: &[(String, String)],
-) -> Result<(), (String, String)> {
+) -> Result<Vec<(String, String)>, (String, String)> {
+    let mut applied = Vec::new();
     for (key, value) in vars.iter().filter(|(k, _)| is_pipeline_override(k)) {
         let rest = &key[PREFIX.len() + "PIPELINES__".len()..];
         let mut parts = rest.split("__");
@@ -148,13 +199,13 @@ fn apply_pipeline_overrides(
         let wanted = name.to_ascii_lowercase().replace('-', "_");
         let pipelines = table.get_mut("pipelines").and_then(|p| p.as_array_mut());
         let target = pipelines.and_then(|list| {
-            list.iter_mut().find(|p| {
+            list.iter_mut().enumerate().find(|(_, p)| {
                 p.get("name")
                     .and_then(|n| n.as_str())
                     .is_some_and(|n| n.to_ascii_lowercase().replace('-', "_") == wanted)
             })
         });
-        let Some(toml::Value::Table(current)) = target else {
+        let Some((index, toml::Value::Table(current))) = target else {
             return Err((
                 String::new(),
                 format!("environment variable {key}: no pipeline is named `{name}`"),
@@ -167,6 +218,10 @@ fn apply_pipeline_overrides(
         let Some((last, parents)) = path.split_last() else {
             continue;
         };
+        applied.push((
+            format!("pipelines[{index}].{}", field_path(&path)),
+            key.clone(),
+        ));
         let mut current = current;
         for part in parents {
             let next = current
@@ -184,7 +239,7 @@ fn apply_pipeline_overrides(
         }
         current.insert(last.clone(), toml_value(value));
     }
-    Ok(())
+    Ok(applied)
 }
 
 /// figment's key path as this project writes field paths:
@@ -319,6 +374,45 @@ source = { plugin = "binance" }
                 .as_ref()
                 .and_then(|s| s.cron.as_deref()),
             Some("15 1 * * *")
+        );
+    }
+
+    #[test]
+    fn a_bad_override_names_its_variable() {
+        let file = write(CONFIG);
+        for (var, field) in [
+            (
+                "CRYPTOLAKE_PIPELINES__FUTURES__CONCURRENCY",
+                "pipelines[1].concurrency",
+            ),
+            (
+                "CRYPTOLAKE_RUNTIME__SHUTDOWN_GRACE",
+                "runtime.shutdown_grace",
+            ),
+        ] {
+            let error = read_with_env(file.path(), &env(&[(var, "[1, 2]")])).unwrap_err();
+            let text = error.to_string();
+            assert!(
+                text.contains(field)
+                    && text.contains(&format!("set by the environment variable {var}")),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_syntax_error_in_a_huge_line_quotes_a_bounded_excerpt() {
+        let file = write(&format!(
+            "[lake]\nurl = \"{}\" junk {}\n",
+            "x".repeat(100),
+            "y".repeat(5 << 20)
+        ));
+        let text = read_with_env(file.path(), &[]).unwrap_err().to_string();
+        assert!(text.len() < 1000, "{} bytes", text.len());
+        assert!(text.contains("line 2, column 110"), "{text}");
+        assert!(
+            text.contains("…xxxx") && text.contains("xxxx\" junk yyy"),
+            "{text}"
         );
     }
 

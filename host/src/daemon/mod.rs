@@ -71,7 +71,7 @@ pub async fn run(config_path: PathBuf, started: Instant) -> Result<(), DaemonErr
     let _telemetry = crate::telemetry::otlp::start(plan.otlp.as_ref());
     let agent = Agent::new(plan.clone(), tokio::runtime::Handle::current())
         .map_err(|e| DaemonError::Start(format!("{e:#}")))?;
-    crate::agent::check_lake(agent.lake())
+    crate::agent::prepare_lake(agent.lake())
         .await
         .map_err(|e| DaemonError::Lake(format!("{}: {e:#}", config_path.display())))?;
     let (changes, mut changed) = mpsc::unbounded_channel();

@@ -40,7 +40,7 @@ impl SourceIdentity {
     pub fn of(artifact: &Artifact) -> Self {
         Self {
             key: artifact.key.clone(),
-            url: artifact.url.clone(),
+            url: crate::transfer::redact(&artifact.url),
             size: artifact.size,
             etag: artifact.etag.clone(),
             last_modified: artifact.last_modified.clone(),

@@ -14,6 +14,7 @@ pub mod layout;
 pub mod manifest;
 pub mod outputs;
 pub mod parquet;
+pub mod staging;
 
 /// Fixtures for the lake's unit tests.
 #[cfg(test)]
@@ -330,11 +331,41 @@ fn conflict_or(
     }
 }
 
+/// Where a lake's staging files go: a directory of this process's under
+/// `root`, claimed (and the directories of dead agents swept) on first use.
+#[derive(Debug)]
+struct Staging {
+    root: PathBuf,
+    claim: std::sync::Mutex<Option<Arc<staging::StagingClaim>>>,
+}
+
+impl Staging {
+    fn under(root: PathBuf) -> Arc<Self> {
+        Arc::new(Self {
+            root,
+            claim: std::sync::Mutex::new(None),
+        })
+    }
+
+    fn claim(&self) -> std::io::Result<Arc<staging::StagingClaim>> {
+        let mut claim = self
+            .claim
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(claim) = claim.as_ref().filter(|c| c.dir().is_dir()) {
+            return Ok(Arc::clone(claim));
+        }
+        let claimed = staging::StagingClaim::claim(&self.root)?;
+        *claim = Some(Arc::clone(&claimed));
+        Ok(claimed)
+    }
+}
+
 /// A lake in a local directory or an object store.
 #[derive(Debug, Clone)]
 pub struct Lake {
     backend: Backend,
-    staging: PathBuf,
+    staging: Arc<Staging>,
     parquet: ParquetConfig,
 }
 
@@ -348,7 +379,7 @@ impl Lake {
         std::fs::create_dir_all(root).map_err(io)?;
         let root = root.canonicalize().map_err(io)?;
         Ok(Self {
-            staging: root.join(layout::STAGING_DIR),
+            staging: Staging::under(root.join(layout::STAGING_DIR)),
             backend: Backend::Local { root },
             parquet: ParquetConfig::default(),
         })
@@ -368,7 +399,7 @@ impl Lake {
                 },
                 url,
             })),
-            staging: staging.to_owned(),
+            staging: Staging::under(staging.to_owned()),
             parquet: ParquetConfig::default(),
         }
     }
@@ -634,14 +665,26 @@ impl Lake {
     /// rename). Dropped unpublished, it is deleted.
     pub fn staging_file(&self) -> Result<tempfile::NamedTempFile, LakeError> {
         let io = |source| LakeError::Io {
-            path: self.staging.clone(),
+            path: self.staging.root.clone(),
             source,
         };
-        std::fs::create_dir_all(&self.staging).map_err(io)?;
+        let claim = self.staging.claim().map_err(io)?;
         tempfile::Builder::new()
             .prefix("stage-")
-            .tempfile_in(&self.staging)
+            .tempfile_in(claim.dir())
             .map_err(io)
+    }
+
+    /// Removes the staging files of agents no longer running (killed, say),
+    /// and claims this process's staging directory.
+    pub fn clean_staging(&self) -> Result<(), LakeError> {
+        self.staging
+            .claim()
+            .map(drop)
+            .map_err(|source| LakeError::Io {
+                path: self.staging.root.clone(),
+                source,
+            })
     }
 
     /// Moves a finished staging file to `key`, atomically replacing any

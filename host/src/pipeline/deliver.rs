@@ -15,13 +15,14 @@ use tracing::Instrument;
 
 use super::decode::{self, DecodeError};
 use super::payload::Archive;
+use super::shape::{self, ShapeError};
 use super::{Attempt, PipelineRun};
 use crate::config::{MissingChecksumPolicy, TransferMode};
 use crate::early_sync::EarlySync;
 use crate::lake::manifest::OutputFile;
 use crate::lake::outputs::Outputs;
 use crate::lake::{CopyVerification, DirectCopy, Published, WriteMode, layout};
-use crate::plugin::{Artifact, ChecksumSource, bindings::types::S3Location};
+use crate::plugin::{Artifact, ChecksumSource, Compression, bindings::types::S3Location};
 use crate::telemetry::metrics;
 use crate::transfer;
 use crate::transfer::growing::{EndOnDrop, Growth};
@@ -125,6 +126,7 @@ impl PipelineRun {
         source: &S3Location,
         checksum: Option<&transfer::ChecksumFile>,
     ) -> Result<Delivered, Attempt> {
+        self.check_source_shape(artifact).await?;
         let raw_key = layout::raw_key(&artifact.key);
         let copied = self
             .lake
@@ -168,6 +170,41 @@ impl PipelineRun {
         }
     }
 
+    /// Checks that a zip to be copied server-side is one, from its last
+    /// bytes (a ranged GET of a few KB): the copy is verified against the
+    /// published checksum, which an error page stored under the archive's
+    /// key, with a checksum of its own, matches too. A source that is not a
+    /// zip is quarantined, its bytes kept when the tail held all of them.
+    async fn check_source_shape(&self, artifact: &Artifact) -> Result<(), Attempt> {
+        if artifact.compression != Compression::Zip {
+            return Ok(());
+        }
+        let mut len = shape::ZIP_TAIL;
+        let (error, tail) = loop {
+            self.pace().await;
+            let tail = transfer::fetch_tail(&self.http, &artifact.url, &self.egress(), len)
+                .await
+                .map_err(|e| Attempt::from_transfer(e, "the archive's last bytes"))?;
+            match shape::check_zip_tail(&tail.bytes, tail.size) {
+                Ok(()) => return Ok(()),
+                Err(ShapeError::NoEndRecord(_)) if len < shape::MAX_ZIP_TAIL => {
+                    len = shape::MAX_ZIP_TAIL;
+                }
+                Err(error) => break (error, tail),
+            }
+        };
+        let mut reason = not_the_archive(&error);
+        if tail.bytes.len() as u64 == tail.size {
+            let key = layout::quarantine_key(&self.spec.name, &artifact.key);
+            if let Err(e) = self.lake.put(&key, tail.bytes).await {
+                reason.push_str(&format!(" (keeping its bytes failed: {e})"));
+            }
+        } else {
+            reason.push_str(" (not copied: its bytes stay at the source)");
+        }
+        Err(Attempt::QuarantinedInLake { reason })
+    }
+
     /// Download, verify, upload to the raw zone.
     async fn stream_raw(
         &self,
@@ -180,6 +217,17 @@ impl PipelineRun {
         let (staged, downloaded) = self
             .download_verified(artifact, checksum, staged, None, early_sync)
             .await?;
+        let path = staged.path().to_owned();
+        let compression = artifact.compression;
+        let shape = tokio::task::spawn_blocking(move || shape::check_file(&path, compression))
+            .await
+            .map_err(|e| Attempt::Fail(format!("archive check task failed: {e}")))?;
+        if let Err(error) = shape {
+            return Err(Attempt::Quarantine {
+                staged,
+                reason: not_the_archive(&error),
+            });
+        }
         let raw_key = layout::raw_key(&artifact.key);
         self.publish_raw(staged, &raw_key, fresh).await?;
         Ok(Delivered {
@@ -469,6 +517,11 @@ pub(super) struct Delivered {
     pub(super) rows: u64,
     /// Requests a server-side copy took in the lake's store.
     pub(super) copy_requests: Option<u32>,
+}
+
+/// Why a verified archive is quarantined by a mirror.
+fn not_the_archive(error: &ShapeError) -> String {
+    format!("the bytes match the published checksum but are not the archive: {error}")
 }
 
 /// Whether two S3 endpoints are one service, so a server-side copy between

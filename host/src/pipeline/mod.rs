@@ -13,6 +13,7 @@ mod decode;
 mod deliver;
 mod payload;
 mod report;
+mod shape;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -496,6 +497,9 @@ impl PipelineRun {
                 Err(Attempt::Quarantine { staged, reason }) => {
                     return self.quarantine(artifact, staged, reason).await;
                 }
+                Err(Attempt::QuarantinedInLake { reason }) => {
+                    return self.note_quarantine(artifact, reason).await;
+                }
                 Err(Attempt::Fail(error)) => {
                     return Outcome::Failed {
                         error,
@@ -700,6 +704,9 @@ enum Attempt {
     },
     /// A server-side copy did not match; it is already at the quarantine key.
     MismatchInLake { expected: String, actual: String },
+    /// The source must not enter the lake; what is kept of it is already
+    /// at the quarantine key.
+    QuarantinedInLake { reason: String },
     /// The archive must not enter the lake.
     Quarantine {
         staged: tempfile::NamedTempFile,

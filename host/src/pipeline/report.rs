@@ -28,7 +28,9 @@ pub enum Outcome {
     },
     /// Refused and kept aside under `_cryptolake/quarantine/`.
     Quarantined {
-        /// Why.
+        /// Why it was refused; apart from the report's `reason` (why it was
+        /// processed), which it would hide in the flattened JSON otherwise.
+        #[serde(rename = "quarantine_reason")]
         reason: String,
     },
     /// Another agent sharing the lake committed it first (its manifest entry

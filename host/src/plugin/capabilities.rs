@@ -255,7 +255,9 @@ async fn fetch_once(
         .send(&lender.client, method, url, &request.headers, None)
         .await
         .map_err(|error| match error {
-            SendError::Network(e) => http::HttpError::Network(crate::transfer::error_chain(&e)),
+            SendError::Network(e) => {
+                http::HttpError::Network(crate::transfer::error_chain(&e.without_url()))
+            }
             SendError::Egress(refused) => {
                 host_metrics::plugin_fetch_denied(plugin);
                 tracing::warn!(plugin = %plugin, error = %refused, "Plugin request refused.");
@@ -288,8 +290,9 @@ async fn fetch_once(
     let mut body = Vec::new();
     let mut stream = response.bytes_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk =
-            chunk.map_err(|e| http::HttpError::Network(crate::transfer::error_chain(&e)))?;
+        let chunk = chunk.map_err(|e| {
+            http::HttpError::Network(crate::transfer::error_chain(&e.without_url()))
+        })?;
         if body.len() as u64 + chunk.len() as u64 > lender.max_body {
             return Err(http::HttpError::TooLarge(lender.max_body));
         }

@@ -30,7 +30,8 @@ pub fn artifacts(artifacts: &[Artifact], allowed: &[HostPattern]) -> Result<(), 
         {
             return Err(format!(
                 "artifact `{}` points at `{}`, outside the plugin's allowed_hosts",
-                artifact.key, artifact.url
+                artifact.key,
+                crate::transfer::redact(&artifact.url)
             ));
         }
         partition(&artifact.partition).map_err(|m| format!("artifact `{}`: {m}", artifact.key))?;

@@ -151,12 +151,84 @@ fn retry_after_value(value: &str, now: time::OffsetDateTime) -> Option<Duration>
     Some(Duration::try_from(wait).unwrap_or(CAP).min(CAP))
 }
 
-/// A URL without its query (which can carry a token or a SAS), for messages
-/// and logs.
+/// A URL without its query (which can carry a token or a SAS) and without
+/// a user name and password, for messages and logs.
 pub fn without_query(url: &url::Url) -> String {
     let mut url = url.clone();
     url.set_query(None);
+    strip_userinfo(&mut url);
     url.to_string()
+}
+
+/// Query parameters whose values are secrets: presigned URLs' signatures,
+/// credentials and session tokens (S3, GCS), SAS signatures (Azure), and
+/// the usual names of tokens and keys. Compared without letter case.
+const SECRET_QUERY_PARAMETERS: &[&str] = &[
+    "x-amz-signature",
+    "x-amz-credential",
+    "x-amz-security-token",
+    "x-goog-signature",
+    "x-goog-credential",
+    "sig",
+    "signature",
+    "token",
+    "access_token",
+    "api_key",
+    "apikey",
+    "key",
+    "secret",
+    "password",
+];
+
+/// `url` as it may be printed or stored (errors, logs, the run report, the
+/// manifest): a user name and password become `redacted`, and the values of
+/// secret query parameters `REDACTED`; the rest stays, so the URL still
+/// says where it points.
+pub fn redact(url: &str) -> String {
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return redact_unparsed(url);
+    };
+    strip_userinfo(&mut parsed);
+    if parsed.query().is_some() {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(name, value)| {
+                let secret = SECRET_QUERY_PARAMETERS
+                    .iter()
+                    .any(|s| s.eq_ignore_ascii_case(&name));
+                let value = if secret { "REDACTED".into() } else { value };
+                (name.into_owned(), value.into_owned())
+            })
+            .collect();
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    parsed.to_string()
+}
+
+fn strip_userinfo(url: &mut url::Url) {
+    if !url.username().is_empty() || url.password().is_some() {
+        let _ = url.set_password(None);
+        let _ = url.set_username("redacted");
+    }
+}
+
+/// [`redact`] for text that is not a URL: whatever precedes an `@` in what
+/// looks like its authority goes.
+fn redact_unparsed(text: &str) -> String {
+    let Some(scheme_end) = text.find("://").map(|i| i + 3) else {
+        return text.to_owned();
+    };
+    let authority_end = text[scheme_end..]
+        .find(['/', '?', '#'])
+        .map_or(text.len(), |i| scheme_end + i);
+    match text[scheme_end..authority_end].rfind('@') {
+        Some(at) => format!(
+            "{}redacted{}",
+            &text[..scheme_end],
+            &text[scheme_end + at..]
+        ),
+        None => text.to_owned(),
+    }
 }
 
 /// An error and its sources, joined with `: `.
@@ -179,35 +251,109 @@ async fn get(
     url: &str,
     egress: &Egress,
 ) -> Result<reqwest::Response, TransferError> {
+    let response = send_get(client, url, egress, &[]).await?;
+    match status_error(&response, url) {
+        Some(error) => Err(error),
+        None => Ok(response),
+    }
+}
+
+/// Sends a GET through `egress`, whatever status comes back.
+async fn send_get(
+    client: &reqwest::Client,
+    url: &str,
+    egress: &Egress,
+    headers: &[(String, String)],
+) -> Result<reqwest::Response, TransferError> {
     let parsed = url::Url::parse(url).map_err(|e| TransferError::Network {
-        url: url.to_owned(),
+        url: redact(url),
         message: format!("not a URL: {e}"),
     })?;
-    let response = egress
-        .send(client, reqwest::Method::GET, parsed, &[], None)
+    egress
+        .send(client, reqwest::Method::GET, parsed, headers, None)
         .await
         .map_err(|error| match error {
             egress::SendError::Network(e) => TransferError::Network {
-                url: url.to_owned(),
-                message: error_chain(&e),
+                url: redact(url),
+                message: error_chain(&e.without_url()),
             },
             egress::SendError::Egress(refused) => TransferError::Refused {
-                url: url.to_owned(),
+                url: redact(url),
                 reason: refused,
             },
-        })?;
+        })
+}
+
+/// The error a response's status means, unless it is a success.
+fn status_error(response: &reqwest::Response, url: &str) -> Option<TransferError> {
     let status = response.status().as_u16();
     match status {
-        200..=299 => Ok(response),
-        404 => Err(TransferError::NotFound {
-            url: url.to_owned(),
-        }),
-        _ => Err(TransferError::Status {
-            url: url.to_owned(),
+        200..=299 => None,
+        404 => Some(TransferError::NotFound { url: redact(url) }),
+        _ => Some(TransferError::Status {
+            url: redact(url),
             status,
             retry_after: retry_after(response.headers()),
         }),
     }
+}
+
+/// The last bytes of an object, read with a ranged GET.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tail {
+    /// At most the bytes asked for, ending at the object's end.
+    pub bytes: Vec<u8>,
+    /// The object's whole size.
+    pub size: u64,
+}
+
+/// Reads the last `len` bytes of `url` (`Range: bytes=-len`). A server
+/// that ignores the range sends the whole body, of which only the last
+/// `len` bytes are kept.
+pub async fn fetch_tail(
+    client: &reqwest::Client,
+    url: &str,
+    egress: &Egress,
+    len: u64,
+) -> Result<Tail, TransferError> {
+    let range = [("range".to_owned(), format!("bytes=-{len}"))];
+    let response = send_get(client, url, egress, &range).await?;
+    // An empty object has no last bytes to send.
+    if response.status().as_u16() == 416 {
+        return Ok(Tail {
+            bytes: Vec::new(),
+            size: 0,
+        });
+    }
+    if let Some(error) = status_error(&response, url) {
+        return Err(error);
+    }
+    // `Content-Range: bytes 900-999/1000`; without one, the whole object.
+    let total = response
+        .headers()
+        .get(reqwest::header::CONTENT_RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit_once('/'))
+        .and_then(|(_, total)| total.trim().parse::<u64>().ok());
+    let mut bytes = Vec::new();
+    let mut seen = 0u64;
+    let mut stream = response.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| TransferError::Network {
+            url: redact(url),
+            message: error_chain(&e.without_url()),
+        })?;
+        seen += chunk.len() as u64;
+        bytes.extend_from_slice(&chunk);
+        let excess = bytes.len().saturating_sub(len as usize);
+        if excess > 0 {
+            bytes.drain(..excess);
+        }
+    }
+    Ok(Tail {
+        bytes,
+        size: total.unwrap_or(seen),
+    })
 }
 
 /// A completed download.
@@ -249,7 +395,7 @@ pub async fn download_growing(
     let response = get(client, url, egress).await?;
     let expected = response.content_length();
     let io = |source| TransferError::Io {
-        url: url.to_owned(),
+        url: redact(url),
         source,
     };
     let mut spool = Spool::create(dest, early_sync).await.map_err(io)?;
@@ -258,8 +404,8 @@ pub async fn download_growing(
     let mut stream = response.bytes_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| TransferError::Network {
-            url: url.to_owned(),
-            message: error_chain(&e),
+            url: redact(url),
+            message: error_chain(&e.without_url()),
         })?;
         hasher.update(&chunk);
         bytes += chunk.len() as u64;
@@ -282,7 +428,7 @@ pub async fn download_growing(
         && expected != bytes
     {
         return Err(TransferError::Network {
-            url: url.to_owned(),
+            url: redact(url),
             message: format!("body ended after {bytes} of {expected} bytes"),
         });
     }
@@ -375,17 +521,17 @@ pub async fn fetch_checksum(
 ) -> Result<ChecksumFile, TransferError> {
     let response = get(client, url, egress).await?;
     let raw = response.bytes().await.map_err(|e| TransferError::Network {
-        url: url.to_owned(),
-        message: error_chain(&e),
+        url: redact(url),
+        message: error_chain(&e.without_url()),
     })?;
     if raw.len() > 4096 {
         return Err(TransferError::BadChecksumFile {
-            url: url.to_owned(),
+            url: redact(url),
             reason: format!("{} bytes is too long for a checksum file", raw.len()),
         });
     }
     let sha256 = parse_checksum(&raw).map_err(|reason| TransferError::BadChecksumFile {
-        url: url.to_owned(),
+        url: redact(url),
         reason,
     })?;
     Ok(ChecksumFile {
@@ -413,6 +559,25 @@ pub fn parse_checksum(raw: &[u8]) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests {
+    use super::redact;
+
+    #[test]
+    fn credentials_in_urls_are_redacted() {
+        assert_eq!(
+            redact("https://user:pass@data.example.com/a/b.zip"),
+            "https://redacted@data.example.com/a/b.zip"
+        );
+        assert_eq!(
+            redact("https://h/k.zip?X-Amz-Signature=abc&x-amz-credential=AKIA%2F1&part=2&sig=s"),
+            "https://h/k.zip?X-Amz-Signature=REDACTED&x-amz-credential=REDACTED&part=2&sig=REDACTED"
+        );
+        assert_eq!(redact("https://h/k.zip"), "https://h/k.zip");
+        assert_eq!(
+            redact("not a url://user:pass@host/x"),
+            "not a url://redacted@host/x"
+        );
+    }
+
     use super::*;
 
     #[test]

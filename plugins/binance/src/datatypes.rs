@@ -53,25 +53,64 @@ const fn absent(name: &'static str, kind: Kind) -> OutputColumn {
     }
 }
 
+/// A file format: its output columns and how many fields each line has.
+#[derive(Debug, Clone, Copy)]
+pub struct Layout {
+    /// The output columns, each with the field that feeds it.
+    pub columns: &'static [OutputColumn],
+    /// Fields on every line of a file read by position: one past the last
+    /// field a column reads, plus the unused ones after it.
+    pub fields_per_line: usize,
+}
+
+impl Layout {
+    /// A layout whose lines end with the last field a column reads.
+    pub const fn new(columns: &'static [OutputColumn]) -> Self {
+        Self::with_unused_fields(columns, 0)
+    }
+
+    /// A layout whose lines have `unused` fields after the last one read.
+    pub const fn with_unused_fields(columns: &'static [OutputColumn], unused: usize) -> Self {
+        let mut last = 0;
+        let mut i = 0;
+        while i < columns.len() {
+            if let Some(field) = columns[i].field
+                && field + 1 > last
+            {
+                last = field + 1;
+            }
+            i += 1;
+        }
+        Self {
+            columns,
+            fields_per_line: last + unused,
+        }
+    }
+}
+
 use Kind::{Bool, DateTime, Epoch, Float, Int, Text};
 
 /// Kline-like files (klines, index/mark/premium klines), every market.
-pub const KLINES: &[OutputColumn] = &[
-    col("open_time", Epoch, 0),
-    col("open", Float, 1),
-    col("high", Float, 2),
-    col("low", Float, 3),
-    col("close", Float, 4),
-    col("volume", Float, 5),
-    col("close_time", Epoch, 6),
-    col("quote_volume", Float, 7),
-    col("count", Int, 8),
-    col("taker_buy_volume", Float, 9),
-    col("taker_buy_quote_volume", Float, 10),
-];
+pub const KLINES: Layout = Layout::with_unused_fields(
+    &[
+        col("open_time", Epoch, 0),
+        col("open", Float, 1),
+        col("high", Float, 2),
+        col("low", Float, 3),
+        col("close", Float, 4),
+        col("volume", Float, 5),
+        col("close_time", Epoch, 6),
+        col("quote_volume", Float, 7),
+        col("count", Int, 8),
+        col("taker_buy_volume", Float, 9),
+        col("taker_buy_quote_volume", Float, 10),
+    ],
+    // The trailing `ignore` field.
+    1,
+);
 
 /// Spot aggTrades: `…,timestamp,is_buyer_maker,is_best_match`.
-pub const AGG_TRADES_SPOT: &[OutputColumn] = &[
+pub const AGG_TRADES_SPOT: Layout = Layout::new(&[
     col("agg_trade_id", Int, 0),
     col("price", Float, 1),
     col("quantity", Float, 2),
@@ -80,10 +119,10 @@ pub const AGG_TRADES_SPOT: &[OutputColumn] = &[
     col("transact_time", Epoch, 5),
     col("is_buyer_maker", Bool, 6),
     col("is_best_match", Bool, 7),
-];
+]);
 
 /// Futures aggTrades: `…,transact_time,is_buyer_maker` (no best-match flag).
-pub const AGG_TRADES_FUTURES: &[OutputColumn] = &[
+pub const AGG_TRADES_FUTURES: Layout = Layout::new(&[
     col("agg_trade_id", Int, 0),
     col("price", Float, 1),
     col("quantity", Float, 2),
@@ -92,10 +131,10 @@ pub const AGG_TRADES_FUTURES: &[OutputColumn] = &[
     col("transact_time", Epoch, 5),
     col("is_buyer_maker", Bool, 6),
     absent("is_best_match", Bool),
-];
+]);
 
 /// Spot trades: `id,price,qty,quote_qty,time,is_buyer_maker,is_best_match`.
-pub const TRADES_SPOT: &[OutputColumn] = &[
+pub const TRADES_SPOT: Layout = Layout::new(&[
     col("id", Int, 0),
     col("price", Float, 1),
     col("qty", Float, 2),
@@ -104,10 +143,10 @@ pub const TRADES_SPOT: &[OutputColumn] = &[
     col("time", Epoch, 4),
     col("is_buyer_maker", Bool, 5),
     col("is_best_match", Bool, 6),
-];
+]);
 
 /// USDⓈ-M trades: `id,price,qty,quote_qty,time,is_buyer_maker`.
-pub const TRADES_UM: &[OutputColumn] = &[
+pub const TRADES_UM: Layout = Layout::new(&[
     col("id", Int, 0),
     col("price", Float, 1),
     col("qty", Float, 2),
@@ -116,10 +155,10 @@ pub const TRADES_UM: &[OutputColumn] = &[
     col("time", Epoch, 4),
     col("is_buyer_maker", Bool, 5),
     absent("is_best_match", Bool),
-];
+]);
 
 /// COIN-M trades: `id,price,qty,base_qty,time,is_buyer_maker`.
-pub const TRADES_CM: &[OutputColumn] = &[
+pub const TRADES_CM: Layout = Layout::new(&[
     col("id", Int, 0),
     col("price", Float, 1),
     col("qty", Float, 2),
@@ -128,17 +167,17 @@ pub const TRADES_CM: &[OutputColumn] = &[
     col("time", Epoch, 4),
     col("is_buyer_maker", Bool, 5),
     absent("is_best_match", Bool),
-];
+]);
 
 /// `calc_time,funding_interval_hours,last_funding_rate`.
-pub const FUNDING_RATE: &[OutputColumn] = &[
+pub const FUNDING_RATE: Layout = Layout::new(&[
     col("calc_time", Epoch, 0),
     col("funding_interval_hours", Int, 1),
     col("last_funding_rate", Float, 2),
-];
+]);
 
 /// `update_id,best_bid_price,best_bid_qty,best_ask_price,best_ask_qty,transaction_time,event_time`.
-pub const BOOK_TICKER: &[OutputColumn] = &[
+pub const BOOK_TICKER: Layout = Layout::new(&[
     col("update_id", Int, 0),
     col("best_bid_price", Float, 1),
     col("best_bid_qty", Float, 2),
@@ -146,10 +185,10 @@ pub const BOOK_TICKER: &[OutputColumn] = &[
     col("best_ask_qty", Float, 4),
     col("transaction_time", Epoch, 5),
     col("event_time", Epoch, 6),
-];
+]);
 
 /// `create_time,symbol,sum_open_interest,…` with a text datetime.
-pub const METRICS: &[OutputColumn] = &[
+pub const METRICS: Layout = Layout::new(&[
     col("create_time", DateTime, 0),
     col("symbol", Text, 1),
     col("sum_open_interest", Float, 2),
@@ -158,18 +197,18 @@ pub const METRICS: &[OutputColumn] = &[
     col("sum_toptrader_long_short_ratio", Float, 5),
     col("count_long_short_ratio", Float, 6),
     col("sum_taker_long_short_vol_ratio", Float, 7),
-];
+]);
 
 /// `timestamp,percentage,depth,notional` with a text datetime.
-pub const BOOK_DEPTH: &[OutputColumn] = &[
+pub const BOOK_DEPTH: Layout = Layout::new(&[
     col("timestamp", DateTime, 0),
     col("percentage", Float, 1),
     col("depth", Float, 2),
     col("notional", Float, 3),
-];
+]);
 
 /// COIN-M liquidation snapshots.
-pub const LIQUIDATION_SNAPSHOT: &[OutputColumn] = &[
+pub const LIQUIDATION_SNAPSHOT: Layout = Layout::new(&[
     col("time", Epoch, 0),
     col("side", Text, 1),
     col("order_type", Text, 2),
@@ -180,23 +219,23 @@ pub const LIQUIDATION_SNAPSHOT: &[OutputColumn] = &[
     col("order_status", Text, 7),
     col("last_fill_quantity", Float, 8),
     col("accumulated_fill_quantity", Float, 9),
-];
+]);
 
 /// Option BVOL index files (`data/option/daily/BVOLIndex/BTCBVOLUSDT/…`),
 /// `calc_time,symbol,base_asset,quote_asset,index_value`. Read by header
 /// name when the file has a header (see [`by_header`]).
-pub const BVOL_INDEX: &[OutputColumn] = &[
+pub const BVOL_INDEX: Layout = Layout::new(&[
     col("calc_time", Epoch, 0),
     col("symbol", Text, 1),
     col("base_asset", Text, 2),
     col("quote_asset", Text, 3),
     col("index_value", Float, 4),
-];
+]);
 
 /// Option end-of-hour summaries (`data/option/daily/EOHSummary/BTCUSDT/…`),
 /// one row per contract and hour. Read by header name when the file has a
 /// header (see [`by_header`]); positions are the published order.
-pub const EOH_SUMMARY: &[OutputColumn] = &[
+pub const EOH_SUMMARY: Layout = Layout::new(&[
     col("date", Text, 0),
     col("hour", Int, 1),
     // The file's `symbol` is the option contract (`BTC-230818-30000-C`);
@@ -225,7 +264,7 @@ pub const EOH_SUMMARY: &[OutputColumn] = &[
     col("theta", Float, 23),
     col("openinterest_contracts", Float, 24),
     col("openinterest_usdt", Float, 25),
-];
+]);
 
 /// The header name of an output column, where the lake renames it.
 pub fn header_name(column: &str) -> &str {
@@ -287,7 +326,7 @@ pub fn available(data_type: &str, market: Market, period: Period) -> bool {
 }
 
 /// The column layout of `data_type` files in `market`.
-pub fn layout(data_type: &str, market: Market) -> Option<&'static [OutputColumn]> {
+pub fn layout(data_type: &str, market: Market) -> Option<Layout> {
     Some(match (data_type, market) {
         (t, _) if KLINE_TYPES.contains(&t) => KLINES,
         ("aggTrades", Market::Spot) => AGG_TRADES_SPOT,
@@ -350,16 +389,28 @@ mod tests {
                     continue;
                 }
                 let layout = layout(t, m).unwrap_or_else(|| panic!("{t} in {m:?}"));
-                let mut names: Vec<_> = layout.iter().map(|c| c.name).collect();
+                let columns = layout.columns;
+                let mut names: Vec<_> = columns.iter().map(|c| c.name).collect();
                 names.sort_unstable();
                 names.dedup();
-                assert_eq!(names.len(), layout.len(), "{t}");
-                assert!(
-                    min_fields(layout.iter().map(|c| c.field)) <= crate::decoder::MAX_FIELDS,
-                    "{t}"
-                );
+                assert_eq!(names.len(), columns.len(), "{t}");
+                let read = min_fields(columns.iter().map(|c| c.field));
+                assert!(read <= layout.fields_per_line, "{t}");
+                assert!(layout.fields_per_line <= crate::decoder::MAX_FIELDS, "{t}");
             }
         }
+    }
+
+    #[test]
+    fn lines_have_the_published_number_of_fields() {
+        assert_eq!(KLINES.fields_per_line, 12);
+        assert_eq!(AGG_TRADES_SPOT.fields_per_line, 8);
+        assert_eq!(AGG_TRADES_FUTURES.fields_per_line, 7);
+        assert_eq!(TRADES_SPOT.fields_per_line, 7);
+        assert_eq!(TRADES_CM.fields_per_line, 6);
+        assert_eq!(FUNDING_RATE.fields_per_line, 3);
+        assert_eq!(LIQUIDATION_SNAPSHOT.fields_per_line, 10);
+        assert_eq!(EOH_SUMMARY.fields_per_line, 26);
     }
 
     #[test]
@@ -378,6 +429,7 @@ mod tests {
             let names = |m| {
                 layout(t, m)
                     .unwrap()
+                    .columns
                     .iter()
                     .map(|c| (c.name, c.kind))
                     .collect::<Vec<_>>()

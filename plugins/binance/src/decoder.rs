@@ -12,7 +12,8 @@ use cryptolake_plugin_sdk::columns::{self, ColumnBuilder, DictionaryBuilder};
 use cryptolake_plugin_sdk::csv::{self, EpochNormalizer, EpochUnit, FieldCursor, LineReader};
 use cryptolake_plugin_sdk::{Batch, PluginError};
 
-use crate::datatypes::{Kind, OutputColumn, header_name, min_fields};
+use crate::datatypes::{Kind, Layout, OutputColumn, header_name, min_fields};
+use crate::rows::RowChecks;
 
 // An explicit tag: without it the variant is encoded in a niche of the
 // builders' fields, and each field of the one-pass path decoded it with a
@@ -83,6 +84,15 @@ impl Buffer {
         Some(())
     }
 
+    /// The last value pushed, as an integer (times in µs), unless it is null
+    /// or of another kind.
+    fn last_integer(&self) -> Option<i64> {
+        match self {
+            Buffer::Time(b) | Buffer::Int(b) => b.last().copied(),
+            _ => None,
+        }
+    }
+
     fn finish(&mut self, name: &str) -> cryptolake_plugin_sdk::Column {
         match self {
             Buffer::Time(b) => b.finish_timestamp_us(name),
@@ -100,6 +110,11 @@ pub const MAX_FIELDS: usize = 32;
 /// Decodes one CSV file of a known layout, chunk by chunk.
 pub struct CsvDecoder {
     layout: &'static [OutputColumn],
+    /// Fields every line has: the layout's, or the header's when the file
+    /// is read by header names.
+    fields_per_line: usize,
+    /// What each row must satisfy against its artifact, if anything.
+    checks: Option<RowChecks>,
     /// Which CSV field feeds each output column: the layout's positions, or
     /// the header's, for a layout read by header name.
     fields: Vec<Option<usize>>,
@@ -122,13 +137,19 @@ pub struct CsvDecoder {
 
 impl CsvDecoder {
     /// A decoder for `layout`, emitting batches of at most `batch_rows` rows.
-    pub fn new(layout: &'static [OutputColumn], batch_rows: usize) -> Self {
+    pub fn new(layout: Layout, batch_rows: usize) -> Self {
         let capacity = batch_rows.min(8192);
+        let Layout {
+            columns: layout,
+            fields_per_line,
+        } = layout;
         let fields: Vec<Option<usize>> = layout.iter().map(|c| c.field).collect();
         let min_fields = min_fields(fields.iter().copied());
         Self {
             layout,
-            one_pass: OnePass::plan(layout, &fields, min_fields),
+            fields_per_line,
+            checks: None,
+            one_pass: OnePass::plan(layout, &fields, min_fields, fields_per_line),
             fields,
             by_header: false,
             min_fields,
@@ -149,11 +170,16 @@ impl CsvDecoder {
     /// A decoder that, when a file has a header row, finds each column by
     /// its name there (case, `_`, `-` and spaces ignored) instead of by
     /// position; a column the header lacks is null.
-    pub fn by_header(layout: &'static [OutputColumn], batch_rows: usize) -> Self {
+    pub fn by_header(layout: Layout, batch_rows: usize) -> Self {
         Self {
             by_header: true,
             ..Self::new(layout, batch_rows)
         }
+    }
+
+    /// The same decoder, checking every row with `checks`.
+    pub fn checking(self, checks: Option<RowChecks>) -> Self {
+        Self { checks, ..self }
     }
 
     /// Consumes a chunk, returning the batches it completed.
@@ -224,6 +250,7 @@ impl CsvDecoder {
     /// Locates each column in the header row by name.
     fn map_header(&mut self, line_no: u64, line: &str) -> Result<(), PluginError> {
         let header: Vec<String> = line.split(',').map(normalise).collect();
+        self.fields_per_line = header.len();
         self.fields = self
             .layout
             .iter()
@@ -242,7 +269,12 @@ impl CsvDecoder {
             ));
         }
         self.min_fields = min_fields(self.fields.iter().copied());
-        self.one_pass = OnePass::plan(self.layout, &self.fields, self.min_fields);
+        self.one_pass = OnePass::plan(
+            self.layout,
+            &self.fields,
+            self.min_fields,
+            self.fields_per_line,
+        );
         Ok(())
     }
 
@@ -259,6 +291,7 @@ impl CsvDecoder {
             }
         }
         if self.plain_row(line) {
+            self.check_row(line_no)?;
             self.rows += 1;
             return Ok(());
         }
@@ -271,12 +304,12 @@ impl CsvDecoder {
             }
             found += 1;
         }
-        if found < self.min_fields {
+        if found != self.fields_per_line {
             return Err(PluginError::malformed(
                 Some(line_no),
                 format!(
-                    "expected at least {} fields, found {found}",
-                    self.min_fields
+                    "expected {} fields, as every line of this file has, found {found}",
+                    self.fields_per_line
                 ),
             ));
         }
@@ -307,8 +340,19 @@ impl CsvDecoder {
                 Buffer::Text(b) => b.push(field),
             }
         }
+        self.check_row(line_no)?;
         self.rows += 1;
         Ok(())
+    }
+
+    /// Checks the row just pushed against the artifact.
+    #[inline(always)]
+    fn check_row(&mut self, line_no: u64) -> Result<(), PluginError> {
+        let Some(checks) = &mut self.checks else {
+            return Ok(());
+        };
+        let buffers = &self.buffers;
+        checks.check(line_no, |column| buffers[column].last_integer())
     }
 
     /// Reads `line` in one pass when every field it needs is in its plain
@@ -333,7 +377,9 @@ impl CsvDecoder {
             }
             Some(())
         };
-        if read_all().is_none() {
+        // A line with more or fewer fields than the file's is read (and
+        // reported) by the general path.
+        if read_all().is_none() || cursor.fields_left() != plan.unused_fields {
             for buffer in &mut self.buffers {
                 buffer.truncate(self.rows);
             }
@@ -364,15 +410,24 @@ struct OnePass {
     fields: Vec<Option<(usize, Kind)>>,
     /// Columns no field feeds: null on every row.
     absent: Vec<usize>,
+    /// Fields a line has after the last one read.
+    unused_fields: usize,
 }
 
 impl OnePass {
     /// The plan for `layout`'s columns fed by `fields`, the first
-    /// `fields_read` of the line; `None` when a field feeds two columns.
-    fn plan(layout: &[OutputColumn], fields: &[Option<usize>], fields_read: usize) -> Option<Self> {
+    /// `fields_read` of the line's `fields_per_line`; `None` when a field
+    /// feeds two columns.
+    fn plan(
+        layout: &[OutputColumn],
+        fields: &[Option<usize>],
+        fields_read: usize,
+        fields_per_line: usize,
+    ) -> Option<Self> {
         let mut plan = Self {
             fields: vec![None; fields_read],
             absent: Vec::new(),
+            unused_fields: fields_per_line.checked_sub(fields_read)?,
         };
         for (column, (field, output)) in fields.iter().zip(layout).enumerate() {
             match *field {
@@ -404,11 +459,7 @@ mod tests {
     const SPOT_2024: &str = "1704067200000,42283.58000000,42298.62000000,42261.02000000,42298.61000000,35.92724000,1704067259999,1519032.06433720,1327,14.69437000,621337.08891380,0\n\
 1704067260000,42298.62000000,42320.00000000,42298.61000000,42320.00000000,21.50007000,1704067319999,909641.75009750,827,12.85416000,543774.74669420,0\n";
 
-    fn decode(
-        layout: &'static [OutputColumn],
-        text: &str,
-        chunk: usize,
-    ) -> Result<Vec<Batch>, PluginError> {
+    fn decode(layout: Layout, text: &str, chunk: usize) -> Result<Vec<Batch>, PluginError> {
         let mut d = CsvDecoder::new(layout, 1000);
         let mut out = Vec::new();
         for c in text.as_bytes().chunks(chunk) {
@@ -434,7 +485,7 @@ mod tests {
                 _ => plain.to_owned(),
             }
         };
-        let cases: [(&'static [OutputColumn], &[&str]); 4] = [
+        let cases: [(Layout, &[&str]); 4] = [
             (
                 datatypes::KLINES,
                 &[
@@ -521,8 +572,9 @@ mod tests {
                 Ok::<_, String>(format!("{out:?}"))
             };
             let general = run(false);
-            assert!(general.is_ok(), "{}: {general:?}", layout[0].name);
-            assert_eq!(run(true), general, "{}", layout[0].name);
+            let name = layout.columns[0].name;
+            assert!(general.is_ok(), "{name}: {general:?}");
+            assert_eq!(run(true), general, "{name}");
         }
     }
 
@@ -575,6 +627,67 @@ mod tests {
             d.push(SPOT_2024.as_bytes()),
             Err(PluginError::Internal(_))
         ));
+    }
+
+    #[test]
+    fn rows_with_another_number_of_fields_are_malformed() {
+        let row = "1704067320000,1,1,1,1,1,1704067379999,1,1,1,1";
+        for (line, found) in [(row.to_owned(), 11), (format!("{row},0,0"), 13)] {
+            let text = format!("{SPOT_2024}{line}\n");
+            match decode(datatypes::KLINES, &text, 64).unwrap_err() {
+                PluginError::MalformedInput(m) => {
+                    assert_eq!(m.line, Some(3));
+                    assert!(
+                        m.message.contains(&format!(
+                            "expected 12 fields, as every line of this file has, found {found}"
+                        )),
+                        "{}",
+                        m.message
+                    );
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        // A file read by header names has the header's number of fields.
+        let text = "index_value,calc_time,symbol,base_asset,quote_asset,extra\n\
+41.25,1692144000000,BTCBVOLUSDT,BTC,USDT\n";
+        let mut d = CsvDecoder::by_header(datatypes::BVOL_INDEX, 1000);
+        let e = d.push(text.as_bytes()).unwrap_err();
+        assert!(
+            matches!(e, PluginError::MalformedInput(m) if m.line == Some(2) && m.message.contains("expected 6"))
+        );
+    }
+
+    #[test]
+    fn checked_rows_must_belong_to_the_artifact() {
+        use cryptolake_plugin_sdk::PartitionValues;
+        let partition = PartitionValues {
+            exchange: "binance".into(),
+            market: "spot".into(),
+            data_type: "klines".into(),
+            symbol: "BTCUSDT".into(),
+            interval: Some("1m".into()),
+            period: "2024-01-01".into(),
+        };
+        let checked = || {
+            CsvDecoder::new(datatypes::KLINES, 1000)
+                .checking(RowChecks::for_artifact(datatypes::KLINES, &partition))
+        };
+        let mut d = checked();
+        assert_eq!(d.push(SPOT_2024.as_bytes()).unwrap().len(), 0);
+        assert_eq!(d.finish().unwrap()[0].rows, 2);
+        // The first row again, on both the one-pass and the general path.
+        let first = SPOT_2024.lines().next().unwrap();
+        for repeated in [first.to_owned(), format!(" {first}")] {
+            let mut d = checked();
+            let e = d
+                .push(format!("{SPOT_2024}{repeated}\n").as_bytes())
+                .unwrap_err();
+            assert!(
+                matches!(&e, PluginError::MalformedInput(m) if m.line == Some(3) && m.message.contains("repeated")),
+                "{e:?}"
+            );
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod decoder;
 pub mod discovery;
 pub mod listing;
 pub mod params;
+pub mod rows;
 pub mod symbols;
 
 use std::cell::RefCell;
@@ -91,7 +92,11 @@ impl GuestDecoder for FileDecoder {
             decoder::CsvDecoder::by_header(layout, params.batch_rows)
         } else {
             decoder::CsvDecoder::new(layout, params.batch_rows)
-        };
+        }
+        .checking(
+            rows::RowChecks::for_artifact(layout, &artifact.partition)
+                .filter(|_| params.check_rows),
+        );
         Ok(Decoder::new(FileDecoder(RefCell::new(decoder))))
     }
 

@@ -131,6 +131,25 @@ fn child_text(node: roxmltree::Node<'_, '_>, name: &str) -> Option<String> {
         .map(|c| c.text().unwrap_or("").to_owned())
 }
 
+/// The markers one listing has followed, so that a listing whose markers
+/// cycle (A → B → A) fails at once instead of paging until a timeout.
+/// Compared for equality only: some S3 implementations hand out opaque
+/// markers that do not sort like keys.
+#[derive(Default)]
+struct SeenMarkers(std::collections::HashSet<String>);
+
+impl SeenMarkers {
+    fn follow(&mut self, next: &str) -> Result<(), PluginError> {
+        if self.0.insert(next.to_owned()) {
+            return Ok(());
+        }
+        Err(PluginError::Internal(format!(
+            "the listing's markers cycle: `{next}` was already followed, {} page(s) ago or fewer",
+            self.0.len()
+        )))
+    }
+}
+
 /// Lists every object under `prefix`, starting after `start_after`, following
 /// markers until the listing ends or `stop` says the keys are past the wanted
 /// range. `fetch` returns a page's body.
@@ -143,6 +162,7 @@ pub fn list_all(
 ) -> Result<Vec<ListedObject>, PluginError> {
     let mut objects = Vec::new();
     let mut marker = start_after.map(str::to_owned);
+    let mut seen = SeenMarkers::default();
     loop {
         let url = page_url(listing_url, prefix, marker.as_deref());
         let page = parse_page(&fetch(&url)?)?;
@@ -160,13 +180,7 @@ pub fn list_all(
         if past_range {
             break;
         }
-        // Compare for equality only: some S3 implementations hand out opaque
-        // markers that do not sort like keys.
-        if marker.as_deref() == Some(next.as_str()) {
-            return Err(PluginError::Internal(format!(
-                "listing did not advance past marker `{next}`"
-            )));
-        }
+        seen.follow(&next)?;
         marker = Some(next);
     }
     Ok(objects)
@@ -181,6 +195,7 @@ pub fn list_prefixes(
 ) -> Result<Vec<String>, PluginError> {
     let mut prefixes = Vec::new();
     let mut marker: Option<String> = None;
+    let mut seen = SeenMarkers::default();
     loop {
         let url = page_url(listing_url, prefix, marker.as_deref());
         let page = parse_page(&fetch(&url)?)?;
@@ -188,11 +203,7 @@ pub fn list_prefixes(
         let Some(next) = page.continuation() else {
             break;
         };
-        if marker.as_deref() == Some(next.as_str()) {
-            return Err(PluginError::Internal(format!(
-                "listing did not advance past marker `{next}`"
-            )));
-        }
+        seen.follow(&next)?;
         marker = Some(next);
     }
     Ok(prefixes)
@@ -269,6 +280,42 @@ mod tests {
     fn a_listing_that_does_not_advance_is_an_error() {
         let page = r#"<ListBucketResult><IsTruncated>true</IsTruncated><Contents><Key>p/a</Key></Contents></ListBucketResult>"#;
         let e = list_all("http://x/b", "p/", None, |_| false, |_| Ok(page.to_owned())).unwrap_err();
-        assert!(e.to_string().contains("did not advance"), "{e}");
+        assert!(e.to_string().contains("markers cycle: `p/a`"), "{e}");
+    }
+
+    #[test]
+    fn a_listing_whose_markers_cycle_fails_at_once() {
+        let page = |key: &str| {
+            format!(
+                "<ListBucketResult><IsTruncated>true</IsTruncated><Contents><Key>{key}</Key></Contents></ListBucketResult>"
+            )
+        };
+        let mut fetched = 0;
+        let e = list_all(
+            "http://x/b",
+            "p/",
+            None,
+            |_| false,
+            |url| {
+                fetched += 1;
+                // A → B → A → …
+                Ok(page(if url.ends_with("p%2Fa") { "p/b" } else { "p/a" }))
+            },
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("markers cycle: `p/a`"), "{e}");
+        assert_eq!(fetched, 3);
+        let prefixes = |url: &str| {
+            let next = if url.ends_with("p%2Fx%2F") {
+                "p/y/"
+            } else {
+                "p/x/"
+            };
+            Ok(format!(
+                "<ListBucketResult><IsTruncated>true</IsTruncated><CommonPrefixes><Prefix>{next}</Prefix></CommonPrefixes></ListBucketResult>"
+            ))
+        };
+        let e = list_prefixes("http://x/b", "p/", prefixes).unwrap_err();
+        assert!(e.to_string().contains("markers cycle"), "{e}");
     }
 }

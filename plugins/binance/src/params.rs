@@ -128,6 +128,11 @@ pub struct Params {
     /// `<key>.CHECKSUM`, for when the listing lags the CDN).
     #[serde(default)]
     pub discovery: DiscoveryMode,
+    /// Check every row against its artifact (see [`crate::rows`]): off only
+    /// for a pipeline whose `quality` transform handles repeated and
+    /// reordered rows itself.
+    #[serde(default = "default_true")]
+    pub check_rows: bool,
 }
 
 /// How artifacts are found.
@@ -277,7 +282,8 @@ pub const SCHEMA: &str = r#"{
     "exclude_leveraged": {"type": "boolean", "default": true},
     "exclude_stablecoin_pairs": {"type": "boolean", "default": true},
     "include_settled": {"type": "boolean", "default": false},
-    "discovery": {"enum": ["listing", "probe"], "default": "listing"}
+    "discovery": {"enum": ["listing", "probe"], "default": "listing"},
+    "check_rows": {"type": "boolean", "default": true}
   }
 }"#;
 

@@ -61,6 +61,17 @@ impl<T: Default> ColumnBuilder<T> {
         self.values.len()
     }
 
+    /// The last value pushed, unless it was a null (or nothing was pushed).
+    #[inline(always)]
+    pub fn last(&self) -> Option<&T> {
+        if let Some(nulls) = &self.nulls
+            && nulls.last() == Some(&true)
+        {
+            return None;
+        }
+        self.values.last()
+    }
+
     /// Drops the values after the first `len` (a row given up half-way).
     pub fn truncate(&mut self, len: usize) {
         self.values.truncate(len);

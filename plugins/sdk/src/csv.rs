@@ -10,17 +10,42 @@ use crate::PluginError;
 use crate::number_block::{self, BlockNumber};
 
 /// Splits chunks into complete lines, carrying a partial last line over to
-/// the next chunk. Empty lines are skipped but counted.
-#[derive(Debug, Default)]
+/// the next chunk. Empty lines are skipped but counted. A line longer than
+/// the reader's limit is malformed input, reported as soon as the limit is
+/// passed: a payload without newlines must not grow a plugin's memory until
+/// the sandbox kills it.
+#[derive(Debug)]
 pub struct LineReader {
     pending: Vec<u8>,
     line: u64,
+    max_line_bytes: usize,
+}
+
+/// The longest line a [`LineReader`] accepts by default: exchange CSV rows
+/// are a few hundred bytes; a megabyte is no row.
+pub const DEFAULT_MAX_LINE_BYTES: usize = 1 << 20;
+
+impl Default for LineReader {
+    fn default() -> Self {
+        Self::with_max_line_bytes(DEFAULT_MAX_LINE_BYTES)
+    }
 }
 
 impl LineReader {
-    /// A reader at line 0.
+    /// A reader at line 0 that accepts lines of up to
+    /// [`DEFAULT_MAX_LINE_BYTES`].
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A reader at line 0 that accepts lines of up to `max_line_bytes`
+    /// (without their line ending).
+    pub fn with_max_line_bytes(max_line_bytes: usize) -> Self {
+        Self {
+            pending: Vec::new(),
+            line: 0,
+            max_line_bytes,
+        }
     }
 
     /// The number of the last line handed out (1-based; 0 before the first).
@@ -49,7 +74,7 @@ impl LineReader {
                 }
                 None => {
                     self.pending.extend_from_slice(rest);
-                    return Ok(());
+                    return self.check_pending();
                 }
             }
         }
@@ -77,7 +102,27 @@ impl LineReader {
             rest = tail;
         }
         self.pending.extend_from_slice(rest);
+        self.check_pending()
+    }
+
+    /// Fails once the unfinished line is already longer than a line may be.
+    fn check_pending<E: From<PluginError>>(&self) -> Result<(), E> {
+        // One byte more than the limit may be the `\r` of a `\r\n` whose
+        // `\n` is in the next chunk.
+        if self.pending.len() > self.max_line_bytes + 1 {
+            return Err(self.too_long(self.line + 1).into());
+        }
         Ok(())
+    }
+
+    fn too_long(&self, line: u64) -> PluginError {
+        PluginError::malformed(
+            Some(line),
+            format!(
+                "the line is longer than {} bytes (no line ending within them)",
+                self.max_line_bytes
+            ),
+        )
     }
 
     /// Signals the end of input, emitting a last line that had no newline.
@@ -124,6 +169,9 @@ impl LineReader {
         let text = text.strip_suffix('\r').unwrap_or(text);
         if text.is_empty() {
             return Ok(());
+        }
+        if text.len() > self.max_line_bytes {
+            return Err(self.too_long(self.line).into());
         }
         on_line(self.line, text)
     }
@@ -640,6 +688,16 @@ impl<'a> FieldCursor<'a> {
         }
     }
 
+    /// How many fields the line has after those read: 0 once the last one
+    /// was read.
+    #[inline(always)]
+    pub fn fields_left(&self) -> usize {
+        match self.line.as_bytes().get(self.next..) {
+            Some(rest) => 1 + memchr::memchr_iter(b',', rest).count(),
+            None => 0,
+        }
+    }
+
     /// Skips a field, whatever it holds.
     #[inline(always)]
     pub fn skip(&mut self) -> Option<()> {
@@ -756,6 +814,66 @@ mod tests {
             })
             .unwrap();
         out
+    }
+
+    fn malformed_line(error: PluginError) -> (Option<u64>, String) {
+        match error {
+            PluginError::MalformedInput(malformed) => (malformed.line, malformed.message),
+            other => panic!("malformed input expected: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_line_without_end_is_malformed_once_it_passes_the_limit() {
+        let mut reader = LineReader::with_max_line_bytes(1000);
+        let mut seen = Vec::new();
+        let mut on_line = |n: u64, line: &str| {
+            seen.push((n, line.len()));
+            Ok::<(), PluginError>(())
+        };
+        reader.push(b"first\n", &mut on_line).unwrap();
+        let zeros = [0u8; 300];
+        let mut pushed = 0;
+        let error = loop {
+            match reader.push(&zeros, &mut on_line) {
+                Ok(()) => pushed += zeros.len(),
+                Err(error) => break error,
+            }
+            assert!(
+                pushed < 10_000,
+                "a 1,000-byte limit must stop a line without end"
+            );
+        };
+        assert_eq!(pushed, 900, "the fourth chunk passes the limit");
+        let (line, message) = malformed_line(error);
+        assert_eq!(line, Some(2));
+        assert!(message.contains("longer than 1000 bytes"), "{message}");
+        assert_eq!(seen, vec![(1, 5)]);
+    }
+
+    #[test]
+    fn a_complete_line_over_the_limit_is_malformed_and_one_at_it_is_not() {
+        let at_limit = format!("{}\r\n", "7".repeat(64));
+        let over = format!("{}\n", "7".repeat(65));
+        let mut reader = LineReader::with_max_line_bytes(64);
+        let mut seen = 0;
+        // The `\r\n` split across two chunks, then a whole chunk of lines.
+        reader
+            .push(&at_limit.as_bytes()[..65], |_, _| Ok::<(), PluginError>(()))
+            .unwrap();
+        reader
+            .push(&at_limit.as_bytes()[65..], |_, line| {
+                seen += line.len();
+                Ok::<(), PluginError>(())
+            })
+            .unwrap();
+        assert_eq!(seen, 64);
+        let error = reader
+            .push(format!("{at_limit}{over}").as_bytes(), |_, _| {
+                Ok::<(), PluginError>(())
+            })
+            .unwrap_err();
+        assert_eq!(malformed_line(error).0, Some(3));
     }
 
     #[test]

@@ -41,6 +41,12 @@ fn an_invalid_config_keeps_the_old_one() {
             .unwrap_or_default()
             .contains("no-such-plugin")
     );
+    // An empty file is no configuration either: applying it would stop
+    // every pipeline.
+    std::fs::write(&config, "").expect("empty the config");
+    let events = agent.wait_for_message(rejected, 4, PATIENCE);
+    let error = events[3]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("no pipeline is configured"), "{error}");
 
     // The agent still works: a valid edit is applied and the pipeline runs.
     fixture.write_config("", &pipeline("3"));
