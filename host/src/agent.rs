@@ -268,6 +268,7 @@ impl Agent {
                 ))
             }),
             stop: self.stop.clone(),
+            retry_quarantined: false,
             progress: None,
         })
     }

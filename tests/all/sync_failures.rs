@@ -9,6 +9,27 @@ use crate::support::archive::{KlineFile, checksum_file, zip_one};
 use crate::support::s3::{ARCHIVE_BUCKET, Moto};
 use crate::support::{binance_pipeline, duckdb, sync_report, write_agent_config};
 
+/// A local lake and one curated pipeline `spot` of BTCUSDT 1m klines from
+/// `archive`, with `extra` pipeline lines after its table.
+fn spot_config(
+    dir: &std::path::Path,
+    moto: &Moto,
+    archive: &str,
+    extra: &str,
+) -> std::path::PathBuf {
+    write_agent_config(
+        dir,
+        r#"{ url = "lake" }"#,
+        &moto.host_port(),
+        &binance_pipeline(
+            "spot",
+            archive,
+            r#"interval = "1m", symbols = ["BTCUSDT"]"#,
+            &format!("table = \"ohlcv\"\n{extra}"),
+        ),
+    )
+}
+
 #[test]
 fn bad_archives_are_reported_or_quarantined_and_the_rest_complete() {
     let moto = Moto::start();
@@ -58,16 +79,11 @@ fn bad_archives_are_reported_or_quarantined_and_the_rest_complete() {
 
     let dir = tempfile::tempdir().expect("tempdir");
     let archive = format!("{}/{ARCHIVE_BUCKET}", moto.endpoint());
-    let config = write_agent_config(
+    let config = spot_config(
         dir.path(),
-        r#"{ url = "lake" }"#,
-        &moto.host_port(),
-        &binance_pipeline(
-            "spot",
-            &archive,
-            r#"interval = "1m", symbols = ["BTCUSDT"]"#,
-            "table = \"ohlcv\"\nattempts = 2\nwindow = { start = \"2024-03-01\", end = \"2024-03-05\" }\ntransforms = [{ plugin = \"ohlcv\" }]",
-        ),
+        &moto,
+        &archive,
+        "attempts = 2\nwindow = { start = \"2024-03-01\", end = \"2024-03-05\" }\ntransforms = [{ plugin = \"ohlcv\" }]",
     );
 
     let (report, output) = sync_report(&config, &[], 1);
@@ -205,16 +221,11 @@ fn crafted_archives_are_quarantined_with_their_first_offending_line() {
 
     let dir = tempfile::tempdir().expect("tempdir");
     let archive = format!("{}/{ARCHIVE_BUCKET}", moto.endpoint());
-    let config = write_agent_config(
+    let config = spot_config(
         dir.path(),
-        r#"{ url = "lake" }"#,
-        &moto.host_port(),
-        &binance_pipeline(
-            "spot",
-            &archive,
-            r#"interval = "1m", symbols = ["BTCUSDT"]"#,
-            "table = \"ohlcv\"\nwindow = { start = \"2024-03-01\", end = \"2024-03-06\" }",
-        ),
+        &moto,
+        &archive,
+        "window = { start = \"2024-03-01\", end = \"2024-03-06\" }",
     );
     let (report, _) = sync_report(&config, &[], 1);
     let spot = &report["pipelines"][0];
@@ -280,16 +291,11 @@ fn credentials_in_a_source_url_are_never_printed_or_stored() {
         "http://mirror-user:hunter2-secret@{}/{ARCHIVE_BUCKET}",
         moto.host_port()
     );
-    let config = write_agent_config(
+    let config = spot_config(
         dir.path(),
-        r#"{ url = "lake" }"#,
-        &moto.host_port(),
-        &binance_pipeline(
-            "spot",
-            &archive,
-            r#"interval = "1m", symbols = ["BTCUSDT"]"#,
-            "table = \"ohlcv\"\nattempts = 1\nwindow = { start = \"2024-03-01\", end = \"2024-03-02\" }",
-        ),
+        &moto,
+        &archive,
+        "attempts = 1\nwindow = { start = \"2024-03-01\", end = \"2024-03-02\" }",
     );
     let (report, output) = sync_report(&config, &[], 1);
     let spot = &report["pipelines"][0];
@@ -325,4 +331,83 @@ fn credentials_in_a_source_url_are_never_printed_or_stored() {
             "the password is in the {what}: {text}"
         );
     }
+}
+
+/// A quarantined archive the source has not changed is not downloaded
+/// again on every run: it is reported as still quarantined until the source
+/// changes it, or `--retry-quarantined` asks for another try.
+#[test]
+fn an_unchanged_quarantined_archive_is_skipped_until_it_changes_or_is_retried() {
+    let moto = Moto::start();
+    moto.create_public_bucket(ARCHIVE_BUCKET);
+    KlineFile::spot("BTCUSDT", date!(2024 - 03 - 01), 10).upload(&moto);
+    let broken = KlineFile::spot("BTCUSDT", date!(2024 - 03 - 02), 10);
+    let mut lines: Vec<String> = broken.csv().lines().map(str::to_owned).collect();
+    lines[4] = lines[4].replacen(',', ",not-a-price", 1);
+    let zip = zip_one(
+        &broken.zip_name().replace(".zip", ".csv"),
+        lines.join("\n").as_bytes(),
+    );
+    moto.put(ARCHIVE_BUCKET, &broken.key(), zip.clone());
+    moto.put(
+        ARCHIVE_BUCKET,
+        &format!("{}.CHECKSUM", broken.key()),
+        checksum_file(&zip, &broken.zip_name()).into_bytes(),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = spot_config(
+        dir.path(),
+        &moto,
+        &format!("{}/{ARCHIVE_BUCKET}", moto.endpoint()),
+        "window = { start = \"2024-03-01\", end = \"2024-03-02\" }",
+    );
+    let counts = |report: &serde_json::Value| {
+        let run = &report["pipelines"][0];
+        [
+            "completed",
+            "quarantined",
+            "still_quarantined",
+            "up_to_date",
+            "bytes",
+        ]
+        .map(|name| run[name].as_u64().unwrap_or(u64::MAX))
+    };
+
+    let (first, _) = sync_report(&config, &[], 1);
+    assert_eq!(counts(&first)[..4], [1, 1, 0, 0], "{first:#}");
+
+    let (second, _) = sync_report(&config, &[], 1);
+    assert_eq!(counts(&second), [0, 0, 1, 1, 0], "{second:#}");
+    let skipped = &second["pipelines"][0]["artifacts"][0];
+    assert_eq!(skipped["outcome"], "still-quarantined", "{skipped}");
+    assert!(
+        skipped["quarantine_reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("line 5"),
+        "{skipped}"
+    );
+    assert!(skipped["quarantined_at"].is_string(), "{skipped}");
+    let (plan, _) = sync_report(&config, &["--dry-run"], 0);
+    assert_eq!(
+        plan["plans"][0]["still_quarantined"][0],
+        broken.key(),
+        "{plan:#}"
+    );
+
+    let (retried, _) = sync_report(&config, &["--retry-quarantined"], 1);
+    // Downloaded and decoded again: the same line refuses it.
+    assert_eq!(counts(&retried)[..3], [0, 1, 0], "{retried:#}");
+    assert!(
+        retried["pipelines"][0]["artifacts"][0]["quarantine_reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("line 5"),
+        "{retried:#}"
+    );
+
+    // The source publishes a good archive under the key: tried at once.
+    broken.upload(&moto);
+    let (fixed, _) = sync_report(&config, &[], 0);
+    assert_eq!(counts(&fixed)[..4], [1, 0, 0, 1], "{fixed:#}");
 }

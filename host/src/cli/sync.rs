@@ -24,6 +24,11 @@ pub struct SyncArgs {
     /// missing), with sizes and totals, without transferring anything.
     #[arg(long)]
     dry_run: bool,
+    /// Download again the archives an earlier run quarantined, even those
+    /// the source has not changed since (by default they are reported as
+    /// still quarantined and skipped).
+    #[arg(long)]
+    retry_quarantined: bool,
     /// Result format on stdout.
     #[arg(long, value_enum, default_value = "text")]
     output: Output,
@@ -109,6 +114,7 @@ pub(super) fn run(args: SyncArgs) -> u8 {
         if bars {
             run.progress = crate::telemetry::progress::pipeline_bar(&run.spec.name);
         }
+        run.retry_quarantined = args.retry_quarantined;
         let window = Window {
             start: args.from.clone().or_else(|| run.spec.start.clone()),
             end: args.to.clone().or_else(|| run.spec.end.clone()),
@@ -240,6 +246,13 @@ fn print_text(reports: &[RunReport], not_run: &[NotRun]) {
                     println!("  committed by another agent meanwhile: {}", a.key)
                 }
                 Outcome::Quarantined { reason } => println!("  quarantined {}: {reason}", a.key),
+                Outcome::StillQuarantined {
+                    quarantine_reason,
+                    quarantined_at,
+                } => println!(
+                    "  still quarantined {} (unchanged at the source since {quarantined_at}; --retry-quarantined tries it again): {quarantine_reason}",
+                    a.key
+                ),
                 Outcome::Failed { error, attempts } => {
                     println!("  failed {} after {attempts} attempt(s): {error}", a.key)
                 }

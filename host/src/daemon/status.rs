@@ -147,6 +147,9 @@ impl PipelineStatus {
             let (label, error) = match &artifact.outcome {
                 Outcome::Completed { .. } | Outcome::CommittedElsewhere => continue,
                 Outcome::Quarantined { reason } => ("quarantined", reason.clone()),
+                Outcome::StillQuarantined {
+                    quarantine_reason, ..
+                } => ("still-quarantined", quarantine_reason.clone()),
                 Outcome::Failed { error, .. } => ("failed", error.clone()),
             };
             self.recent_failures.insert(

@@ -55,6 +55,9 @@ pub struct PipelineRun {
     pub stop: StopSignal,
     /// Told how far the run is, for progress bars.
     pub progress: Option<Arc<dyn Progress>>,
+    /// Download again archives quarantined by an earlier run even when the
+    /// source has not changed them (`sync --retry-quarantined`).
+    pub retry_quarantined: bool,
 }
 
 /// Receives a run's progress (the CLI draws bars from it).
@@ -89,6 +92,9 @@ pub struct Planned {
     /// Artifacts to process, with the reason and what an earlier entry
     /// leaves behind.
     pub todo: Vec<(Artifact, Reason, Prior)>,
+    /// Quarantined by an earlier run and unchanged at the source: skipped,
+    /// with the earlier verdict.
+    pub still_quarantined: Vec<(Artifact, QuarantineNote)>,
     /// How many the source listed.
     pub discovered: usize,
     /// Gaps in the source's series.
@@ -197,9 +203,22 @@ impl PipelineRun {
                 has_entry[index] = true;
             }
         }
+        drop(listing);
         drop(wanted);
+        let has_note = self.quarantine_notes(&discovered, &has_entry).await?;
         let mut todo = Vec::new();
-        for (artifact, has_entry) in discovered.into_iter().zip(has_entry) {
+        let mut still_quarantined = Vec::new();
+        for ((artifact, has_entry), has_note) in discovered.into_iter().zip(has_entry).zip(has_note)
+        {
+            if has_note && !self.retry_quarantined {
+                let note = self.read_quarantine_note(&artifact).await?;
+                if let Some(note) =
+                    note.filter(|n| n.source.same_publication(&SourceIdentity::of(&artifact)))
+                {
+                    still_quarantined.push((artifact, note));
+                    continue;
+                }
+            }
             let recorded = if has_entry {
                 manifest::read_versioned(&self.lake, &self.spec.name, &artifact.key)
                     .await
@@ -251,14 +270,70 @@ impl PipelineRun {
         metrics::stage(&self.spec.name, "reconcile", reconcile_started.elapsed());
         Ok(Planned {
             todo,
+            still_quarantined,
             discovered: total,
             missing,
         })
     }
 
+    /// Which of `discovered` (those without a manifest entry) have a
+    /// quarantine note: one streamed listing of the quarantine prefix.
+    async fn quarantine_notes(
+        &self,
+        discovered: &[Artifact],
+        has_entry: &[bool],
+    ) -> Result<Vec<bool>, PipelineError> {
+        let wanted: std::collections::HashMap<String, usize> = discovered
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !has_entry[*i])
+            .map(|(i, artifact)| {
+                (
+                    layout::quarantine_reason_key(&self.spec.name, &artifact.key),
+                    i,
+                )
+            })
+            .collect();
+        let mut has_note = vec![false; discovered.len()];
+        if wanted.is_empty() {
+            return Ok(has_note);
+        }
+        let mut listing = self
+            .lake
+            .list_stream(&layout::quarantine_prefix(&self.spec.name));
+        while let Some(key) = listing.next().await {
+            let key = key.map_err(|source| self.lake_error(source))?;
+            if let Some(&index) = wanted.get(&key) {
+                has_note[index] = true;
+            }
+        }
+        Ok(has_note)
+    }
+
+    /// The note an earlier quarantine of `artifact` left; `None` when it is
+    /// gone or unreadable (the artifact is then tried again).
+    async fn read_quarantine_note(
+        &self,
+        artifact: &Artifact,
+    ) -> Result<Option<QuarantineNote>, PipelineError> {
+        let key = layout::quarantine_reason_key(&self.spec.name, &artifact.key);
+        let bytes = self
+            .lake
+            .get(&key)
+            .await
+            .map_err(|source| self.lake_error(source))?;
+        Ok(bytes.and_then(|b| serde_json::from_slice(&b).ok()))
+    }
+
     /// What a run over `window` would do, without doing it.
     pub async fn dry_run(&self, window: &Window) -> Result<PlanReport, PipelineError> {
         let planned = self.plan(window).await?;
+        let mut still_quarantined: Vec<String> = planned
+            .still_quarantined
+            .iter()
+            .map(|(artifact, _)| artifact.key.clone())
+            .collect();
+        still_quarantined.sort();
         let mut items: Vec<PlannedArtifact> = planned
             .todo
             .iter()
@@ -272,7 +347,8 @@ impl PipelineRun {
         Ok(PlanReport {
             pipeline: self.spec.name.clone(),
             discovered: planned.discovered,
-            up_to_date: planned.discovered - items.len(),
+            up_to_date: planned.discovered - items.len() - still_quarantined.len(),
+            still_quarantined,
             total_bytes: items.iter().filter_map(|a| a.size).sum(),
             unknown_sizes: items.iter().filter(|a| a.size.is_none()).count(),
             planned: items,
@@ -295,6 +371,7 @@ impl PipelineRun {
         let started = Instant::now();
         let Planned {
             todo,
+            still_quarantined,
             discovered,
             missing,
         } = self.plan(window).await?;
@@ -302,21 +379,45 @@ impl PipelineRun {
             pipeline = %self.spec.name,
             discovered,
             to_process = todo.len(),
-            up_to_date = discovered - todo.len(),
+            still_quarantined = still_quarantined.len(),
+            up_to_date = discovered - todo.len() - still_quarantined.len(),
             "Planned pipeline run."
         );
+        let skipped: Vec<ArtifactReport> = still_quarantined
+            .into_iter()
+            .map(|(artifact, note)| {
+                tracing::warn!(
+                    pipeline = %self.spec.name,
+                    artifact = %artifact.key,
+                    quarantined_at = %note.quarantined_at,
+                    error = %note.reason,
+                    "Artifact still quarantined and unchanged at the source; not downloaded again."
+                );
+                metrics::artifact_finished(&self.spec.name, "still-quarantined");
+                ArtifactReport::new(
+                    artifact.key,
+                    Reason::New,
+                    Outcome::StillQuarantined {
+                        quarantine_reason: note.reason,
+                        quarantined_at: note.quarantined_at,
+                    },
+                    std::time::Duration::ZERO,
+                )
+            })
+            .collect();
         let planned = todo.len();
         if let Some(progress) = &self.progress {
             progress.planned(planned, todo.iter().filter_map(|(a, _, _)| a.size).sum());
         }
         let stop = self.stop.clone();
-        let artifacts: Vec<ArtifactReport> = futures::stream::iter(todo)
+        let mut artifacts: Vec<ArtifactReport> = futures::stream::iter(todo)
             .take_while(|_| std::future::ready(!stop.is_stopped()))
             .map(|(artifact, reason, prior)| self.process(artifact, reason, prior))
             .buffer_unordered(self.spec.concurrency)
             .collect()
             .await;
         let deferred = planned - artifacts.len();
+        artifacts.extend(skipped);
         if let Some(progress) = &self.progress {
             progress.finished();
         }
@@ -420,7 +521,7 @@ impl PipelineRun {
                 rows,
                 "Artifact committed to the lake."
             ),
-            Outcome::CommittedElsewhere => {}
+            Outcome::CommittedElsewhere | Outcome::StillQuarantined { .. } => {}
             Outcome::Quarantined { reason } => tracing::warn!(
                 pipeline = %self.spec.name,
                 artifact = %report.key,
@@ -666,12 +767,12 @@ impl PipelineRun {
 
     /// Writes why an archive (already at its quarantine key) was refused.
     async fn note_quarantine(&self, artifact: &Artifact, reason: String) -> Outcome {
-        let note = serde_json::json!({
-            "pipeline": self.spec.name,
-            "source": SourceIdentity::of(artifact),
-            "reason": reason,
-            "quarantined_at": manifest::now_rfc3339(),
-        });
+        let note = QuarantineNote {
+            pipeline: self.spec.name.clone(),
+            source: SourceIdentity::of(artifact),
+            reason: reason.clone(),
+            quarantined_at: manifest::now_rfc3339(),
+        };
         let written = self
             .lake
             .put(
@@ -687,6 +788,20 @@ impl PipelineRun {
             },
         }
     }
+}
+
+/// Why an archive was quarantined: `<quarantine key>.reason.json`.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct QuarantineNote {
+    /// The pipeline that refused it.
+    pub pipeline: String,
+    /// The source's identity of what was refused: while it stays the same,
+    /// later runs skip the archive.
+    pub source: SourceIdentity,
+    /// Why.
+    pub reason: String,
+    /// When (RFC 3339).
+    pub quarantined_at: String,
 }
 
 /// How one attempt ended short of success.

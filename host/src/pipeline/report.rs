@@ -33,6 +33,14 @@ pub enum Outcome {
         #[serde(rename = "quarantine_reason")]
         reason: String,
     },
+    /// Quarantined by an earlier run, and unchanged at the source since: not
+    /// downloaded again (`sync --retry-quarantined` does).
+    StillQuarantined {
+        /// Why it was refused then.
+        quarantine_reason: String,
+        /// When.
+        quarantined_at: String,
+    },
     /// Another agent sharing the lake committed it first (its manifest entry
     /// was written between this run's reconcile and commit); nothing of
     /// this run's overwrote it.
@@ -52,6 +60,7 @@ impl Outcome {
         match self {
             Outcome::Completed { .. } => "completed",
             Outcome::Quarantined { .. } => "quarantined",
+            Outcome::StillQuarantined { .. } => "still-quarantined",
             Outcome::CommittedElsewhere => "committed-elsewhere",
             Outcome::Failed { .. } => "failed",
         }
@@ -198,6 +207,8 @@ pub struct PlanReport {
     pub discovered: usize,
     /// Already in the lake and unchanged at the source.
     pub up_to_date: usize,
+    /// Quarantined by an earlier run and unchanged at the source: skipped.
+    pub still_quarantined: Vec<String>,
     /// What would be processed, sorted by key.
     pub planned: Vec<PlannedArtifact>,
     /// Sum of the known sizes.
@@ -220,6 +231,9 @@ pub struct RunCounts {
     pub completed: usize,
     /// Quarantined this run.
     pub quarantined: usize,
+    /// Quarantined by an earlier run and unchanged at the source: skipped.
+    #[serde(default)]
+    pub still_quarantined: usize,
     /// Committed by another agent sharing the lake while this run worked on
     /// them.
     #[serde(default)]
@@ -277,6 +291,7 @@ impl RunReport {
                 up_to_date: discovered.saturating_sub(artifacts.len() + deferred),
                 completed: count("completed"),
                 quarantined: count("quarantined"),
+                still_quarantined: count("still-quarantined"),
                 committed_elsewhere: count("committed-elsewhere"),
                 failed: count("failed"),
                 deferred,
@@ -292,7 +307,9 @@ impl RunReport {
     /// Whether every artifact ended in the lake (deferred ones are not
     /// failures: the next run does them).
     pub fn succeeded(&self) -> bool {
-        self.counts.failed == 0 && self.counts.quarantined == 0
+        self.counts.failed == 0
+            && self.counts.quarantined == 0
+            && self.counts.still_quarantined == 0
     }
 }
 
