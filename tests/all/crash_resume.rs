@@ -90,17 +90,13 @@ fn kill_9_at_many_points_then_resume_is_exactly_once() {
     assert_eq!(totals[0]["n"], 60 * 1440, "exactly once: {totals:?}");
     assert_eq!(totals[0]["distinct_times"], 60 * 1440);
     // The killed runs' staging files are gone: the last run removed them.
-    let mut left = Vec::new();
-    let mut dirs = vec![dir.path().join("lake/_cryptolake/staging")];
-    while let Some(next) = dirs.pop() {
-        for entry in std::fs::read_dir(&next).into_iter().flatten().flatten() {
-            if entry.path().is_dir() {
-                dirs.push(entry.path());
-            } else if entry.file_name().to_string_lossy().starts_with("stage-") {
-                left.push(entry.path());
-            }
-        }
-    }
+    let left: Vec<_> = crate::support::files_under(&dir.path().join("lake/_cryptolake/staging"))
+        .into_iter()
+        .filter(|path| {
+            path.file_name()
+                .is_some_and(|name| name.to_string_lossy().starts_with("stage-"))
+        })
+        .collect();
     assert!(
         left.is_empty(),
         "staging files left after the kills: {left:?}"

@@ -5,7 +5,7 @@
 
 use time::macros::date;
 
-use crate::support::archive::{KlineFile, checksum_file, zip_one};
+use crate::support::archive::{KlineFile, checksum_file, upload_csv, zip_one};
 use crate::support::s3::{ARCHIVE_BUCKET, Moto};
 use crate::support::{binance_pipeline, duckdb, sync_report, write_agent_config};
 
@@ -169,16 +169,10 @@ fn crafted_archives_are_quarantined_with_their_first_offending_line() {
     moto.create_public_bucket(ARCHIVE_BUCKET);
     let good = KlineFile::spot("BTCUSDT", date!(2024 - 03 - 01), 10);
     good.upload(&moto);
-    let upload = |day: time::Date, csv: &[u8]| {
-        let file = KlineFile::spot("BTCUSDT", day, 0);
-        let zip = zip_one(&file.zip_name().replace(".zip", ".csv"), csv);
-        moto.put(ARCHIVE_BUCKET, &file.key(), zip.clone());
-        moto.put(
-            ARCHIVE_BUCKET,
-            &format!("{}.CHECKSUM", file.key()),
-            checksum_file(&zip, &file.zip_name()).into_bytes(),
-        );
-        file.key()
+    let upload = |day: time::Date, csv: &str| {
+        let key = KlineFile::spot("BTCUSDT", day, 0).key();
+        upload_csv(&moto, &key, csv);
+        key
     };
     let first_row = |day: time::Date| {
         KlineFile::spot("BTCUSDT", day, 1)
@@ -191,10 +185,7 @@ fn crafted_archives_are_quarantined_with_their_first_offending_line() {
     // 03-02: a row bomb, one row repeated 200,000 times (the real one was
     // 8 million rows from a 7 MB zip).
     let day = date!(2024 - 03 - 02);
-    let bomb = upload(
-        day,
-        format!("{}\n", first_row(day)).repeat(200_000).as_bytes(),
-    );
+    let bomb = upload(day, &format!("{}\n", first_row(day)).repeat(200_000));
     // 03-03 and 03-04: a row with 11 fields, and one with 13.
     let rows = |day| {
         KlineFile::spot("BTCUSDT", day, 5)
@@ -206,18 +197,18 @@ fn crafted_archives_are_quarantined_with_their_first_offending_line() {
     let day = date!(2024 - 03 - 03);
     let mut short = rows(day);
     short[3] = short[3].trim_end_matches(",0").to_owned();
-    let short = upload(day, short.join("\n").as_bytes());
+    let short = upload(day, &short.join("\n"));
     let day = date!(2024 - 03 - 04);
     let mut long = rows(day);
     long[1].push_str(",0");
-    let long = upload(day, long.join("\n").as_bytes());
+    let long = upload(day, &long.join("\n"));
     // 03-05: 64 MiB of zeros without a line ending (the real one was 1 GiB).
-    let zeros = upload(date!(2024 - 03 - 05), &vec![b'0'; 64 << 20]);
+    let zeros = upload(date!(2024 - 03 - 05), &"0".repeat(64 << 20));
     // 03-06: a row of the next day.
     let day = date!(2024 - 03 - 06);
     let mut spilled = rows(day);
     spilled.push(first_row(date!(2024 - 03 - 07)));
-    let spilled = upload(day, spilled.join("\n").as_bytes());
+    let spilled = upload(day, &spilled.join("\n"));
 
     let dir = tempfile::tempdir().expect("tempdir");
     let archive = format!("{}/{ARCHIVE_BUCKET}", moto.endpoint());
@@ -313,15 +304,9 @@ fn credentials_in_a_source_url_are_never_printed_or_stored() {
             String::from_utf8_lossy(&output.stderr).into_owned(),
         ),
     ];
-    let mut dirs = vec![dir.path().join("lake/_cryptolake")];
-    while let Some(next) = dirs.pop() {
-        for entry in std::fs::read_dir(&next).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if let Ok(text) = std::fs::read_to_string(&path) {
-                seen.push(("lake file", text));
-            }
+    for path in crate::support::files_under(&dir.path().join("lake/_cryptolake")) {
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            seen.push(("lake file", text));
         }
     }
     assert!(seen.iter().any(|(_, text)| text.contains("redacted@")));
@@ -344,16 +329,7 @@ fn an_unchanged_quarantined_archive_is_skipped_until_it_changes_or_is_retried() 
     let broken = KlineFile::spot("BTCUSDT", date!(2024 - 03 - 02), 10);
     let mut lines: Vec<String> = broken.csv().lines().map(str::to_owned).collect();
     lines[4] = lines[4].replacen(',', ",not-a-price", 1);
-    let zip = zip_one(
-        &broken.zip_name().replace(".zip", ".csv"),
-        lines.join("\n").as_bytes(),
-    );
-    moto.put(ARCHIVE_BUCKET, &broken.key(), zip.clone());
-    moto.put(
-        ARCHIVE_BUCKET,
-        &format!("{}.CHECKSUM", broken.key()),
-        checksum_file(&zip, &broken.zip_name()).into_bytes(),
-    );
+    upload_csv(&moto, &broken.key(), &lines.join("\n"));
     let dir = tempfile::tempdir().expect("tempdir");
     let config = spot_config(
         dir.path(),

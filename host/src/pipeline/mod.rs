@@ -188,29 +188,33 @@ impl PipelineRun {
         // compare identities. The listing is walked as a stream and only
         // the discovered keys are remembered, so memory follows the window,
         // not the manifest's size.
-        let wanted: std::collections::HashMap<String, usize> = discovered
-            .iter()
-            .enumerate()
-            .map(|(i, artifact)| (layout::manifest_key(&self.spec.name, &artifact.key), i))
-            .collect();
-        let mut has_entry = vec![false; discovered.len()];
-        let mut listing = self
-            .lake
-            .list_stream(&layout::manifest_prefix(&self.spec.name));
-        while let Some(key) = listing.next().await {
-            let key = key.map_err(|source| self.lake_error(source))?;
-            if let Some(&index) = wanted.get(&key) {
-                has_entry[index] = true;
-            }
-        }
-        drop(listing);
-        drop(wanted);
-        let has_note = self.quarantine_notes(&discovered, &has_entry).await?;
+        let has_entry = self
+            .listed(
+                &layout::manifest_prefix(&self.spec.name),
+                discovered
+                    .iter()
+                    .map(|artifact| Some(layout::manifest_key(&self.spec.name, &artifact.key))),
+            )
+            .await?;
+        // Only artifacts without an entry can be quarantined ones, and their
+        // notes matter only when they are not to be retried anyway.
+        let has_note = self
+            .listed(
+                &layout::quarantine_prefix(&self.spec.name),
+                discovered
+                    .iter()
+                    .zip(&has_entry)
+                    .map(|(artifact, has_entry)| {
+                        (!has_entry && !self.retry_quarantined)
+                            .then(|| layout::quarantine_reason_key(&self.spec.name, &artifact.key))
+                    }),
+            )
+            .await?;
         let mut todo = Vec::new();
         let mut still_quarantined = Vec::new();
         for ((artifact, has_entry), has_note) in discovered.into_iter().zip(has_entry).zip(has_note)
         {
-            if has_note && !self.retry_quarantined {
+            if has_note {
                 let note = self.read_quarantine_note(&artifact).await?;
                 if let Some(note) =
                     note.filter(|n| n.source.same_publication(&SourceIdentity::of(&artifact)))
@@ -276,38 +280,33 @@ impl PipelineRun {
         })
     }
 
-    /// Which of `discovered` (those without a manifest entry) have a
-    /// quarantine note: one streamed listing of the quarantine prefix.
-    async fn quarantine_notes(
+    /// Which of `keys` (`None`: not asked) exist under `prefix`: one
+    /// listing, walked as a stream, remembering only the keys asked for, so
+    /// memory follows the window, not the prefix's size. No listing when no
+    /// key is asked for.
+    async fn listed(
         &self,
-        discovered: &[Artifact],
-        has_entry: &[bool],
+        prefix: &str,
+        keys: impl Iterator<Item = Option<String>>,
     ) -> Result<Vec<bool>, PipelineError> {
-        let wanted: std::collections::HashMap<String, usize> = discovered
-            .iter()
+        let keys: Vec<Option<String>> = keys.collect();
+        let mut present = vec![false; keys.len()];
+        let wanted: std::collections::HashMap<String, usize> = keys
+            .into_iter()
             .enumerate()
-            .filter(|(i, _)| !has_entry[*i])
-            .map(|(i, artifact)| {
-                (
-                    layout::quarantine_reason_key(&self.spec.name, &artifact.key),
-                    i,
-                )
-            })
+            .filter_map(|(i, key)| Some((key?, i)))
             .collect();
-        let mut has_note = vec![false; discovered.len()];
         if wanted.is_empty() {
-            return Ok(has_note);
+            return Ok(present);
         }
-        let mut listing = self
-            .lake
-            .list_stream(&layout::quarantine_prefix(&self.spec.name));
+        let mut listing = self.lake.list_stream(prefix);
         while let Some(key) = listing.next().await {
             let key = key.map_err(|source| self.lake_error(source))?;
             if let Some(&index) = wanted.get(&key) {
-                has_note[index] = true;
+                present[index] = true;
             }
         }
-        Ok(has_note)
+        Ok(present)
     }
 
     /// The note an earlier quarantine of `artifact` left; `None` when it is

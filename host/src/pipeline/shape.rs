@@ -120,9 +120,9 @@ pub fn check_file(path: &Path, compression: Compression) -> Result<(), ShapeErro
     let io = |e: std::io::Error| ShapeError::NotTheArchive(format!("reading it failed: {e}"));
     let mut file = std::fs::File::open(path).map_err(io)?;
     let size = file.metadata().map_err(io)?.len();
-    let mut head = [0u8; 4];
-    let head_len = read_up_to(&mut file, &mut head).map_err(io)?;
-    let head = &head[..head_len];
+    let mut head = Vec::with_capacity(4);
+    (&mut file).take(4).read_to_end(&mut head).map_err(io)?;
+    let head = head.as_slice();
     match compression {
         Compression::None => Ok(()),
         Compression::Gzip if head.starts_with(GZIP_MAGIC) => Ok(()),
@@ -144,17 +144,6 @@ pub fn check_file(path: &Path, compression: Compression) -> Result<(), ShapeErro
             check_zip_tail(&tail, size)
         }
     }
-}
-
-fn read_up_to(file: &mut std::fs::File, buffer: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buffer.len() {
-        match file.read(&mut buffer[filled..])? {
-            0 => break,
-            n => filled += n,
-        }
-    }
-    Ok(filled)
 }
 
 /// A file's first bytes for a message: text as it is (an HTML or XML error

@@ -143,6 +143,22 @@ pub fn binance_pipeline(name: &str, archive: &str, params: &str, extra: &str) ->
     )
 }
 
+/// Every file under `dir`, at any depth (none when it does not exist).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut dirs = vec![dir.to_owned()];
+    while let Some(next) = dirs.pop() {
+        for entry in std::fs::read_dir(&next).into_iter().flatten().flatten() {
+            if entry.path().is_dir() {
+                dirs.push(entry.path());
+            } else {
+                files.push(entry.path());
+            }
+        }
+    }
+    files
+}
+
 /// A compile cache shared by the tests of this workspace.
 pub fn compile_cache_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
