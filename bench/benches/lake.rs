@@ -12,7 +12,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use cryptolake::config::{FloatEncoding, ParquetConfig};
 use cryptolake::early_sync::EarlySync;
 use cryptolake::lake::parquet::{ParquetSink, ROW_GROUP_ROWS};
-use cryptolake::plugin::{Batch, Column, ColumnValues, DictionaryUtf8};
+use cryptolake::wit::{Batch, Column, ColumnValues, DictionaryUtf8};
 
 #[macro_use]
 mod common;
@@ -108,7 +108,7 @@ fn ohlcv_batch(rows: usize) -> Batch {
 
 fn parquet_write(c: &mut Criterion) {
     let batch = ohlcv_batch(ROW_GROUP_ROWS);
-    let partition = partition_of!(cryptolake::plugin);
+    let partition = partition_of!(cryptolake::wit);
     let mut group = c.benchmark_group("parquet_write_ohlcv_row_group");
     group.throughput(Throughput::Elements(ROW_GROUP_ROWS as u64));
     group.measurement_time(Duration::from_secs(8));

@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use cryptolake::config::{Limits, PluginLocation, PluginSpec};
-use cryptolake::plugin::{self as host, Runtime};
+use cryptolake::plugin::{DecoderSession, Runtime};
+use cryptolake::wit as host;
 use cryptolake_plugin_sdk as sdk;
 
 #[macro_use]
@@ -199,7 +200,7 @@ impl Decode for cryptolake_plugin_binance::decoder::CsvDecoder {
     }
 }
 
-impl Decode for host::DecoderSession {
+impl Decode for DecoderSession {
     fn push_rows(&mut self, chunk: &[u8]) -> u32 {
         self.push(chunk).expect("push").iter().map(|b| b.rows).sum()
     }

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use crate::config::{LakeLocation, PipelineSpec, Plan, PluginSpec};
 use crate::lake::Lake;
 use crate::pipeline::{Configured, PipelineRun, StopSignal};
-use crate::plugin::{Plugin, PluginHandle, PluginKind, PluginLoadError, Runtime};
+use crate::plugin::{Plugin, PluginHandle, PluginLoadError, Runtime};
+use crate::wit::PluginKind;
 
 /// Opens the lake a plan names. An object store lake is opened with the
 /// credentials the platform gives (see `storage`); nothing is requested yet.
@@ -89,14 +90,14 @@ pub struct PreparedSwap {
 
 impl PreparedSwap {
     /// The version that will serve.
-    pub fn identity(&self) -> &crate::plugin::PluginIdentity {
+    pub fn identity(&self) -> &crate::wit::PluginIdentity {
         self.new.identity()
     }
 
     /// Makes the new version serve new work; work already started finishes
     /// on the old one. `changed_at` (the file's modification time) starts
     /// the swap-latency measurement. Returns the replaced identity.
-    pub fn apply(self, changed_at: Option<std::time::SystemTime>) -> crate::plugin::PluginIdentity {
+    pub fn apply(self, changed_at: Option<std::time::SystemTime>) -> crate::wit::PluginIdentity {
         if let Some(at) = changed_at {
             self.new.measure_swap_from(at);
         }
@@ -121,7 +122,7 @@ impl Agent {
     }
 
     /// The versions of the plugins loaded so far, serving now.
-    pub fn plugin_identities(&self) -> Vec<crate::plugin::PluginIdentity> {
+    pub fn plugin_identities(&self) -> Vec<crate::wit::PluginIdentity> {
         self.loaded
             .values()
             .filter_map(|loaded| loaded.as_ref().ok())

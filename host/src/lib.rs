@@ -21,3 +21,4 @@ pub mod schedule;
 pub mod storage;
 pub mod telemetry;
 pub mod transfer;
+pub mod wit;

@@ -1,7 +1,7 @@
 //! Discovery through the Binance plugin against a real S3 listing: marker
 //! pagination over more than one page, window filtering, layouts.
 
-use cryptolake::plugin::Window;
+use cryptolake::wit::Window;
 use time::macros::date;
 
 use crate::support::archive::checksum_file;
@@ -23,7 +23,7 @@ fn put_listed(moto: &Moto, symbol: &str, day: &str) {
 
 /// Discovers spot 1m klines of `symbols` in `window` on the archive bucket
 /// of `moto`.
-fn discover_in(moto: &Moto, symbols: &str, window: &Window) -> Vec<cryptolake::plugin::Artifact> {
+fn discover_in(moto: &Moto, symbols: &str, window: &Window) -> Vec<cryptolake::wit::Artifact> {
     let binance = runtime::builtin("binance", &[&moto.host_port()]);
     let endpoint = format!("{}/{ARCHIVE_BUCKET}", moto.endpoint());
     let params = serde_json::json!({
@@ -58,7 +58,7 @@ fn listing_pagination_reaches_every_key() {
     let periods: Vec<&str> = all.iter().map(|a| a.partition.period.as_str()).collect();
     assert_eq!(periods, days.iter().map(String::as_str).collect::<Vec<_>>());
     let pages = cryptolake::telemetry::metrics::value(
-        cryptolake::telemetry::metrics::Metric::PluginCustom,
+        cryptolake::telemetry::metrics::Metric::PluginCustomCounter,
         &[("plugin", "binance"), ("name", "artifacts_listed")],
     );
     assert!(pages >= days.len() as f64);
@@ -165,6 +165,6 @@ fn probe_mode_finds_archives_the_listing_does_not_show() {
     let periods: Vec<&str> = found.iter().map(|a| a.partition.period.as_str()).collect();
     assert_eq!(periods, ["2024-06-01", "2024-06-03"]);
     assert!(
-        matches!(&found[0].checksum, cryptolake::plugin::ChecksumSource::Sha256(h) if h.len() == 64)
+        matches!(&found[0].checksum, cryptolake::wit::ChecksumSource::Sha256(h) if h.len() == 64)
     );
 }

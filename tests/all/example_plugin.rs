@@ -2,7 +2,7 @@
 //! SDK only, loads from its `.wasm` file and transforms batches in the host.
 
 use cryptolake::config::{Limits, PluginLocation};
-use cryptolake::plugin::{Batch, Column, ColumnValues, PluginKind};
+use cryptolake::wit::{Batch, Column, ColumnValues, PluginKind};
 
 use crate::support::{runtime, spot_btcusdt};
 

@@ -16,6 +16,7 @@ mod crash_resume;
 mod data_types;
 mod discovery;
 mod example_plugin;
+mod layering;
 mod mirror;
 mod network_faults;
 mod object_store_lake;

@@ -6,11 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cryptolake::config::{Limits, PluginLocation};
-use cryptolake::plugin::{
-    Artifact, CallErrorKind, ChecksumSource, Compression, GuestError, PartitionValues, Plugin,
-    Window,
-};
+use cryptolake::plugin::{CallErrorKind, GuestError, Plugin};
 use cryptolake::telemetry::metrics::{self, Metric};
+use cryptolake::wit::{Artifact, ChecksumSource, Compression, PartitionValues, Window};
 
 use crate::support::runtime;
 

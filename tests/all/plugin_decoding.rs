@@ -3,7 +3,7 @@
 //! reads most numbers from one 16-byte block with SIMD lanes, which native
 //! unit tests only check lane by lane.
 
-use cryptolake::plugin::{Artifact, Batch, ChecksumSource, ColumnValues, Compression};
+use cryptolake::wit::{Artifact, Batch, ChecksumSource, ColumnValues, Compression};
 
 use crate::support::{runtime, spot_btcusdt};
 

@@ -3,7 +3,8 @@
 //! serves a second engine without recompiling.
 
 use cryptolake::config::{Limits, PluginLocation};
-use cryptolake::plugin::{CacheOutcome, PluginKind, Runtime};
+use cryptolake::plugin::{CacheOutcome, Runtime};
+use cryptolake::wit::PluginKind;
 
 use crate::support::{describe, run_cryptolake, runtime};
 

@@ -2,7 +2,7 @@
 
 use crate::agent::Agent;
 use crate::pipeline::{MissingSeries, Outcome, PlanReport, RunReport};
-use crate::plugin::Window;
+use crate::wit::Window;
 
 use super::{ConfigArg, EXIT_FAILED, EXIT_USAGE, Output};
 

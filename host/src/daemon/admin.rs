@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use super::status::StatusBoard;
 use crate::lake::Lake;
-use crate::plugin::PluginIdentity;
+use crate::wit::PluginIdentity;
 
 /// Longest the lake check of `/ready` may take.
 const LAKE_CHECK_TIMEOUT: Duration = Duration::from_secs(2);

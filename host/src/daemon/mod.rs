@@ -251,7 +251,7 @@ impl Daemon {
             Ok(Some(prepared)) => {
                 let new = prepared.identity().clone();
                 let old = prepared.apply(changed_at);
-                metrics::reload("plugin", "success");
+                metrics::reload(metrics::ReloadKind::Plugin, metrics::ReloadOutcome::Success);
                 self.publish_info(false);
                 tracing::info!(
                     plugin = %spec.name,
@@ -263,11 +263,17 @@ impl Daemon {
                 );
             }
             Ok(None) => {
-                metrics::reload("plugin", "unchanged");
+                metrics::reload(
+                    metrics::ReloadKind::Plugin,
+                    metrics::ReloadOutcome::Unchanged,
+                );
                 tracing::debug!(plugin = %spec.name, "Plugin file touched but unchanged.");
             }
             Err(error) => {
-                metrics::reload("plugin", "rejected");
+                metrics::reload(
+                    metrics::ReloadKind::Plugin,
+                    metrics::ReloadOutcome::Rejected,
+                );
                 tracing::error!(
                     plugin = %spec.name,
                     error = %error,
@@ -283,18 +289,24 @@ impl Daemon {
         let new = match config::load(&self.config_path) {
             Ok(plan) => plan,
             Err(error) => {
-                metrics::reload("config", "rejected");
+                metrics::reload(
+                    metrics::ReloadKind::Config,
+                    metrics::ReloadOutcome::Rejected,
+                );
                 tracing::error!(error = %error, "Configuration reload rejected; the running configuration stays.");
                 return;
             }
         };
         match self.apply_config(new) {
             Ok(summary) if summary.is_empty() => {
-                metrics::reload("config", "unchanged");
+                metrics::reload(
+                    metrics::ReloadKind::Config,
+                    metrics::ReloadOutcome::Unchanged,
+                );
                 tracing::info!("Configuration file changed, but nothing in it did.");
             }
             Ok(summary) => {
-                metrics::reload("config", "success");
+                metrics::reload(metrics::ReloadKind::Config, metrics::ReloadOutcome::Success);
                 self.publish_info(true);
                 tracing::info!(
                     started = ?summary.started,
@@ -305,7 +317,10 @@ impl Daemon {
                 );
             }
             Err(error) => {
-                metrics::reload("config", "rejected");
+                metrics::reload(
+                    metrics::ReloadKind::Config,
+                    metrics::ReloadOutcome::Rejected,
+                );
                 tracing::error!(error = %error, "Configuration reload rejected; the running configuration stays.");
             }
         }

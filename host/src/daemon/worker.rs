@@ -16,8 +16,8 @@ use tokio::task::JoinHandle;
 use super::status::{self, StatusBoard, rfc3339};
 use crate::config::PipelineSpec;
 use crate::pipeline::{PipelineRun, StopSignal};
-use crate::plugin::Window;
 use crate::telemetry::metrics;
+use crate::wit::Window;
 
 /// A running worker.
 pub struct Worker {
@@ -112,14 +112,21 @@ async fn run_loop(run: PipelineRun, board: StatusBoard, mut cancelled: watch::Re
                 if ok && report.counts.deferred == 0 {
                     caught_up = true;
                 }
-                metrics::pipeline_run(&name, if ok { "succeeded" } else { "failed" });
+                metrics::pipeline_run(
+                    &name,
+                    if ok {
+                        metrics::RunOutcome::Succeeded
+                    } else {
+                        metrics::RunOutcome::Failed
+                    },
+                );
                 board.update(&name, |s| {
                     s.record_report(rfc3339(started), window.start.clone(), &report)
                 });
                 ok
             }
             Err(error) => {
-                metrics::pipeline_run(&name, "error");
+                metrics::pipeline_run(&name, metrics::RunOutcome::Error);
                 tracing::error!(pipeline = %name, error = %error, "Scheduled run could not run; retrying later.");
                 board.update(&name, |s| {
                     s.record_error(rfc3339(started), window.start.clone(), error.to_string())

@@ -12,7 +12,7 @@
 //! Partition columns live in the path, as Spark and Hive write them, so
 //! readers with hive partitioning get them as columns without duplicates.
 
-use crate::plugin::PartitionValues;
+use crate::wit::PartitionValues;
 
 /// Directory of files being written.
 pub const STAGING_DIR: &str = "_cryptolake/staging";

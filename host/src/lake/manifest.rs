@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Lake, LakeError, Version, WriteMode, Written, layout};
-use crate::plugin::{Artifact, PluginIdentity};
+use crate::wit::{Artifact, PluginIdentity};
 
 /// Format version of entries written by this agent.
 pub const ENTRY_VERSION: u32 = 1;
@@ -45,7 +45,7 @@ impl SourceIdentity {
             etag: artifact.etag.clone(),
             last_modified: artifact.last_modified.clone(),
             published_sha256: match &artifact.checksum {
-                crate::plugin::ChecksumSource::Sha256(hex) => Some(hex.to_ascii_lowercase()),
+                crate::wit::ChecksumSource::Sha256(hex) => Some(hex.to_ascii_lowercase()),
                 _ => None,
             },
         }
@@ -124,7 +124,7 @@ pub struct ManifestEntry {
     pub raw_key: Option<String>,
     /// How the archive reached the lake: `direct`, `stream`, `stream-fallback`.
     #[serde(default)]
-    pub transfer: Option<String>,
+    pub transfer: Option<super::TransferPath>,
     /// How a server-side copy was verified (direct transfers only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub copy_verification: Option<super::CopyVerification>,

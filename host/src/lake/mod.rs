@@ -19,7 +19,7 @@ pub mod staging;
 /// Fixtures for the lake's unit tests.
 #[cfg(test)]
 pub(crate) mod fixtures {
-    use crate::plugin::PartitionValues;
+    use crate::wit::PartitionValues;
 
     /// The partition of a Binance spot BTCUSDT kline file.
     pub fn spot_btcusdt(interval: &str, period: &str) -> PartitionValues {
@@ -63,15 +63,28 @@ pub enum CopyVerification {
     ReadBack,
 }
 
-impl CopyVerification {
-    /// The name used in metrics and manifest entries.
-    pub fn label(self) -> &'static str {
-        match self {
-            CopyVerification::ServerChecksum => "server-checksum",
-            CopyVerification::StoredChecksum => "stored-checksum",
-            CopyVerification::ReadBack => "read-back",
+impl From<CopyVerification> for crate::telemetry::metrics::Verification {
+    fn from(verification: CopyVerification) -> Self {
+        match verification {
+            CopyVerification::ServerChecksum => Self::ServerChecksum,
+            CopyVerification::StoredChecksum => Self::StoredChecksum,
+            CopyVerification::ReadBack => Self::ReadBack,
         }
     }
+}
+
+/// How an archive reached the lake; one spelling in manifest entries, run
+/// reports and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TransferPath {
+    /// A server-side copy: no archive bytes through the agent.
+    Direct,
+    /// Downloaded through the agent.
+    Stream,
+    /// Downloaded through the agent after a server-side copy failed
+    /// (`transfer = "auto"`).
+    StreamFallback,
 }
 
 /// The result of a server-side copy into the lake.

@@ -12,7 +12,7 @@ use super::parquet::ParquetSink;
 use crate::config::ParquetConfig;
 use crate::early_sync::EarlySync;
 use crate::period;
-use crate::plugin::{Batch, Column, ColumnValues, PartitionValues};
+use crate::wit::{Batch, Column, ColumnValues, PartitionValues};
 
 /// Creates a staging file for one output.
 pub type NewFile = Box<dyn FnMut() -> Result<tempfile::NamedTempFile, String> + Send>;
@@ -182,12 +182,10 @@ fn select(batch: &Batch, rows: &[u32]) -> Batch {
                 ColumnValues::Boolean(v) => ColumnValues::Boolean(pick(v, rows)),
                 ColumnValues::Utf8(v) => ColumnValues::Utf8(pick(v, rows)),
                 ColumnValues::TimestampUs(v) => ColumnValues::TimestampUs(pick(v, rows)),
-                ColumnValues::Utf8Dict(d) => {
-                    ColumnValues::Utf8Dict(crate::plugin::DictionaryUtf8 {
-                        dictionary: d.dictionary.clone(),
-                        keys: pick(&d.keys, rows),
-                    })
-                }
+                ColumnValues::Utf8Dict(d) => ColumnValues::Utf8Dict(crate::wit::DictionaryUtf8 {
+                    dictionary: d.dictionary.clone(),
+                    keys: pick(&d.keys, rows),
+                }),
             },
             nulls: c.nulls.as_deref().map(|n| pick(n, rows)),
         })

@@ -26,7 +26,7 @@ use parquet::schema::types::ColumnPath;
 use super::layout::PARTITION_COLUMNS;
 use crate::config::{FloatEncoding, IntegerEncoding, ParquetConfig};
 use crate::early_sync::EarlySync;
-use crate::plugin::{Batch, ColumnValues, PartitionValues};
+use crate::wit::{Batch, ColumnValues, PartitionValues};
 
 /// Rows per Parquet row group.
 pub const ROW_GROUP_ROWS: usize = 256 * 1024;
@@ -387,7 +387,7 @@ mod tests {
     use parquet::basic::Encoding;
 
     use super::*;
-    use crate::plugin::Column;
+    use crate::wit::Column;
 
     fn batch() -> Batch {
         let column = |name: &str, values: ColumnValues| Column {
@@ -440,7 +440,7 @@ mod tests {
         let mut batch = batch();
         batch.columns.push(Column {
             name: "side".to_owned(),
-            values: ColumnValues::Utf8Dict(crate::plugin::DictionaryUtf8 {
+            values: ColumnValues::Utf8Dict(crate::wit::DictionaryUtf8 {
                 dictionary: vec!["buy".to_owned(), "sell".to_owned()],
                 keys: vec![1, 0, 1],
             }),

@@ -13,9 +13,8 @@ use std::time::{Duration, Instant};
 
 use super::payload::{Archive, PayloadError, with_payload};
 use crate::lake::outputs::Outputs;
-use crate::plugin::{
-    Artifact, Batch, Compression, Counters, Plugin, PluginCallError, PluginHandle, TransformSession,
-};
+use crate::plugin::{Counters, Plugin, PluginCallError, PluginHandle, TransformSession};
+use crate::wit::{Artifact, Batch, Compression};
 
 /// Bytes handed to the decoder per call.
 pub const CHUNK_BYTES: usize = 1 << 20;

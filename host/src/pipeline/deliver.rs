@@ -5,7 +5,7 @@
 //!
 //! Owns: the transfer modes and their verification, and publishing outputs.
 //! It must not decide between retry, quarantine and failure, nor write
-//! manifest entries: it reports an [`Attempt`] and [`PipelineRun`] decides.
+//! manifest entries: it reports an [`Attempt`] (classified in `attempt`) and [`PipelineRun`] acts on it.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,11 +21,11 @@ use crate::config::{MissingChecksumPolicy, TransferMode};
 use crate::early_sync::EarlySync;
 use crate::lake::manifest::OutputFile;
 use crate::lake::outputs::Outputs;
-use crate::lake::{CopyVerification, DirectCopy, Published, WriteMode, layout};
-use crate::plugin::{Artifact, ChecksumSource, Compression, bindings::types::S3Location};
+use crate::lake::{CopyVerification, DirectCopy, Published, TransferPath, WriteMode, layout};
 use crate::telemetry::metrics;
 use crate::transfer;
 use crate::transfer::growing::{EndOnDrop, Growth};
+use crate::wit::{Artifact, ChecksumSource, Compression, types::S3Location};
 
 /// What decoding one archive produced, staged.
 struct Decoded {
@@ -84,7 +84,7 @@ impl PipelineRun {
                         "Server-side copy failed; streaming this archive instead."
                     );
                     let mut delivered = self.stream_raw(artifact, checksum, fresh).await?;
-                    delivered.transfer = "stream-fallback";
+                    delivered.transfer = TransferPath::StreamFallback;
                     return Ok(delivered);
                 }
                 Err(other) => return Err(other),
@@ -150,14 +150,14 @@ impl PipelineRun {
                 bytes_read,
                 requests,
             } => {
-                metrics::direct_copy(&self.spec.name, verification.label(), bytes_read);
+                metrics::direct_copy(&self.spec.name, verification.into(), bytes_read);
                 Ok(Delivered {
                     copy_requests: Some(requests),
                     counters: Default::default(),
                     sha256,
                     verification: Some(verification),
                     bytes: 0,
-                    transfer: "direct",
+                    transfer: TransferPath::Direct,
                     raw_key: Some(raw_key),
                     outputs: Vec::new(),
                     rows: 0,
@@ -236,7 +236,7 @@ impl PipelineRun {
             sha256: downloaded.sha256,
             verification: None,
             bytes: downloaded.bytes,
-            transfer: "stream",
+            transfer: TransferPath::Stream,
             raw_key: Some(raw_key),
             outputs: Vec::new(),
             rows: 0,
@@ -408,7 +408,7 @@ impl PipelineRun {
         drop(download_ended);
         let transfer_time = started.elapsed();
         if let Ok((_, downloaded)) = &downloaded {
-            metrics::stage(&self.spec.name, "transfer", transfer_time);
+            metrics::stage(&self.spec.name, metrics::Stage::Transfer, transfer_time);
             tracing::debug!(
                 artifact = %artifact.key,
                 bytes = downloaded.bytes,
@@ -439,9 +439,9 @@ impl PipelineRun {
                 write_ms = times.write.as_secs_f64() * 1000.0,
                 "Archive decoded; the stages overlap, so their times add up to more than the wall time."
             );
-            metrics::stage(&self.spec.name, "decode", times.decode);
-            metrics::stage(&self.spec.name, "transform", times.transform);
-            metrics::stage(&self.spec.name, "write", times.write);
+            metrics::stage(&self.spec.name, metrics::Stage::Decode, times.decode);
+            metrics::stage(&self.spec.name, metrics::Stage::Transform, times.transform);
+            metrics::stage(&self.spec.name, metrics::Stage::Write, times.write);
         }
         let Decoded {
             rows,
@@ -450,25 +450,7 @@ impl PipelineRun {
             ..
         } = match decoded {
             Ok(done) => done,
-            Err(DecodeError::Archive(message)) => {
-                return Err(Attempt::Quarantine {
-                    staged,
-                    reason: format!("archive verified but unusable: {message}"),
-                });
-            }
-            Err(DecodeError::Plugin(error)) if error.is_malformed_input() => {
-                return Err(Attempt::Quarantine {
-                    staged,
-                    reason: error.to_string(),
-                });
-            }
-            Err(DecodeError::Plugin(error)) if error.is_transient() => {
-                return Err(Attempt::Retry {
-                    error: error.to_string(),
-                    wait: None,
-                });
-            }
-            Err(error) => return Err(Attempt::Fail(error.to_string())),
+            Err(error) => return Err(Attempt::from_decode(error, staged)),
         };
         // One file per artifact, or per day for a monthly archive; named
         // after the artifact, so re-processing replaces them.
@@ -497,7 +479,7 @@ impl PipelineRun {
             sha256: downloaded.sha256,
             verification: None,
             bytes: downloaded.bytes,
-            transfer: "stream",
+            transfer: TransferPath::Stream,
             raw_key,
             outputs,
             rows,
@@ -511,7 +493,7 @@ pub(super) struct Delivered {
     pub(super) counters: crate::plugin::Counters,
     pub(super) verification: Option<CopyVerification>,
     pub(super) bytes: u64,
-    pub(super) transfer: &'static str,
+    pub(super) transfer: TransferPath,
     pub(super) raw_key: Option<String>,
     pub(super) outputs: Vec<OutputFile>,
     pub(super) rows: u64,

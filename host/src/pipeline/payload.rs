@@ -14,8 +14,8 @@ use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::plugin::Compression;
 use crate::transfer::growing::Growth;
+use crate::wit::Compression;
 
 /// Where an archive's bytes are.
 #[derive(Clone)]

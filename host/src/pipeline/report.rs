@@ -5,8 +5,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::Reason;
+use crate::lake::TransferPath;
 use crate::period;
-use crate::plugin::Artifact;
+use crate::telemetry::metrics::ArtifactOutcome;
+use crate::wit::Artifact;
 
 /// How one artifact ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -19,7 +21,7 @@ pub enum Outcome {
         /// Archive bytes downloaded through the agent.
         bytes: u64,
         /// `direct`, `stream`, or `stream-fallback` (a failed direct copy).
-        transfer: String,
+        transfer: TransferPath,
         /// Requests a server-side copy took from start to commit: the
         /// checksum, the copy (and its checks), the checksum file's mirror
         /// and the manifest entry. Direct copies only.
@@ -55,14 +57,14 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// Metric label.
-    pub fn label(&self) -> &'static str {
+    /// Which kind of ending this is, as the metrics and the counts name it.
+    pub fn kind(&self) -> ArtifactOutcome {
         match self {
-            Outcome::Completed { .. } => "completed",
-            Outcome::Quarantined { .. } => "quarantined",
-            Outcome::StillQuarantined { .. } => "still-quarantined",
-            Outcome::CommittedElsewhere => "committed-elsewhere",
-            Outcome::Failed { .. } => "failed",
+            Outcome::Completed { .. } => ArtifactOutcome::Completed,
+            Outcome::Quarantined { .. } => ArtifactOutcome::Quarantined,
+            Outcome::StillQuarantined { .. } => ArtifactOutcome::StillQuarantined,
+            Outcome::CommittedElsewhere => ArtifactOutcome::CommittedElsewhere,
+            Outcome::Failed { .. } => ArtifactOutcome::Failed,
         }
     }
 }
@@ -274,10 +276,10 @@ impl RunReport {
         elapsed: Duration,
     ) -> Self {
         artifacts.sort_by(|a, b| a.key.cmp(&b.key));
-        let count = |label: &str| {
+        let count = |kind: ArtifactOutcome| {
             artifacts
                 .iter()
-                .filter(|a| a.outcome.label() == label)
+                .filter(|a| a.outcome.kind() == kind)
                 .count()
         };
         let (rows, bytes) = artifacts.iter().fold((0, 0), |(r, b), a| match a.outcome {
@@ -289,11 +291,11 @@ impl RunReport {
             counts: RunCounts {
                 discovered,
                 up_to_date: discovered.saturating_sub(artifacts.len() + deferred),
-                completed: count("completed"),
-                quarantined: count("quarantined"),
-                still_quarantined: count("still-quarantined"),
-                committed_elsewhere: count("committed-elsewhere"),
-                failed: count("failed"),
+                completed: count(ArtifactOutcome::Completed),
+                quarantined: count(ArtifactOutcome::Quarantined),
+                still_quarantined: count(ArtifactOutcome::StillQuarantined),
+                committed_elsewhere: count(ArtifactOutcome::CommittedElsewhere),
+                failed: count(ArtifactOutcome::Failed),
                 deferred,
                 rows,
                 bytes,

@@ -12,7 +12,7 @@
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
-use crate::plugin::Compression;
+use crate::wit::Compression;
 
 /// The end-of-central-directory record without its comment.
 const EOCD_BYTES: usize = 22;

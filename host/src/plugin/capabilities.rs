@@ -16,10 +16,10 @@ use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use super::bindings::source::cryptolake::plugin::{clock, http, log, metrics, types};
 use crate::config::HostPattern;
 use crate::telemetry::metrics as host_metrics;
 use crate::transfer::egress::{Egress, EgressError, SendError};
+use crate::wit::source::cryptolake::plugin::{clock, http, log, metrics, types};
 
 /// Largest panic message or stderr output kept from a guest.
 const STDERR_CAPACITY: usize = 16 << 10;

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::bindings::types::PluginError as WitPluginError;
+use crate::wit::types::PluginError as WitPluginError;
 
 /// A plugin could not be loaded.
 #[derive(Debug, thiserror::Error)]

@@ -11,16 +11,17 @@ use std::time::Instant;
 use wasmtime::Store;
 use wasmtime::component::InstancePre;
 
-use super::bindings::{source, transform};
+use super::CacheOutcome;
 use super::capabilities::{HostState, HttpLender};
 use super::engine::ticks_for;
 use super::error::{CallErrorKind, GuestError, PluginCallError};
-use super::{CacheOutcome, PluginIdentity, PluginKind};
 use crate::config::{Limits, PluginSpec};
 use crate::telemetry::metrics;
+use crate::wit::{PluginIdentity, PluginKind};
+use crate::wit::{source, transform};
 
 /// What a raw call into a guest returns: a trap, or the guest's own result.
-pub(super) type GuestResult<R> = wasmtime::Result<Result<R, super::bindings::types::PluginError>>;
+pub(super) type GuestResult<R> = wasmtime::Result<Result<R, crate::wit::types::PluginError>>;
 
 /// Idle instances kept per plugin; more are dropped when checked in.
 const MAX_IDLE: usize = 16;
@@ -281,9 +282,9 @@ impl Plugin {
             instance.store.data().limits.peak_memory,
         );
         let label = match &outcome {
-            Ok(Ok(_)) => "ok",
-            Ok(Err(_)) => "error",
-            Err(_) => "fault",
+            Ok(Ok(_)) => metrics::CallOutcome::Ok,
+            Ok(Err(_)) => metrics::CallOutcome::Error,
+            Err(_) => metrics::CallOutcome::Fault,
         };
         metrics::plugin_call(&self.identity.name, call, started.elapsed(), label);
         match outcome {
@@ -329,15 +330,15 @@ impl Plugin {
         if let Some(trap) = error.downcast_ref::<wasmtime::Trap>()
             && *trap == wasmtime::Trap::Interrupt
         {
-            metrics::plugin_fault(&self.identity.name, "timeout");
+            metrics::plugin_fault(&self.identity.name, metrics::FaultKind::Timeout);
             return CallErrorKind::Timeout(self.limits.call_timeout);
         }
         let chain = format!("{error:#}");
         if chain.contains("forcing trap when growing memory") {
-            metrics::plugin_fault(&self.identity.name, "memory_limit");
+            metrics::plugin_fault(&self.identity.name, metrics::FaultKind::MemoryLimit);
             return CallErrorKind::MemoryLimit(self.limits.memory_bytes);
         }
-        metrics::plugin_fault(&self.identity.name, "trap");
+        metrics::plugin_fault(&self.identity.name, metrics::FaultKind::Trap);
         let stderr = store.data().stderr_text();
         let message = if stderr.is_empty() {
             error.root_cause().to_string()

@@ -11,7 +11,6 @@
 //! It must not do pipeline work (transfer, Parquet, manifests): callers get
 //! typed artifacts and batches and decide what to do with them.
 
-pub mod bindings;
 mod cache;
 mod capabilities;
 mod engine;
@@ -27,10 +26,6 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker, types::ComponentItem};
 
-pub use bindings::types::{
-    Artifact, Batch, ChecksumSource, Column, ColumnValues, Compression, DictionaryUtf8,
-    PartitionValues, Window,
-};
 pub use cache::{CacheOutcome, CompileCache};
 pub use capabilities::{HostState, HttpLender};
 pub use error::{CallErrorKind, GuestError, PluginCallError, PluginLoadError};
@@ -39,57 +34,9 @@ pub use instance::Plugin;
 pub use session::{Counters, DecoderSession, TransformSession};
 
 use crate::config::PluginSpec;
+use crate::wit;
+use crate::wit::{PluginKind, WIT_VERSION};
 use engine::TickingEngine;
-
-/// The WIT package version this host implements.
-pub const WIT_VERSION: &str = "0.1.0";
-
-/// What a plugin is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PluginKind {
-    /// Exports `cryptolake:plugin/source`.
-    Source,
-    /// Exports `cryptolake:plugin/transform`.
-    Transform,
-}
-
-impl std::fmt::Display for PluginKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            PluginKind::Source => "source",
-            PluginKind::Transform => "transform",
-        })
-    }
-}
-
-/// A loaded plugin's identity, for lineage and `plugin inspect`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct PluginIdentity {
-    /// The name the configuration gives it.
-    pub name: String,
-    /// The name the plugin gives itself.
-    pub plugin_name: String,
-    /// The plugin's version.
-    pub version: String,
-    /// One-sentence description.
-    pub description: String,
-    /// Source or transform.
-    #[serde(serialize_with = "serialize_display")]
-    pub kind: PluginKind,
-    /// WIT package version it was built against, from its export names.
-    pub wit_version: String,
-    /// SHA-256 of the `.wasm` bytes.
-    pub sha256: String,
-    /// JSON Schema of its params.
-    pub params_schema: String,
-}
-
-fn serialize_display<S: serde::Serializer>(
-    value: &PluginKind,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    serializer.collect_str(value)
-}
 
 /// The engine, linker, cache and HTTP client shared by all plugins.
 pub struct Runtime {
@@ -111,7 +58,7 @@ impl Runtime {
         let engine = TickingEngine::new()?;
         let mut linker = Linker::new(engine.engine());
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-        bindings::source::SourcePlugin::add_to_linker::<
+        wit::source::SourcePlugin::add_to_linker::<
             HostState,
             wasmtime::component::HasSelf<HostState>,
         >(&mut linker, |state| state)?;

@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use wasmtime::component::ResourceAny;
 
-use super::bindings::types::{Artifact, Batch, PartitionValues, Window};
 use super::error::{CallErrorKind, PluginCallError};
 use super::instance::{Bindings, GuestResult, Instance, Plugin};
 use super::validate;
+use crate::wit::types::{Artifact, Batch, PartitionValues, Window};
 
 impl Plugin {
     /// Lists the artifacts a source plugin finds for `params` in `window`.

@@ -7,8 +7,8 @@
 
 use std::collections::HashSet;
 
-use super::bindings::types::{Artifact, Batch, ColumnValues, PartitionValues};
 use crate::config::HostPattern;
+use crate::wit::types::{Artifact, Batch, ColumnValues, PartitionValues};
 
 /// Largest batch accepted from a plugin, in rows.
 pub const MAX_BATCH_ROWS: usize = 1 << 22;
@@ -170,7 +170,7 @@ pub fn values_len(values: &ColumnValues) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugin::bindings::types::Column;
+    use crate::wit::types::Column;
 
     #[test]
     fn keys_that_escape_are_rejected() {

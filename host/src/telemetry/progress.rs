@@ -1,10 +1,10 @@
 //! Progress bars for artifacts and bytes when stderr is a terminal; plain
 //! log lines otherwise.
 //!
-//! Owns: the bars and the stderr writer the log subscriber uses, which
-//! prints log lines above the bars instead of through them. It must not
-//! decide what progress is: pipelines report it through
-//! [`crate::pipeline::Progress`].
+//! Owns: the [`Progress`] interface pipelines report through, the bars
+//! drawing it and the stderr writer the log subscriber uses, which prints
+//! log lines above the bars instead of through them. It must not decide
+//! what progress is: that is the pipeline's.
 
 use std::io::{IsTerminal, Write};
 use std::sync::{Arc, OnceLock};
@@ -12,6 +12,16 @@ use std::sync::{Arc, OnceLock};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 static BARS: OnceLock<MultiProgress> = OnceLock::new();
+
+/// Receives a run's progress (the CLI draws bars from it).
+pub trait Progress: Send + Sync {
+    /// The run will process `artifacts` artifacts of about `bytes` bytes.
+    fn planned(&self, artifacts: usize, bytes: u64);
+    /// One artifact ended: committed (`ok`), quarantined or failed.
+    fn artifact_done(&self, bytes: u64, ok: bool);
+    /// The run ended.
+    fn finished(&self);
+}
 
 /// Whether bars would be visible: stderr is a terminal.
 pub fn stderr_is_terminal() -> bool {
@@ -25,7 +35,7 @@ pub fn enable() -> bool {
 }
 
 /// A bar for one pipeline's run, if bars are enabled.
-pub fn pipeline_bar(pipeline: &str) -> Option<Arc<dyn crate::pipeline::Progress>> {
+pub fn pipeline_bar(pipeline: &str) -> Option<Arc<dyn Progress>> {
     let bars = BARS.get()?;
     let style = ProgressStyle::with_template(
         "{prefix:>24} [{bar:30}] {pos}/{len} artifacts  {msg}  {elapsed_precise} (eta {eta})",
@@ -47,7 +57,7 @@ struct PipelineBar {
     failed: std::sync::atomic::AtomicU64,
 }
 
-impl crate::pipeline::Progress for PipelineBar {
+impl Progress for PipelineBar {
     fn planned(&self, artifacts: usize, _bytes: u64) {
         self.bar.set_length(artifacts as u64);
         self.bar.set_message("0 B");

@@ -15,7 +15,6 @@ pub mod columns;
 pub mod csv;
 pub mod dates;
 pub mod host;
-mod number_block;
 
 /// Generated bindings. Prefer the re-exports at the crate root.
 #[allow(missing_docs, clippy::all)]

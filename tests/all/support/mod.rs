@@ -23,8 +23,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// The partition of a Binance spot BTCUSDT kline file.
-pub fn spot_btcusdt(interval: &str, period: &str) -> cryptolake::plugin::PartitionValues {
-    cryptolake::plugin::PartitionValues {
+pub fn spot_btcusdt(interval: &str, period: &str) -> cryptolake::wit::PartitionValues {
+    cryptolake::wit::PartitionValues {
         exchange: "binance".into(),
         market: "spot".into(),
         data_type: "klines".into(),

@@ -17,6 +17,7 @@ use prost::Message;
 use super::convert;
 use super::{OtlpSettings, Protocol};
 use crate::telemetry::metrics;
+use crate::telemetry::metrics::Signal;
 
 /// Items waiting for export, at most; beyond, new ones are dropped.
 const QUEUE: usize = 8192;
@@ -47,7 +48,7 @@ pub fn active() -> bool {
     ACTIVE.load(Ordering::Relaxed) && !ON_EXPORTER.with(Cell::get)
 }
 
-fn enqueue(item: Item, signal: &str) {
+fn enqueue(item: Item, signal: Signal) {
     if let Some(sender) = QUEUE_SENDER.get() {
         match sender.try_send(item) {
             Ok(()) => {}
@@ -58,11 +59,11 @@ fn enqueue(item: Item, signal: &str) {
 }
 
 pub(super) fn send_span(span: Span) {
-    enqueue(Item::Span(span), "traces");
+    enqueue(Item::Span(span), Signal::Traces);
 }
 
 pub(super) fn send_log(record: LogRecord) {
-    enqueue(Item::Log(record), "logs");
+    enqueue(Item::Log(record), Signal::Logs);
 }
 
 /// Flushes queued telemetry (and a last metric snapshot) when dropped, for
@@ -205,7 +206,7 @@ impl Exporter {
                 resource_spans: vec![convert::resource_spans(&self.settings.resource, batch)],
             };
             let url = self.settings.traces.clone();
-            self.post("traces", url, request.encode_to_vec());
+            self.post(Signal::Traces, url, request.encode_to_vec());
         }
     }
 
@@ -216,7 +217,7 @@ impl Exporter {
                 resource_logs: vec![convert::resource_logs(&self.settings.resource, batch)],
             };
             let url = self.settings.logs.clone();
-            self.post("logs", url, request.encode_to_vec());
+            self.post(Signal::Logs, url, request.encode_to_vec());
         }
     }
 
@@ -228,10 +229,10 @@ impl Exporter {
             )],
         };
         let url = self.settings.metrics.clone();
-        self.post("metrics", url, request.encode_to_vec());
+        self.post(Signal::Metrics, url, request.encode_to_vec());
     }
 
-    fn post(&mut self, signal: &str, url: url::Url, body: Vec<u8>) {
+    fn post(&mut self, signal: Signal, url: url::Url, body: Vec<u8>) {
         let mut request = self.client.post(url.clone());
         let body = match self.settings.protocol {
             Protocol::HttpProtobuf => {
@@ -283,7 +284,7 @@ impl Exporter {
             if !quiet {
                 self.last_failure_log = Some(Instant::now());
                 tracing::warn!(
-                    signal,
+                    signal = signal.label(),
                     endpoint = %url,
                     error = %error,
                     "OTLP export failed; this telemetry is dropped and the pipelines go on."
