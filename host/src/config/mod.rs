@@ -9,6 +9,7 @@
 mod host_pattern;
 mod lake;
 mod plan;
+mod resolve;
 mod source;
 mod types;
 mod units;
@@ -16,9 +17,10 @@ mod units;
 pub use host_pattern::HostPattern;
 pub use lake::{LakeLocation, ObjectLake, ObjectService};
 pub use plan::{
-    AdminSettings, DaemonSettings, Limits, PipelineSchedule, PipelineSpec, Plan, PluginLocation,
-    PluginRef, PluginSpec, resolve,
+    AdminSettings, DaemonSettings, Limits, OtlpFileSettings, OtlpProtocol, PipelineSchedule,
+    PipelineSpec, Plan, PluginLocation, PluginRef, PluginSpec,
 };
+pub use resolve::resolve;
 pub use source::line_of;
 pub use types::{
     ConfigFile, FloatEncoding, IntegerEncoding, MissingChecksumPolicy, OtlpConfig, ParquetConfig,

@@ -24,17 +24,10 @@ use std::time::Duration;
 pub use export::OtlpGuard;
 pub use layer::OtlpLayer;
 
-use crate::config::{OtlpConfig, parse_duration};
+use crate::config::OtlpFileSettings;
+pub use crate::config::OtlpProtocol as Protocol;
 
 /// Wire protocol.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    /// Protobuf over HTTP POST (`/v1/traces`, …).
-    HttpProtobuf,
-    /// gRPC (unary `Export` calls over HTTP/2).
-    Grpc,
-}
-
 /// Resolved export settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OtlpSettings {
@@ -59,7 +52,7 @@ pub struct OtlpSettings {
 /// Resolves settings from the file's `[telemetry.otlp]` and the environment
 /// (`env` looks a variable up). `Ok(None)`: export is off.
 pub fn settings(
-    config: Option<&OtlpConfig>,
+    config: Option<&OtlpFileSettings>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Option<OtlpSettings>, String> {
     let var = |name: &str| {
@@ -70,21 +63,16 @@ pub fn settings(
     if var("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
         return Ok(None);
     }
-    let default = OtlpConfig::default();
+    let default = OtlpFileSettings::default();
     let config = config.unwrap_or(&default);
-    let protocol = match var("OTEL_EXPORTER_OTLP_PROTOCOL")
-        .or_else(|| config.protocol.clone())
-        .as_deref()
-    {
-        None | Some("http/protobuf") => Protocol::HttpProtobuf,
-        Some("grpc") => Protocol::Grpc,
-        Some(other) => {
-            return Err(format!(
-                "OTLP protocol `{other}` is not supported (use http/protobuf or grpc)"
-            ));
-        }
+    let protocol = match var("OTEL_EXPORTER_OTLP_PROTOCOL") {
+        Some(text) => Protocol::parse(&text).ok_or_else(|| {
+            format!("OTLP protocol `{text}` is not supported (use http/protobuf or grpc)")
+        })?,
+        None => config.protocol.unwrap_or(Protocol::HttpProtobuf),
     };
-    let base = var("OTEL_EXPORTER_OTLP_ENDPOINT").or_else(|| config.endpoint.clone());
+    let base = var("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .or_else(|| config.endpoint.as_ref().map(url::Url::to_string));
     let signal =
         |name: &str, http_path: &str, grpc_service: &str| -> Result<Option<url::Url>, String> {
             let text = match var(&format!("OTEL_EXPORTER_OTLP_{name}_ENDPOINT")) {
@@ -140,15 +128,12 @@ pub fn settings(
             .and_then(|v| v.parse::<u64>().ok())
             .map(Duration::from_millis)
     };
-    let duration = |text: &Option<String>, default: Duration| {
-        text.as_deref()
-            .and_then(|t| parse_duration(t).ok())
-            .unwrap_or(default)
-    };
     let timeout = millis("OTEL_EXPORTER_OTLP_TIMEOUT")
-        .unwrap_or_else(|| duration(&config.timeout, Duration::from_secs(10)));
+        .or(config.timeout)
+        .unwrap_or(Duration::from_secs(10));
     let metrics_interval = millis("OTEL_METRIC_EXPORT_INTERVAL")
-        .unwrap_or_else(|| duration(&config.metrics_interval, Duration::from_secs(10)));
+        .or(config.metrics_interval)
+        .unwrap_or(Duration::from_secs(10));
 
     let mut resource: Vec<(String, String)> = config
         .resource
@@ -231,7 +216,7 @@ fn host_name() -> Option<String> {
 /// Starts exporting if the settings (file and environment) ask for it.
 /// Returns a guard that flushes what is queued when dropped. A bad setting
 /// is logged and export stays off: telemetry never stops the agent.
-pub fn start(config: Option<&OtlpConfig>) -> Option<OtlpGuard> {
+pub fn start(config: Option<&OtlpFileSettings>) -> Option<OtlpGuard> {
     match settings(config, &|name| std::env::var(name).ok()) {
         Ok(Some(settings)) => export::start(settings),
         Ok(None) => None,
@@ -305,11 +290,11 @@ mod tests {
 
     #[test]
     fn grpc_paths_and_file_settings() {
-        let config = OtlpConfig {
-            endpoint: Some("http://127.0.0.1:4317".into()),
-            protocol: Some("grpc".into()),
+        let config = OtlpFileSettings {
+            endpoint: Some(url::Url::parse("http://127.0.0.1:4317").unwrap()),
+            protocol: Some(Protocol::Grpc),
             service_name: Some("from-file".into()),
-            ..OtlpConfig::default()
+            ..OtlpFileSettings::default()
         };
         let s = settings(Some(&config), &env(&[])).unwrap().unwrap();
         assert_eq!(
