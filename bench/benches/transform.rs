@@ -135,6 +135,11 @@ fn load_builtin(
 }
 
 fn transform(c: &mut Criterion) {
+    // The allocator policy of the agent's `main`: both sides allocate
+    // megabytes of columns per iteration, which glibc's defaults would
+    // fault in afresh every time (this group runs first, before any other
+    // thread starts).
+    cryptolake::memory::keep_freed_memory();
     let k = klines();
     let native_batch: sdk::Batch = batch_of!(&k, sdk);
     let host_batch: host::Batch = batch_of!(&k, host);

@@ -63,34 +63,49 @@ impl PipelineRun {
     }
 
     /// Mirror-only pipelines: the archive goes to the raw zone, server-side
-    /// when possible.
+    /// when possible. Returns the published checksum with what was delivered.
     pub(super) async fn mirror(
         &self,
         artifact: &Artifact,
-        checksum: Option<&transfer::ChecksumFile>,
         fresh: bool,
-    ) -> Result<Delivered, Attempt> {
-        if let Some(source) = self.direct_source(artifact)? {
-            match self.direct(artifact, source, checksum).await {
-                Ok(delivered) => return Ok(delivered),
-                Err(Attempt::Retry { error, .. } | Attempt::Fail(error))
-                    if self.spec.transfer == TransferMode::Auto =>
-                {
-                    metrics::direct_fallback(&self.spec.name);
-                    tracing::warn!(
-                        pipeline = %self.spec.name,
-                        artifact = %artifact.key,
-                        error = %error,
-                        "Server-side copy failed; streaming this archive instead."
-                    );
-                    let mut delivered = self.stream_raw(artifact, checksum, fresh).await?;
-                    delivered.transfer = TransferPath::StreamFallback;
-                    return Ok(delivered);
-                }
-                Err(other) => return Err(other),
+    ) -> Result<(Option<transfer::ChecksumFile>, Delivered), Attempt> {
+        let Some(source) = self.direct_source(artifact)? else {
+            let checksum = self.expected_checksum(artifact).await?;
+            let delivered = self.stream_raw(artifact, checksum.as_ref(), fresh).await?;
+            return Ok((checksum, delivered));
+        };
+        // The sidecar and the archive's last bytes are independent GETs of
+        // the source, both needed before the copy: one round trip for both.
+        let (checksum, shape) = tokio::join!(
+            self.expected_checksum(artifact),
+            self.check_source_shape(artifact)
+        );
+        let checksum = checksum?;
+        let copied = match shape {
+            Ok(None) => self.direct(artifact, source, checksum.as_ref()).await,
+            Ok(Some((error, tail))) => {
+                Err(self.quarantine_non_archive(artifact, &error, tail).await)
             }
+            Err(error) => Err(error),
+        };
+        match copied {
+            Ok(delivered) => Ok((checksum, delivered)),
+            Err(Attempt::Retry { error, .. } | Attempt::Fail(error))
+                if self.spec.transfer == TransferMode::Auto =>
+            {
+                metrics::direct_fallback(&self.spec.name);
+                tracing::warn!(
+                    pipeline = %self.spec.name,
+                    artifact = %artifact.key,
+                    error = %error,
+                    "Server-side copy failed; streaming this archive instead."
+                );
+                let mut delivered = self.stream_raw(artifact, checksum.as_ref(), fresh).await?;
+                delivered.transfer = TransferPath::StreamFallback;
+                Ok((checksum, delivered))
+            }
+            Err(other) => Err(other),
         }
-        self.stream_raw(artifact, checksum, fresh).await
     }
 
     /// Where to copy from server-side, or `None` to stream.
@@ -120,13 +135,13 @@ impl PipelineRun {
         })
     }
 
+    /// The server-side copy of an archive whose shape was checked.
     async fn direct(
         &self,
         artifact: &Artifact,
         source: &S3Location,
         checksum: Option<&transfer::ChecksumFile>,
     ) -> Result<Delivered, Attempt> {
-        self.check_source_shape(artifact).await?;
         let raw_key = layout::raw_key(&artifact.key);
         let copied = self
             .lake
@@ -173,27 +188,40 @@ impl PipelineRun {
     /// Checks that a zip to be copied server-side is one, from its last
     /// bytes (a ranged GET of a few KB): the copy is verified against the
     /// published checksum, which an error page stored under the archive's
-    /// key, with a checksum of its own, matches too. A source that is not a
-    /// zip is quarantined, its bytes kept when the tail held all of them.
-    async fn check_source_shape(&self, artifact: &Artifact) -> Result<(), Attempt> {
+    /// key, with a checksum of its own, matches too. `Some` when it is not
+    /// an archive, with the bytes read.
+    async fn check_source_shape(
+        &self,
+        artifact: &Artifact,
+    ) -> Result<Option<(ShapeError, transfer::Tail)>, Attempt> {
         if artifact.compression != Compression::Zip {
-            return Ok(());
+            return Ok(None);
         }
         let mut len = shape::ZIP_TAIL;
-        let (error, tail) = loop {
+        loop {
             self.pace().await;
             let tail = transfer::fetch_tail(&self.http, &artifact.url, &self.egress(), len)
                 .await
                 .map_err(|e| Attempt::from_transfer(e, "the archive's last bytes"))?;
             match shape::check_zip_tail(&tail.bytes, tail.size) {
-                Ok(()) => return Ok(()),
+                Ok(()) => return Ok(None),
                 Err(ShapeError::NoEndRecord(_)) if len < shape::MAX_ZIP_TAIL => {
                     len = shape::MAX_ZIP_TAIL;
                 }
-                Err(error) => break (error, tail),
+                Err(error) => return Ok(Some((error, tail))),
             }
-        };
-        let mut reason = not_the_archive(&error);
+        }
+    }
+
+    /// Quarantines a source that is not a zip, its bytes kept when the
+    /// tail held all of them.
+    async fn quarantine_non_archive(
+        &self,
+        artifact: &Artifact,
+        error: &ShapeError,
+        tail: transfer::Tail,
+    ) -> Attempt {
+        let mut reason = not_the_archive(error);
         if tail.bytes.len() as u64 == tail.size {
             let key = layout::quarantine_key(&self.spec.name, &artifact.key);
             if let Err(e) = self.lake.put(&key, tail.bytes).await {
@@ -202,7 +230,7 @@ impl PipelineRun {
         } else {
             reason.push_str(" (not copied: its bytes stay at the source)");
         }
-        Err(Attempt::QuarantinedInLake { reason })
+        Attempt::QuarantinedInLake { reason }
     }
 
     /// Download, verify, upload to the raw zone.

@@ -458,21 +458,23 @@ impl PipelineRun {
 
     /// One attempt: expected checksum, delivery into the lake, commit.
     async fn attempt(&self, artifact: &Artifact, prior: &Prior) -> Result<Outcome, Attempt> {
-        let checksum = self.expected_checksum(artifact).await?;
         let fresh = prior.entry_version.is_none();
-        let delivered = match &self.spec.table {
+        let (checksum, delivered) = match &self.spec.table {
             None => {
                 let started = Instant::now();
-                let delivered = self
-                    .mirror(artifact, checksum.as_ref(), fresh)
+                let mirrored = self
+                    .mirror(artifact, fresh)
                     .instrument(tracing::info_span!("transfer"))
                     .await?;
                 metrics::stage(&self.spec.name, metrics::Stage::Transfer, started.elapsed());
-                delivered
+                mirrored
             }
             Some(table) => {
-                self.curate(artifact, table, checksum.as_ref(), fresh)
-                    .await?
+                let checksum = self.expected_checksum(artifact).await?;
+                let delivered = self
+                    .curate(artifact, table, checksum.as_ref(), fresh)
+                    .await?;
+                (checksum, delivered)
             }
         };
         let started = Instant::now();
