@@ -270,6 +270,7 @@ impl Agent {
             }),
             stop: self.stop.clone(),
             retry_quarantined: false,
+            shard: None,
             progress: None,
         })
     }

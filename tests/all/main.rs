@@ -25,6 +25,7 @@ mod plugin_containment;
 mod plugin_decoding;
 mod plugin_loading;
 mod s3_lake;
+mod sharding;
 mod sync_end_to_end;
 mod sync_failures;
 mod transforms;

@@ -1,7 +1,7 @@
 //! `cryptolake sync`: run pipelines once, now.
 
 use crate::agent::Agent;
-use crate::pipeline::{MissingSeries, Outcome, PlanReport, RunReport};
+use crate::pipeline::{MissingSeries, Outcome, PlanReport, RunReport, Shard};
 use crate::wit::Window;
 
 use super::{ConfigArg, EXIT_FAILED, EXIT_USAGE, Output};
@@ -29,9 +29,33 @@ pub struct SyncArgs {
     /// still quarantined and skipped).
     #[arg(long)]
     retry_quarantined: bool,
+    /// Only the series (exchange, market, data type, symbol, interval) in
+    /// shard I of N, by a stable hash: N machines with shards 0 to N-1
+    /// together do every series once. Works with --dry-run.
+    #[arg(long, value_name = "I/N", value_parser = Shard::parse, conflicts_with = "shards")]
+    shard: Option<Shard>,
+    /// Split into N shards and take the one `JOB_COMPLETION_INDEX` names,
+    /// as a Kubernetes Indexed Job sets it.
+    #[arg(long, value_name = "N")]
+    shards: Option<u32>,
     /// Result format on stdout.
     #[arg(long, value_enum, default_value = "text")]
     output: Output,
+}
+
+/// The variable a Kubernetes Indexed Job sets to each pod's index.
+const JOB_COMPLETION_INDEX: &str = "JOB_COMPLETION_INDEX";
+
+/// The shard of `count` that `JOB_COMPLETION_INDEX` (`index`) names.
+fn job_completion_shard(index: Option<&str>, count: u32) -> Result<Shard, String> {
+    let index = index.ok_or_else(|| {
+        format!("{JOB_COMPLETION_INDEX} is not set (a Kubernetes Indexed Job sets it; elsewhere use --shard I/N)")
+    })?;
+    let index = index
+        .trim()
+        .parse::<u32>()
+        .map_err(|_| format!("{JOB_COMPLETION_INDEX} = `{index}` is not a shard index"))?;
+    Shard::new(index, count).map_err(|e| format!("{JOB_COMPLETION_INDEX} = {index}: {e}"))
 }
 
 fn parse_date(text: &str) -> Result<String, String> {
@@ -48,6 +72,19 @@ struct NotRun {
 }
 
 pub(super) fn run(args: SyncArgs) -> u8 {
+    let shard = match (args.shard, args.shards) {
+        (Some(shard), _) => Some(shard),
+        (None, Some(count)) => {
+            match job_completion_shard(std::env::var(JOB_COMPLETION_INDEX).ok().as_deref(), count) {
+                Ok(shard) => Some(shard),
+                Err(message) => {
+                    eprintln!("error: --shards {count}: {message}");
+                    return EXIT_USAGE;
+                }
+            }
+        }
+        (None, None) => None,
+    };
     let plan = match super::load_plan(&args.config.config) {
         Ok(plan) => plan,
         Err(code) => return code,
@@ -115,6 +152,7 @@ pub(super) fn run(args: SyncArgs) -> u8 {
             run.progress = crate::telemetry::progress::pipeline_bar(&run.spec.name);
         }
         run.retry_quarantined = args.retry_quarantined;
+        run.shard = shard;
         let window = Window {
             start: args.from.clone().or_else(|| run.spec.start.clone()),
             end: args.to.clone().or_else(|| run.spec.end.clone()),
@@ -166,8 +204,9 @@ pub(super) fn run(args: SyncArgs) -> u8 {
 fn print_plans(plans: &[PlanReport], not_run: &[NotRun]) {
     for p in plans {
         println!(
-            "{}: {} discovered, {} up to date, {} to process ({}{})",
+            "{}{}: {} discovered, {} up to date, {} to process ({}{})",
             p.pipeline,
+            p.shard.map(|s| format!(" (shard {s})")).unwrap_or_default(),
             p.discovered,
             p.up_to_date,
             p.planned.len(),
@@ -228,8 +267,9 @@ fn human_bytes(bytes: u64) -> String {
 fn print_text(reports: &[RunReport], not_run: &[NotRun]) {
     for r in reports {
         println!(
-            "{}: {} discovered, {} up to date, {} completed, {} quarantined, {} failed; {} rows from {} archive bytes in {:.1}s",
+            "{}{}: {} discovered, {} up to date, {} completed, {} quarantined, {} failed; {} rows from {} archive bytes in {:.1}s",
             r.pipeline,
+            r.shard.map(|s| format!(" (shard {s})")).unwrap_or_default(),
             r.counts.discovered,
             r.counts.up_to_date,
             r.counts.completed,
@@ -262,5 +302,23 @@ fn print_text(reports: &[RunReport], not_run: &[NotRun]) {
     }
     for n in not_run {
         println!("{}: not run: {}", n.pipeline, n.error);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_indexed_job_names_its_shard() {
+        assert_eq!(
+            job_completion_shard(Some("3"), 8),
+            Ok(Shard { index: 3, count: 8 })
+        );
+        let unset = job_completion_shard(None, 8).unwrap_err();
+        assert!(unset.contains("JOB_COMPLETION_INDEX is not set"), "{unset}");
+        let beyond = job_completion_shard(Some("8"), 8).unwrap_err();
+        assert!(beyond.contains("JOB_COMPLETION_INDEX = 8"), "{beyond}");
+        assert!(job_completion_shard(Some("one"), 8).is_err());
     }
 }

@@ -66,6 +66,12 @@ pub fn run_report_key(pipeline: &str) -> String {
     format!("_cryptolake/reports/{pipeline}/last-run.json")
 }
 
+/// Key of the last run report of one shard of a pipeline (`sync --shard
+/// I/N`): shards run on several machines at once, each keeps its own.
+pub fn shard_run_report_key(pipeline: &str, index: u32, count: u32) -> String {
+    format!("_cryptolake/reports/{pipeline}/last-run-shard-{index}-of-{count}.json")
+}
+
 /// Key of a pipeline's schedule status, written by `cryptolake run`.
 pub fn status_key(pipeline: &str) -> String {
     format!("_cryptolake/status/{pipeline}.json")

@@ -21,6 +21,7 @@ mod payload;
 mod reconcile;
 mod report;
 mod shape;
+mod shard;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -35,6 +36,7 @@ pub use reconcile::{Planned, Prior, Reason};
 pub use report::{
     ArtifactReport, MissingSeries, Outcome, PlanReport, PlannedArtifact, RunCounts, RunReport,
 };
+pub use shard::Shard;
 
 use crate::config::PipelineSpec;
 use crate::lake::manifest::Lineage;
@@ -68,6 +70,8 @@ pub struct PipelineRun {
     /// Download again archives quarantined by an earlier run even when the
     /// source has not changed them (`sync --retry-quarantined`).
     pub retry_quarantined: bool,
+    /// Only the series in this shard (`sync --shard I/N`); all when `None`.
+    pub shard: Option<Shard>,
 }
 
 /// Tells a run to start no new artifacts; those in flight finish.
@@ -136,6 +140,18 @@ impl PipelineRun {
             source,
         })?;
         metrics::stage(&self.spec.name, metrics::Stage::Discover, started.elapsed());
+        let mut discovered = discovered;
+        if let Some(shard) = self.shard {
+            let listed = discovered.len();
+            discovered.retain(|artifact| shard.contains(&artifact.partition));
+            tracing::info!(
+                pipeline = %self.spec.name,
+                shard = %shard,
+                listed,
+                in_shard = discovered.len(),
+                "Kept the artifacts of this shard's series."
+            );
+        }
         metrics::artifacts_discovered(&self.spec.name, discovered.len());
         let reconcile_started = Instant::now();
         let planned = reconcile::reconcile(
@@ -182,6 +198,7 @@ impl PipelineRun {
             unknown_sizes: items.iter().filter(|a| a.size.is_none()).count(),
             planned: items,
             missing: planned.missing,
+            shard: self.shard,
         })
     }
 
@@ -260,7 +277,7 @@ impl PipelineRun {
                 "Agent stopping: artifacts not started are left for the next run."
             );
         }
-        let report = RunReport::new(
+        let mut report = RunReport::new(
             &self.spec.name,
             discovered,
             artifacts,
@@ -268,8 +285,12 @@ impl PipelineRun {
             missing,
             started.elapsed(),
         );
+        report.shard = self.shard;
         // The last run's report, machine-readable, next to the manifest.
-        let key = layout::run_report_key(&self.spec.name);
+        let key = match self.shard {
+            Some(shard) => layout::shard_run_report_key(&self.spec.name, shard.index, shard.count),
+            None => layout::run_report_key(&self.spec.name),
+        };
         match serde_json::to_vec_pretty(&report) {
             Ok(bytes) => {
                 if let Err(error) = self.lake.put(&key, bytes).await {

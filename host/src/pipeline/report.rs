@@ -219,6 +219,9 @@ pub struct PlanReport {
     pub unknown_sizes: usize,
     /// Gaps in the source's series.
     pub missing: Vec<MissingSeries>,
+    /// The shard planned, when only one was (`--shard`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<super::Shard>,
 }
 
 /// What a pipeline run did, counted: the run report's figures, which the
@@ -264,6 +267,9 @@ pub struct RunReport {
     pub artifacts: Vec<ArtifactReport>,
     /// Gaps in the source's series (expected periods with no archive).
     pub missing: Vec<MissingSeries>,
+    /// The shard run, when only one was (`--shard`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<super::Shard>,
 }
 
 impl RunReport {
@@ -303,6 +309,7 @@ impl RunReport {
             elapsed_ms: elapsed.as_millis() as u64,
             artifacts,
             missing,
+            shard: None,
         }
     }
 

@@ -6,6 +6,7 @@
 mod a_stuck_pipeline_does_not_stall_the_others;
 mod bad_plugin_keeps_old_version;
 mod config_change_restarts_only_changed_pipeline;
+mod configmap_update_reloads;
 mod invalid_config_keeps_old;
 mod plugin_swap_under_load;
 mod sigterm_leaves_no_partial_output;
