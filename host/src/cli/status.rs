@@ -46,7 +46,7 @@ pub(super) fn run(args: StatusArgs) -> u8 {
             let status = status::read(&lake, &spec.name)
                 .await
                 .map_err(|e| anyhow::anyhow!(e))?;
-            let last_report = match lake.get(&layout::run_report_key(&spec.name)).await? {
+            let last_report = match lake.get(&layout::run_report_key(&spec.name, None)).await? {
                 Some(bytes) => serde_json::from_slice(&bytes).ok(),
                 None => None,
             };

@@ -206,7 +206,7 @@ fn print_plans(plans: &[PlanReport], not_run: &[NotRun]) {
         println!(
             "{}{}: {} discovered, {} up to date, {} to process ({}{})",
             p.pipeline,
-            p.shard.map(|s| format!(" (shard {s})")).unwrap_or_default(),
+            shard_label(p.shard),
             p.discovered,
             p.up_to_date,
             p.planned.len(),
@@ -249,6 +249,11 @@ fn print_missing(missing: &[MissingSeries]) {
     }
 }
 
+/// ` (shard I/N)` after a pipeline's name when only one shard ran.
+fn shard_label(shard: Option<Shard>) -> String {
+    shard.map(|s| format!(" (shard {s})")).unwrap_or_default()
+}
+
 fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
     let mut value = bytes as f64;
@@ -269,7 +274,7 @@ fn print_text(reports: &[RunReport], not_run: &[NotRun]) {
         println!(
             "{}{}: {} discovered, {} up to date, {} completed, {} quarantined, {} failed; {} rows from {} archive bytes in {:.1}s",
             r.pipeline,
-            r.shard.map(|s| format!(" (shard {s})")).unwrap_or_default(),
+            shard_label(r.shard),
             r.counts.discovered,
             r.counts.up_to_date,
             r.counts.completed,

@@ -61,15 +61,16 @@ pub fn manifest_key(pipeline: &str, source_key: &str) -> String {
     format!("{}{source_key}.json", manifest_prefix(pipeline))
 }
 
-/// Key of a pipeline's last run report (JSON).
-pub fn run_report_key(pipeline: &str) -> String {
-    format!("_cryptolake/reports/{pipeline}/last-run.json")
-}
-
-/// Key of the last run report of one shard of a pipeline (`sync --shard
-/// I/N`): shards run on several machines at once, each keeps its own.
-pub fn shard_run_report_key(pipeline: &str, index: u32, count: u32) -> String {
-    format!("_cryptolake/reports/{pipeline}/last-run-shard-{index}-of-{count}.json")
+/// Key of a pipeline's last run report (JSON); of one shard's, for
+/// `shard = Some((index, count))` (`sync --shard I/N`): shards run on
+/// several machines at once, and each keeps its own.
+pub fn run_report_key(pipeline: &str, shard: Option<(u32, u32)>) -> String {
+    match shard {
+        None => format!("_cryptolake/reports/{pipeline}/last-run.json"),
+        Some((index, count)) => {
+            format!("_cryptolake/reports/{pipeline}/last-run-shard-{index}-of-{count}.json")
+        }
+    }
 }
 
 /// Key of a pipeline's schedule status, written by `cryptolake run`.

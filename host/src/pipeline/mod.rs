@@ -126,7 +126,7 @@ impl PipelineRun {
         let window_owned = window.clone();
         let started = Instant::now();
         let span = tracing::info_span!("discover", pipeline = %self.spec.name);
-        let discovered = tokio::task::spawn_blocking(move || {
+        let mut discovered = tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
             source
                 .plugin
@@ -140,7 +140,6 @@ impl PipelineRun {
             source,
         })?;
         metrics::stage(&self.spec.name, metrics::Stage::Discover, started.elapsed());
-        let mut discovered = discovered;
         if let Some(shard) = self.shard {
             let listed = discovered.len();
             discovered.retain(|artifact| shard.contains(&artifact.partition));
@@ -277,20 +276,17 @@ impl PipelineRun {
                 "Agent stopping: artifacts not started are left for the next run."
             );
         }
-        let mut report = RunReport::new(
+        let report = RunReport::new(
             &self.spec.name,
+            self.shard,
             discovered,
             artifacts,
             deferred,
             missing,
             started.elapsed(),
         );
-        report.shard = self.shard;
         // The last run's report, machine-readable, next to the manifest.
-        let key = match self.shard {
-            Some(shard) => layout::shard_run_report_key(&self.spec.name, shard.index, shard.count),
-            None => layout::run_report_key(&self.spec.name),
-        };
+        let key = layout::run_report_key(&self.spec.name, self.shard.map(|s| (s.index, s.count)));
         match serde_json::to_vec_pretty(&report) {
             Ok(bytes) => {
                 if let Err(error) = self.lake.put(&key, bytes).await {

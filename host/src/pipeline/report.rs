@@ -275,6 +275,7 @@ pub struct RunReport {
 impl RunReport {
     pub(super) fn new(
         pipeline: &str,
+        shard: Option<super::Shard>,
         discovered: usize,
         mut artifacts: Vec<ArtifactReport>,
         deferred: usize,
@@ -309,7 +310,7 @@ impl RunReport {
             elapsed_ms: elapsed.as_millis() as u64,
             artifacts,
             missing,
-            shard: None,
+            shard,
         }
     }
 
