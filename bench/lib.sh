@@ -60,3 +60,20 @@ file = "builtin:binance"
 allowed_hosts = ["127.0.0.1:$1"]
 TOML
 }
+
+# Starts the bench S3 server (s3s-fs with a public-read data.binance.vision
+# bucket, bench/s3-server) on a free loopback port, its objects in memory
+# (tmpfs, as moto's are: the disk of this shared machine is not what is
+# measured), logging to $1; sets PORT, ENDPOINT, SERVER_PID and S3_ROOT, and
+# defines `requests` (requests served so far).
+start_bench_s3() {
+  CARGO_TARGET_DIR=target/bench-s3-server cargo build --release --quiet --manifest-path bench/s3-server/Cargo.toml
+  PORT=$(free_port)
+  ENDPOINT=http://127.0.0.1:$PORT
+  S3_ROOT=$(mktemp -d -p /dev/shm 2>/dev/null || mktemp -d)
+  target/bench-s3-server/release/cryptolake-bench-s3-server "$S3_ROOT" "$PORT" data.binance.vision \
+    "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY" > "$1" 2>&1 &
+  SERVER_PID=$!
+  until curl -s -o /dev/null "$ENDPOINT/__bench/requests"; do sleep 0.1; done
+  requests() { curl -s "$ENDPOINT/__bench/requests" | cut -d' ' -f1; }
+}

@@ -2,6 +2,7 @@
 files into a directory laid out like the archive bucket.
 
 usage: generate.py OUT_DIR COUNT [ROWS]   (ROWS per file, default 1440: a full day)
+       PER_SYMBOL=N: days per symbol (default 500), so COUNT / N series
 """
 import datetime
 import hashlib
@@ -13,11 +14,12 @@ import zipfile
 
 out, count = sys.argv[1], int(sys.argv[2])
 rows = int(sys.argv[3]) if len(sys.argv) > 3 else 1440
+per_symbol = int(os.environ.get("PER_SYMBOL", "500"))
 rng = random.Random(42)
 base = 1672531200000  # 2023-01-01 in ms, the first file's day
 for i in range(count):
-    symbol = f"SYM{i // 500:03d}USDT"
-    day = i % 500
+    symbol = f"SYM{i // per_symbol:03d}USDT"
+    day = i % per_symbol
     date = (datetime.date(2023, 1, 1) + datetime.timedelta(days=day)).isoformat()
     name = f"{symbol}-1m-{date}.zip"
     key = f"data/spot/daily/klines/{symbol}/1m/{name}"

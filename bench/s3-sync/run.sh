@@ -29,19 +29,7 @@ case $SERVER in
     SERVER_PID=$MOTO_PID
     requests() { grep -c '" [0-9][0-9][0-9] ' "$WORK/moto.log" || true; }
     ;;
-  s3s)
-    CARGO_TARGET_DIR=target/bench-s3-server cargo build --release --quiet --manifest-path bench/s3-server/Cargo.toml
-    PORT=$(free_port)
-    ENDPOINT=http://127.0.0.1:$PORT
-    # The server's objects live in memory (tmpfs), as moto's do: the disk of
-    # this shared machine is not what is measured.
-    S3_ROOT=$(mktemp -d -p /dev/shm 2>/dev/null || mktemp -d)
-    target/bench-s3-server/release/cryptolake-bench-s3-server "$S3_ROOT" "$PORT" data.binance.vision \
-      "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY" > "$WORK/s3s.log" 2>&1 &
-    SERVER_PID=$!
-    until curl -s -o /dev/null "$ENDPOINT/__bench/requests"; do sleep 0.1; done
-    requests() { curl -s "$ENDPOINT/__bench/requests" | cut -d' ' -f1; }
-    ;;
+  s3s) start_bench_s3 "$WORK/s3s.log" ;;
   *) echo "SERVER must be s3s or moto" >&2; exit 2 ;;
 esac
 echo "Server: $SERVER at $ENDPOINT"

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use crate::config::{LakeLocation, PipelineSpec, Plan, PluginSpec};
 use crate::lake::Lake;
-use crate::pipeline::{Configured, PipelineRun, StopSignal};
+use crate::pipeline::{Configured, Leases, PipelineRun, StopSignal};
 use crate::plugin::{Plugin, PluginHandle, PluginLoadError, Runtime};
 use crate::wit::PluginKind;
 
@@ -80,6 +80,7 @@ pub struct Agent {
     runtime: Runtime,
     loaded: BTreeMap<String, Result<PluginHandle, String>>,
     stop: StopSignal,
+    leases: Option<Arc<Leases>>,
 }
 
 /// A loaded, checked plugin version ready to replace the running one.
@@ -118,7 +119,14 @@ impl Agent {
             runtime,
             loaded: BTreeMap::new(),
             stop: StopSignal::default(),
+            leases: None,
         })
+    }
+
+    /// Makes every pipeline run built from now on share its work with
+    /// other replicas through `leases`.
+    pub fn share_work(&mut self, leases: Arc<Leases>) {
+        self.leases = Some(leases);
     }
 
     /// The versions of the plugins loaded so far, serving now.
@@ -271,6 +279,7 @@ impl Agent {
             stop: self.stop.clone(),
             retry_quarantined: false,
             shard: None,
+            leases: self.leases.clone(),
             progress: None,
         })
     }

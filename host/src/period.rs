@@ -51,6 +51,14 @@ pub fn next_month(date: Date) -> Option<Date> {
     Date::from_calendar_date(year, month, 1).ok()
 }
 
+/// A time as RFC 3339 UTC, to the second.
+pub fn rfc3339(at: time::OffsetDateTime) -> String {
+    at.replace_nanosecond(0)
+        .unwrap_or(at)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use time::macros::date;

@@ -331,6 +331,13 @@ fn the_admin_server_reports_health_readiness_metrics_and_status() {
         .expect("the admin server answers");
     assert_eq!(lower_case.status().as_u16(), 404);
 
+    // Probes cannot send the token: they get the verdict, not the checks.
+    let (status, body) = get(&format!("{base}/ready"), None);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).expect("JSON"),
+        serde_json::json!({ "ready": true })
+    );
     let (status, body) = get(&format!("{base}/ready"), Some(token));
     assert_eq!(status, 200, "{body}");
     let ready: serde_json::Value = serde_json::from_str(&body).expect("JSON");

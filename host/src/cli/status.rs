@@ -1,6 +1,7 @@
 //! `cryptolake status`: what each pipeline did last, what it does next, and
 //! what failed, read from the lake (so it works from any machine that can
-//! read the lake, whether or not the agent runs here).
+//! read the lake, whether or not the agent runs here), and the replicas
+//! sharing the work, from their heartbeats.
 
 use super::{ConfigArg, EXIT_FAILED, Output};
 use crate::agent::open_lake;
@@ -63,10 +64,11 @@ pub(super) fn run(args: StatusArgs) -> u8 {
                 quarantined,
             });
         }
-        anyhow::Ok(rows)
+        let replicas = crate::pipeline::replicas(&lake).await?;
+        anyhow::Ok((rows, replicas))
     });
-    let rows = match result {
-        Ok(rows) => rows,
+    let (rows, replicas) = match result {
+        Ok(found) => found,
         Err(error) => {
             eprintln!("error: cannot read the lake {}: {error:#}", plan.lake);
             return EXIT_FAILED;
@@ -75,10 +77,15 @@ pub(super) fn run(args: StatusArgs) -> u8 {
     match args.output {
         Output::Json => println!(
             "{}",
-            serde_json::to_string_pretty(&serde_json::json!({ "pipelines": rows }))
-                .unwrap_or_default()
+            serde_json::to_string_pretty(
+                &serde_json::json!({ "pipelines": rows, "replicas": replicas })
+            )
+            .unwrap_or_default()
         ),
-        Output::Text => print_text(&rows),
+        Output::Text => {
+            print_text(&rows);
+            print_replicas(&replicas);
+        }
     }
     0
 }
@@ -132,5 +139,41 @@ fn print_text(rows: &[Row]) {
             }
         }
         println!("  quarantined archives: {}", row.quarantined);
+    }
+}
+
+/// The replicas sharing the work (`[leases]`), from their heartbeats.
+fn print_replicas(replicas: &[crate::pipeline::ReplicaStatus]) {
+    if replicas.is_empty() {
+        return;
+    }
+    println!("replicas:");
+    for replica in replicas {
+        let beat = &replica.heartbeat;
+        let age = replica
+            .heartbeat_age_s
+            .map(|s| format!("{s} s ago"))
+            .unwrap_or_else(|| "at an unknown time".into());
+        let state = if replica.live {
+            "live"
+        } else if beat.state == "stopped" {
+            "stopped"
+        } else {
+            "silent"
+        };
+        println!(
+            "  {} [{state}] on {} (pid {}, {}): last heartbeat {age}; {} lease(s)",
+            beat.replica,
+            beat.host,
+            beat.pid,
+            beat.version,
+            beat.leases.len()
+        );
+        for lease in &beat.leases {
+            println!(
+                "    {} {} since {}",
+                lease.pipeline, lease.series, lease.since
+            );
+        }
     }
 }

@@ -206,6 +206,17 @@ impl Default for DaemonSettings {
     }
 }
 
+/// `[leases]` resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseSettings {
+    /// How long a lease stays valid without renewal.
+    pub duration: Duration,
+    /// How often held leases are renewed.
+    pub renew_every: Duration,
+    /// This replica's name.
+    pub replica: String,
+}
+
 /// Everything a run needs, resolved and checked.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -225,6 +236,8 @@ pub struct Plan {
     pub otlp: Option<OtlpFileSettings>,
     /// The admin server, unless turned off.
     pub admin: Option<AdminSettings>,
+    /// Work shared with other replicas through leases, when configured.
+    pub leases: Option<LeaseSettings>,
     /// Plugins by name (configured ones and the built-ins).
     pub plugins: BTreeMap<String, PluginSpec>,
     /// Pipelines, in file order.

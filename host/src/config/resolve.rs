@@ -22,8 +22,8 @@ use super::{ConfigError, Problem};
 use crate::schedule::{Cron, Schedule};
 
 use super::plan::{
-    AdminSettings, DaemonSettings, Limits, OtlpFileSettings, OtlpProtocol, PipelineSchedule,
-    PipelineSpec, Plan, PluginLocation, PluginRef, PluginSpec,
+    AdminSettings, DaemonSettings, LeaseSettings, Limits, OtlpFileSettings, OtlpProtocol,
+    PipelineSchedule, PipelineSpec, Plan, PluginLocation, PluginRef, PluginSpec,
 };
 
 /// zstd's levels: higher compresses more and costs more CPU.
@@ -70,6 +70,10 @@ pub fn resolve(path: &Path, file: ConfigFile) -> Result<Plan, ConfigError> {
     };
     let daemon = resolve_daemon(&file.runtime, &mut problem);
     let admin = resolve_admin(&file.admin, &mut problem);
+    let leases = file
+        .leases
+        .as_ref()
+        .map(|leases| resolve_leases(leases, lake.as_ref(), &file.lake, &mut problem));
     let otlp = file
         .telemetry
         .otlp
@@ -259,6 +263,7 @@ pub fn resolve(path: &Path, file: ConfigFile) -> Result<Plan, ConfigError> {
             daemon,
             otlp,
             admin,
+            leases,
             plugins,
             pipelines,
         }),
@@ -267,6 +272,89 @@ pub fn resolve(path: &Path, file: ConfigFile) -> Result<Plan, ConfigError> {
             problems,
         }),
     }
+}
+
+fn resolve_leases(
+    config: &super::types::LeasesConfig,
+    lake: Option<&LakeLocation>,
+    lake_config: &super::types::LakeConfig,
+    problem: &mut impl FnMut(String, String),
+) -> LeaseSettings {
+    if matches!(lake, Some(LakeLocation::Local(_))) {
+        problem(
+            "leases".into(),
+            "leases need an object store lake (s3://, gs://, az://): a local directory cannot replace a lease conditionally across processes".into(),
+        );
+    }
+    if !lake_config.conditional_writes {
+        problem(
+            "leases".into(),
+            "leases need conditional writes, and lake.conditional_writes is false".into(),
+        );
+    }
+    let mut duration = |value: &Option<String>, name: &str| {
+        positive_duration(value, &format!("leases.{name}"), problem)
+    };
+    let lease = duration(&config.duration, "duration").unwrap_or(Duration::from_secs(60));
+    let renew_every = duration(&config.renew_every, "renew_every").unwrap_or(lease / 3);
+    if renew_every * 2 > lease {
+        problem(
+            "leases.renew_every".into(),
+            format!(
+                "{renew_every:?} is more than half of leases.duration ({lease:?}): one late renewal would lose the lease"
+            ),
+        );
+    }
+    let replica = config
+        .replica
+        .clone()
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(default_replica_name);
+    if !replica
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        problem(
+            "leases.replica".into(),
+            format!("`{replica}`: use only letters, digits, `-`, `_` and `.`"),
+        );
+    }
+    LeaseSettings {
+        duration: lease,
+        renew_every,
+        replica,
+    }
+}
+
+/// A duration longer than zero, when given; anything else is a problem
+/// with `field`.
+fn positive_duration(
+    value: &Option<String>,
+    field: &str,
+    problem: &mut impl FnMut(String, String),
+) -> Option<Duration> {
+    value.as_ref().and_then(|text| match parse_duration(text) {
+        Ok(d) if d.is_zero() => {
+            problem(field.to_owned(), "must be longer than zero".into());
+            None
+        }
+        Ok(d) => Some(d),
+        Err(message) => {
+            problem(field.to_owned(), message);
+            None
+        }
+    })
+}
+
+/// The host name: `HOSTNAME` (a pod's name on Kubernetes), else the
+/// kernel's, else `agent`.
+fn default_replica_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "agent".into())
 }
 
 fn resolve_admin(
@@ -372,17 +460,7 @@ fn resolve_schedule(
 ) -> PipelineSchedule {
     let defaults = PipelineSchedule::default();
     let mut duration = |value: &Option<String>, name: &str| {
-        value.as_ref().and_then(|text| match parse_duration(text) {
-            Ok(d) if d.is_zero() => {
-                problem(format!("{field}.{name}"), "must be longer than zero".into());
-                None
-            }
-            Ok(d) => Some(d),
-            Err(message) => {
-                problem(format!("{field}.{name}"), message);
-                None
-            }
-        })
+        positive_duration(value, &format!("{field}.{name}"), problem)
     };
     let every = duration(&config.every, "every");
     let lookback = duration(&config.lookback, "lookback");
@@ -652,6 +730,49 @@ window = { start = "2024-13-01" }
         ))
         .unwrap_err();
         assert_eq!(e.problems[0].field, "lake.region");
+    }
+
+    #[test]
+    fn leases_need_an_object_store_and_a_renewal_within_half_the_duration() {
+        let s3 = "lake = { url = \"s3://lake/crypto\", endpoint = \"http://127.0.0.1:9000\" }";
+        let plan = load_str(&format!(
+            "{s3}\nleases = {{ duration = \"30s\", replica = \"agent-0\" }}\n{MINIMAL}"
+        ))
+        .unwrap();
+        assert_eq!(
+            plan.leases,
+            Some(LeaseSettings {
+                duration: Duration::from_secs(30),
+                renew_every: Duration::from_secs(10),
+                replica: "agent-0".into(),
+            })
+        );
+        let fields = |text: &str| -> Vec<String> {
+            load_str(&format!("{text}\n{MINIMAL}"))
+                .unwrap_err()
+                .problems
+                .into_iter()
+                .map(|p| p.field)
+                .collect()
+        };
+        assert_eq!(
+            fields("lake = { url = \"./lake\" }\nleases = {}"),
+            ["leases"]
+        );
+        assert_eq!(
+            fields(&format!(
+                "{s3}\nleases = {{ duration = \"10s\", renew_every = \"6s\" }}"
+            )),
+            ["leases.renew_every"]
+        );
+        assert_eq!(
+            fields(&format!("{s3}\nleases = {{ duration = \"0s\" }}")),
+            ["leases.duration"]
+        );
+        assert_eq!(
+            fields(&format!("{s3}\nleases = {{ replica = \"a b\" }}")),
+            ["leases.replica"]
+        );
     }
 
     #[test]

@@ -48,6 +48,28 @@ pub struct ConfigFile {
     /// `/metrics`, `/api/v1/status`).
     #[serde(default)]
     pub admin: AdminConfig,
+    /// Replicas of `cryptolake run` sharing this config and lake: each
+    /// series' work is claimed through a lease object in the lake. Absent:
+    /// this agent assumes it is the only one.
+    pub leases: Option<LeasesConfig>,
+}
+
+/// Leases that let several `run` replicas share the work of one config.
+/// Needs an object store lake with conditional writes.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LeasesConfig {
+    /// How long a lease stays valid without renewal: a replica that died is
+    /// replaced on its series after this. Example: `duration = "1m"`.
+    /// Default: `1m`.
+    pub duration: Option<String>,
+    /// How often held leases are renewed, at most half of `duration`.
+    /// Example: `renew_every = "20s"`. Default: a third of `duration`.
+    pub renew_every: Option<String>,
+    /// This replica's name in leases and `status`; a random suffix tells
+    /// its processes apart. Example: `replica = "agent-0"`. Default: the
+    /// host name (`HOSTNAME`, the pod name on Kubernetes).
+    pub replica: Option<String>,
 }
 
 /// Export of traces, metrics and logs.

@@ -1,5 +1,6 @@
 //! The admin HTTP server of `cryptolake run`: `/health` (the process is
-//! alive), `/ready` (configuration loaded, plugins loaded, lake reachable),
+//! alive), `/ready` (configuration loaded, plugins loaded, lake reachable;
+//! without the token only the verdict, for probes),
 //! `/metrics` (Prometheus text format) and `/api/v1/status` (JSON).
 //!
 //! Owns: routing, the optional bearer token, and the readiness checks. It
@@ -48,6 +49,8 @@ pub struct AgentInfo {
     pub plugins_loaded: bool,
     /// Plugin versions serving now.
     pub plugins: Vec<PluginIdentity>,
+    /// This replica process's name, when replicas share the work.
+    pub replica: Option<String>,
     /// The lake, for the readiness check.
     #[serde(skip)]
     pub lake: Option<Lake>,
@@ -135,6 +138,12 @@ async fn route(
             .and_then(bearer_token)
             .unwrap_or("");
         if !same_secret(given.as_bytes(), token.as_bytes()) {
+            if path == "/ready" {
+                // Probes (Kubernetes, load balancers) cannot send a secret:
+                // they get the verdict, and only the token shows why.
+                let (status, body) = ready(state).await;
+                return json(status, &serde_json::json!({ "ready": body["ready"] }));
+            }
             let mut response = respond(
                 StatusCode::UNAUTHORIZED,
                 "text/plain",
@@ -147,13 +156,16 @@ async fn route(
         }
     }
     match path {
-        "/ready" => ready(state).await,
+        "/ready" => {
+            let (status, body) = ready(state).await;
+            json(status, &body)
+        }
         "/metrics" => respond(
             StatusCode::OK,
             "text/plain; version=0.0.4; charset=utf-8",
             crate::telemetry::metrics::prometheus_text(),
         ),
-        "/api/v1/status" => status(state),
+        "/api/v1/status" => status(state).await,
         _ => respond(
             StatusCode::NOT_FOUND,
             "text/plain",
@@ -162,12 +174,13 @@ async fn route(
     }
 }
 
-async fn ready(state: &AdminState) -> Response<Full<Bytes>> {
+/// The readiness verdict and its checks.
+async fn ready(state: &AdminState) -> (StatusCode, serde_json::Value) {
     let info = state.info.read().map(|i| i.clone()).ok();
     let Some(info) = info else {
-        return json(
+        return (
             StatusCode::SERVICE_UNAVAILABLE,
-            &serde_json::json!({ "ready": false }),
+            serde_json::json!({ "ready": false }),
         );
     };
     let lake = match &info.lake {
@@ -195,17 +208,29 @@ async fn ready(state: &AdminState) -> Response<Full<Bytes>> {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    json(status, &body)
+    (status, body)
 }
 
-fn status(state: &AdminState) -> Response<Full<Bytes>> {
+async fn status(state: &AdminState) -> Response<Full<Bytes>> {
     let info = state.info.read().map(|i| i.clone()).ok();
     let pipelines: Vec<_> = state.board.snapshot().into_values().collect();
+    // Replicas sharing the work, from their heartbeats in the lake; an
+    // unreachable lake leaves the list out rather than failing the page.
+    let replicas = match info.as_ref().and_then(|i| i.lake.clone()) {
+        Some(lake) if info.as_ref().is_some_and(|i| i.replica.is_some()) => {
+            match tokio::time::timeout(LAKE_CHECK_TIMEOUT, crate::pipeline::replicas(&lake)).await {
+                Ok(Ok(replicas)) => Some(replicas),
+                _ => None,
+            }
+        }
+        _ => None,
+    };
     json(
         StatusCode::OK,
         &serde_json::json!({
             "agent": info,
             "pipelines": pipelines,
+            "replicas": replicas,
         }),
     )
 }

@@ -8,6 +8,7 @@
 //! else keeps running untouched. It must not do pipeline work itself.
 
 mod admin;
+mod notify;
 pub mod status;
 mod watch;
 mod worker;
@@ -62,6 +63,8 @@ struct Daemon {
     changes: mpsc::UnboundedSender<PathBuf>,
     watcher: Option<FileWatcher>,
     info: Arc<RwLock<AgentInfo>>,
+    /// This replica's leases and their renewals, with `[leases]`.
+    leases: Option<(Arc<crate::pipeline::Leases>, AbortOnDrop)>,
 }
 
 /// Runs the agent until SIGTERM or SIGINT. `started` is when the process
@@ -69,11 +72,26 @@ struct Daemon {
 pub async fn run(config_path: PathBuf, started: Instant) -> Result<(), DaemonError> {
     let plan = config::load(&config_path)?;
     let _telemetry = crate::telemetry::otlp::start(plan.otlp.as_ref());
-    let agent = Agent::new(plan.clone(), tokio::runtime::Handle::current())
+    let mut agent = Agent::new(plan.clone(), tokio::runtime::Handle::current())
         .map_err(|e| DaemonError::Start(format!("{e:#}")))?;
-    crate::agent::prepare_lake(agent.lake())
+    let probed = crate::agent::prepare_lake(agent.lake())
         .await
         .map_err(|e| DaemonError::Lake(format!("{}: {e:#}", config_path.display())))?;
+    let leases = match &plan.leases {
+        Some(settings) => {
+            if probed != Some(crate::storage::Preconditions::Honoured) {
+                return Err(DaemonError::Lake(format!(
+                    "{}: leases: the lake's store does not honour conditional writes, so replicas could both claim one series; use S3, GCS or Azure with conditional writes, or remove [leases]",
+                    config_path.display()
+                )));
+            }
+            let leases = crate::pipeline::Leases::new(agent.lake().clone(), settings.clone());
+            agent.share_work(Arc::clone(&leases));
+            let keeper = AbortOnDrop(leases.keep());
+            Some((leases, keeper))
+        }
+        None => None,
+    };
     let (changes, mut changed) = mpsc::unbounded_channel();
     let now = status::now_rfc3339();
     let info = Arc::new(RwLock::new(AgentInfo {
@@ -85,6 +103,7 @@ pub async fn run(config_path: PathBuf, started: Instant) -> Result<(), DaemonErr
         plugins: Vec::new(),
         lake: Some(agent.lake().clone()),
         lake_location: plan.lake.to_string(),
+        replica: leases.as_ref().map(|(l, _)| l.replica().to_owned()),
     }));
     let board = StatusBoard::default();
     // The admin server answers /health while the plugins load.
@@ -101,6 +120,7 @@ pub async fn run(config_path: PathBuf, started: Instant) -> Result<(), DaemonErr
         changes,
         watcher: None,
         info,
+        leases,
     };
     let signal_error =
         |e: std::io::Error| DaemonError::Start(format!("cannot listen for signals: {e}"));
@@ -132,6 +152,7 @@ pub async fn run(config_path: PathBuf, started: Instant) -> Result<(), DaemonErr
         ready_ms = started.elapsed().as_secs_f64() * 1000.0,
         "Agent ready."
     );
+    notify::notify("READY=1");
 
     let mut pending: BTreeSet<PathBuf> = BTreeSet::new();
     let mut quiet_until: Option<tokio::time::Instant> = None;
@@ -154,7 +175,9 @@ pub async fn run(config_path: PathBuf, started: Instant) -> Result<(), DaemonErr
             }
             _ = hangup.recv() => {
                 tracing::info!("SIGHUP: reloading the configuration.");
+                notify::notify("RELOADING=1");
                 daemon.reload_config();
+                notify::notify("READY=1");
             }
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
@@ -327,6 +350,12 @@ impl Daemon {
     }
 
     fn apply_config(&mut self, new: Plan) -> Result<ReloadSummary, String> {
+        if self.leases.is_some() && (new.leases != self.plan.leases || new.lake != self.plan.lake) {
+            return Err(
+                "[leases] and the lake of a replica that shares work change only with a restart"
+                    .into(),
+            );
+        }
         if new.lake != self.plan.lake
             || new.parquet != self.plan.parquet
             || new.cache_dir != self.plan.cache_dir
@@ -405,8 +434,11 @@ impl Daemon {
 
     /// A new lake or cache: every pipeline restarts on a new agent.
     fn replace_agent(&mut self, new: Plan) -> Result<ReloadSummary, String> {
-        let agent = Agent::new(new.clone(), tokio::runtime::Handle::current())
+        let mut agent = Agent::new(new.clone(), tokio::runtime::Handle::current())
             .map_err(|e| format!("{e:#}"))?;
+        if let Some((leases, _)) = &self.leases {
+            agent.share_work(Arc::clone(leases));
+        }
         let mut summary = ReloadSummary::default();
         let old_workers = std::mem::take(&mut self.workers);
         self.agent = agent;
@@ -441,6 +473,7 @@ impl Daemon {
         interrupt: &mut tokio::signal::unix::Signal,
     ) {
         let grace = self.plan.daemon.shutdown_grace;
+        notify::notify("STOPPING=1");
         tracing::info!(
             grace_s = grace.as_secs_f64(),
             "Stopping: no new artifacts start; in-flight ones get the grace period to finish."
@@ -464,6 +497,10 @@ impl Daemon {
                 tracing::warn!("Second signal: stopping at once; the next start redoes unfinished work.");
                 aborts.iter().for_each(tokio::task::AbortHandle::abort);
             }
+        }
+        if let Some((leases, keeper)) = self.leases {
+            drop(keeper);
+            leases.shutdown().await;
         }
     }
 }

@@ -81,13 +81,7 @@ pub fn now_rfc3339() -> String {
     rfc3339(time::OffsetDateTime::now_utc())
 }
 
-/// A time as RFC 3339 UTC, to the second.
-pub fn rfc3339(at: time::OffsetDateTime) -> String {
-    at.replace_nanosecond(0)
-        .unwrap_or(at)
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
+pub use crate::period::rfc3339;
 
 impl StatusBoard {
     /// Every pipeline's status, by name.

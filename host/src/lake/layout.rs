@@ -6,6 +6,8 @@
 //! _cryptolake/manifest/<pipeline>/<source key>.json
 //! _cryptolake/quarantine/<pipeline>/<source key>   (+ .reason.json)
 //! _cryptolake/reports/<pipeline>/last-run.json      the last run's report
+//! _cryptolake/leases/<pipeline>/<series>.json   who works on a series (`[leases]`)
+//! _cryptolake/replicas/<replica>.json     each `run` replica's heartbeat
 //! _cryptolake/staging/                    files being written (never final)
 //! ```
 //!
@@ -76,6 +78,24 @@ pub fn run_report_key(pipeline: &str, shard: Option<(u32, u32)>) -> String {
 /// Key of a pipeline's schedule status, written by `cryptolake run`.
 pub fn status_key(pipeline: &str) -> String {
     format!("_cryptolake/status/{pipeline}.json")
+}
+
+/// Prefix of a pipeline's series leases.
+pub fn lease_prefix(pipeline: &str) -> String {
+    format!("_cryptolake/leases/{pipeline}/")
+}
+
+/// Key of the lease of one series (named by its stable hash, in hex).
+pub fn lease_key(pipeline: &str, series_hash: u64) -> String {
+    format!("{}{series_hash:016x}.json", lease_prefix(pipeline))
+}
+
+/// Prefix of the replicas' heartbeats.
+pub const REPLICAS_PREFIX: &str = "_cryptolake/replicas/";
+
+/// Key of one replica process's heartbeat.
+pub fn replica_key(replica: &str) -> String {
+    format!("{REPLICAS_PREFIX}{replica}.json")
 }
 
 /// Prefix of a pipeline's quarantined archives and reasons.

@@ -32,6 +32,19 @@ pub(crate) mod fixtures {
             period: period.into(),
         }
     }
+
+    /// A lake in an in-memory object store (conditional writes honoured).
+    pub fn memory_lake() -> super::Lake {
+        let storage = crate::storage::ObjectStorage {
+            store: std::sync::Arc::new(object_store::memory::InMemory::new()),
+            copier: None,
+            attributes: Default::default(),
+            conditional_writes: true,
+            credential_source: "none needed".into(),
+        };
+        let staging = std::env::temp_dir().join("cryptolake-test-staging");
+        super::Lake::open_object(storage, "memory://".into(), "lake", &staging)
+    }
 }
 
 use std::path::{Path, PathBuf};
@@ -127,6 +140,17 @@ pub struct Version {
     pub etag: Option<String>,
     /// Version id, where the store keeps versions.
     pub version: Option<String>,
+}
+
+/// An object a listing found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// Its key, relative to the lake.
+    pub key: String,
+    /// Its version, to replace it conditionally.
+    pub version: Version,
+    /// When the store last wrote it (the store's clock).
+    pub last_modified: Option<time::OffsetDateTime>,
 }
 
 /// What a conditional write did.
@@ -247,6 +271,20 @@ impl ObjectBackend {
     }
 
     async fn put(&self, key: &str, bytes: Bytes, mode: &WriteMode) -> Result<Written, LakeError> {
+        Ok(match self.put_versioned(key, bytes, mode).await? {
+            Some(_) => Written::Written,
+            None => Written::Conflict,
+        })
+    }
+
+    /// [`ObjectBackend::put`], giving the version written (`None`: a lost
+    /// race).
+    async fn put_versioned(
+        &self,
+        key: &str,
+        bytes: Bytes,
+        mode: &WriteMode,
+    ) -> Result<Option<Version>, LakeError> {
         let written = self
             .storage
             .store
@@ -256,7 +294,13 @@ impl ObjectBackend {
                 self.put_options(mode),
             )
             .await;
-        conflict_or(written.map(|_| ()), self.error(key))
+        match written {
+            Ok(result) => Ok(Some(Version {
+                etag: result.e_tag,
+                version: result.version,
+            })),
+            Err(error) => conflict_or(Err(error), self.error(key)).map(|_| None),
+        }
     }
 
     /// Uploads a local file: one PUT when small, else a multipart upload
@@ -790,6 +834,24 @@ impl Lake {
         }
     }
 
+    /// Writes a small object atomically, as `mode` allows, and gives the
+    /// version written, to replace it conditionally later; `None` when
+    /// another writer got there first.
+    pub async fn put_versioned(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        mode: WriteMode,
+    ) -> Result<Option<Version>, LakeError> {
+        match &self.backend {
+            Backend::Local { root } => match self.put_as(key, bytes, mode).await? {
+                Written::Written => Ok(Some(local_version(&root.join(key)).unwrap_or_default())),
+                Written::Conflict => Ok(None),
+            },
+            Backend::Object(object) => object.put_versioned(key, Bytes::from(bytes), &mode).await,
+        }
+    }
+
     /// Reads an object, or `None` when it does not exist.
     pub async fn get(&self, key: &str) -> Result<Option<Bytes>, LakeError> {
         Ok(self.get_versioned(key).await?.map(|(bytes, _)| bytes))
@@ -847,6 +909,55 @@ impl Lake {
                     .boxed()
             }
         }
+    }
+
+    /// Every object under `prefix` (relative to the lake) with its version
+    /// and the store's time of its last write, sorted by key. For small
+    /// prefixes: one listing, no request per object.
+    pub async fn list_versions(&self, prefix: &str) -> Result<Vec<Listed>, LakeError> {
+        let mut listed = match &self.backend {
+            Backend::Local { root } => {
+                let mut listed = Vec::new();
+                for key in self.list(prefix).await? {
+                    let path = root.join(&key);
+                    let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+                    listed.push(Listed {
+                        version: local_version(&path).unwrap_or_default(),
+                        last_modified: modified.map(time::OffsetDateTime::from),
+                        key,
+                    });
+                }
+                listed
+            }
+            Backend::Object(object) => {
+                let mut listing = object
+                    .storage
+                    .store
+                    .list(Some(&object.path(prefix.trim_end_matches('/'))));
+                let mut listed = Vec::new();
+                while let Some(meta) = listing.next().await {
+                    let meta = meta.map_err(object.error(prefix))?;
+                    let key = meta.location.as_ref();
+                    listed.push(Listed {
+                        key: key
+                            .strip_prefix(object.prefix.as_str())
+                            .unwrap_or(key)
+                            .to_owned(),
+                        version: Version {
+                            etag: meta.e_tag,
+                            version: meta.version,
+                        },
+                        last_modified: time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(
+                            meta.last_modified.timestamp_nanos_opt().unwrap_or(0),
+                        ))
+                        .ok(),
+                    });
+                }
+                listed
+            }
+        };
+        listed.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(listed)
     }
 
     /// Every key under `prefix` (relative to the lake), sorted. For small
@@ -970,17 +1081,7 @@ fn unless_missing<T>(result: std::io::Result<T>, path: PathBuf) -> Result<Option
 mod tests {
     use super::*;
 
-    fn memory_lake() -> Lake {
-        let storage = ObjectStorage {
-            store: Arc::new(object_store::memory::InMemory::new()),
-            copier: None,
-            attributes: Default::default(),
-            conditional_writes: true,
-            credential_source: "none needed".into(),
-        };
-        let staging = std::env::temp_dir().join("cryptolake-test-staging");
-        Lake::open_object(storage, "memory://".into(), "lake", &staging)
-    }
+    use super::fixtures::memory_lake;
 
     #[tokio::test]
     async fn conditional_writes_lose_races_instead_of_overwriting() {

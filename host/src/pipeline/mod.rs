@@ -2,7 +2,9 @@
 //! transform → write → commit, one file per stage: discovery is a plugin
 //! call made here, then [`reconcile`], `deliver` (transfer, or a
 //! server-side copy, with `shape` and `payload`), `decode` (decode,
-//! transform, write), [`commit`]; `report` tells how it went.
+//! transform, write), [`commit`]; `report` tells how it went. With
+//! `[leases]`, `shared_work` hands out the planned work a series at a time
+//! under the series' `lease`.
 //!
 //! Owns: the order of the stages and the retry loop per artifact, acting on
 //! the one classification of errors in `attempt` (retry, quarantine or
@@ -17,11 +19,13 @@ mod attempt;
 mod commit;
 mod decode;
 mod deliver;
+mod lease;
 mod payload;
 mod reconcile;
 mod report;
 mod shape;
 mod shard;
+mod shared_work;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -32,6 +36,7 @@ use tracing::Instrument;
 use attempt::Attempt;
 pub use commit::QuarantineNote;
 pub use decode::{Configured, DecodeError};
+pub use lease::{Heartbeat, HeldLease, LeaseBody, LeaseState, Leases, ReplicaStatus, replicas};
 pub use reconcile::{Planned, Prior, Reason};
 pub use report::{
     ArtifactReport, MissingSeries, Outcome, PlanReport, PlannedArtifact, RunCounts, RunReport,
@@ -72,6 +77,9 @@ pub struct PipelineRun {
     pub retry_quarantined: bool,
     /// Only the series in this shard (`sync --shard I/N`); all when `None`.
     pub shard: Option<Shard>,
+    /// Shares the work with other replicas, a series at a time under its
+    /// lease (`[leases]`, `run` only); all work is this agent's when `None`.
+    pub leases: Option<Arc<Leases>>,
 }
 
 /// Tells a run to start no new artifacts; those in flight finish.
@@ -214,6 +222,22 @@ impl PipelineRun {
 
     async fn run_in_span(&self, window: &Window) -> Result<RunReport, PipelineError> {
         let started = Instant::now();
+        // Leases are listed before the lake is reconciled: a series whose
+        // lease was written since is checked again when claimed.
+        let shared = match &self.leases {
+            Some(leases) => {
+                let listed = leases
+                    .listed(&self.spec.name)
+                    .await
+                    .map_err(|source| self.lake_error(source))?;
+                Some(shared_work::SharedWork::new(
+                    Arc::clone(leases),
+                    &self.spec.name,
+                    listed,
+                ))
+            }
+            None => None,
+        };
         let Planned {
             todo,
             still_quarantined,
@@ -258,13 +282,36 @@ impl PipelineRun {
             progress.planned(planned, todo.iter().filter_map(|(a, _, _)| a.size).sum());
         }
         let stop = self.stop.clone();
-        let mut artifacts: Vec<ArtifactReport> = futures::stream::iter(todo)
+        let work = match &shared {
+            None => futures::stream::iter(todo).map(|t| (t, None)).boxed(),
+            Some(shared) => shared
+                .claimed(self.clone(), todo)
+                .map(|(t, ticket)| (t, Some(ticket)))
+                .boxed(),
+        };
+        let mut artifacts: Vec<ArtifactReport> = work
             .take_while(|_| std::future::ready(!stop.is_stopped()))
-            .map(|(artifact, reason, prior)| self.process(artifact, reason, prior))
+            .map(|((artifact, reason, prior), ticket)| {
+                let shared = shared.clone();
+                async move {
+                    let report = self.process(artifact, reason, prior).await;
+                    if let (Some(shared), Some(ticket)) = (shared, ticket) {
+                        shared.done(&ticket).await;
+                    }
+                    report
+                }
+            })
             .buffer_unordered(self.spec.concurrency)
             .collect()
             .await;
-        let deferred = planned - artifacts.len();
+        let elsewhere = match &shared {
+            Some(shared) => {
+                shared.finish().await;
+                shared.elsewhere()
+            }
+            None => 0,
+        };
+        let deferred = planned.saturating_sub(artifacts.len() + elsewhere);
         artifacts.extend(skipped);
         if let Some(progress) = &self.progress {
             progress.finished();
@@ -285,6 +332,10 @@ impl PipelineRun {
             missing,
             started.elapsed(),
         );
+        let report = match &shared {
+            Some(shared) => report.shared_with(shared.replica(), elsewhere),
+            None => report,
+        };
         // The last run's report, machine-readable, next to the manifest.
         let key = layout::run_report_key(&self.spec.name, self.shard.map(|s| (s.index, s.count)));
         match serde_json::to_vec_pretty(&report) {
@@ -300,6 +351,8 @@ impl PipelineRun {
             completed = report.counts.completed,
             failed = report.counts.failed,
             quarantined = report.counts.quarantined,
+            committed_elsewhere = report.counts.committed_elsewhere,
+            other_replicas = report.counts.other_replicas,
             rows = report.counts.rows,
             elapsed_ms = report.elapsed_ms,
             "Pipeline run finished."

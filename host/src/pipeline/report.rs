@@ -247,6 +247,10 @@ pub struct RunCounts {
     pub failed: usize,
     /// Not started because the agent was stopping; the next run does them.
     pub deferred: usize,
+    /// Planned here, then done, held or quarantined by another replica
+    /// sharing the work (`[leases]`).
+    #[serde(default)]
+    pub other_replicas: usize,
     /// Rows written this run.
     pub rows: u64,
     /// Archive bytes downloaded this run.
@@ -270,6 +274,9 @@ pub struct RunReport {
     /// The shard run, when only one was (`--shard`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shard: Option<super::Shard>,
+    /// The replica that ran it, when replicas share the work (`[leases]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replica: Option<String>,
 }
 
 impl RunReport {
@@ -304,6 +311,7 @@ impl RunReport {
                 committed_elsewhere: count(ArtifactOutcome::CommittedElsewhere),
                 failed: count(ArtifactOutcome::Failed),
                 deferred,
+                other_replicas: 0,
                 rows,
                 bytes,
             },
@@ -311,7 +319,17 @@ impl RunReport {
             artifacts,
             missing,
             shard,
+            replica: None,
         }
+    }
+
+    /// This report as `replica`'s, which left `other_replicas` of the
+    /// planned artifacts to the replicas it shares the work with.
+    pub(super) fn shared_with(mut self, replica: &str, other_replicas: usize) -> Self {
+        self.replica = Some(replica.to_owned());
+        self.counts.other_replicas = other_replicas;
+        self.counts.up_to_date = self.counts.up_to_date.saturating_sub(other_replicas);
+        self
     }
 
     /// Whether every artifact ended in the lake (deferred ones are not

@@ -62,7 +62,7 @@ impl std::fmt::Display for Shard {
 /// The first 8 bytes, big-endian, of SHA-256 over the series' fields, each
 /// ended by a newline (no interval: an empty field). Changing this moves
 /// series between shards under running backfills: a test pins it.
-fn series_hash(partition: &PartitionValues) -> u64 {
+pub(super) fn series_hash(partition: &PartitionValues) -> u64 {
     let mut hasher = Sha256::new();
     for field in [
         partition.exchange.as_str(),
@@ -78,6 +78,19 @@ fn series_hash(partition: &PartitionValues) -> u64 {
     let mut first = [0u8; 8];
     first.copy_from_slice(&digest[..8]);
     u64::from_be_bytes(first)
+}
+
+/// A series' fields, readable: `exchange/market/data_type/symbol[/interval]`.
+pub(super) fn series_label(partition: &PartitionValues) -> String {
+    let mut label = format!(
+        "{}/{}/{}/{}",
+        partition.exchange, partition.market, partition.data_type, partition.symbol
+    );
+    if let Some(interval) = &partition.interval {
+        label.push('/');
+        label.push_str(interval);
+    }
+    label
 }
 
 #[cfg(test)]

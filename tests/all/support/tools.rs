@@ -29,15 +29,13 @@ fn succeeds(command: &mut Command) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// Makes sure `moto_server` and the `duckdb` Python package are available.
+/// Makes sure `moto_server` and the Python packages the tests use (DuckDB,
+/// pyarrow, PyYAML) are available.
 pub fn ensure_python_tools() {
     static READY: OnceLock<()> = OnceLock::new();
     READY.get_or_init(|| {
         let present = succeeds(Command::new("moto_server").arg("--help"))
-            && succeeds(
-                Command::new("python3")
-                    .args(["-c", "import duckdb, pyarrow, gcp_storage_emulator"]),
-            );
+            && succeeds(Command::new("python3").args(["-c", "import duckdb, pyarrow, yaml"]));
         if !present {
             let requirements = workspace().join("tests").join("requirements.txt");
             let status = Command::new("python3")
