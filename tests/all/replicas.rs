@@ -343,4 +343,12 @@ fn a_stopped_replica_releases_its_series_and_another_continues_at_once() {
         BTreeSet::from(["running".to_owned(), "stopped".to_owned()]),
         "{status:#}"
     );
+    // The pipeline's record names the replica that wrote it last.
+    let writer = status["pipelines"][0]["status"]["replica"]
+        .as_str()
+        .expect("the writer of the pipeline's status");
+    assert!(
+        replicas.iter().any(|r| r["replica"] == writer),
+        "{status:#}"
+    );
 }

@@ -38,6 +38,11 @@ pub struct PipelineStatus {
     pub recent_failures: Vec<FailedArtifact>,
     /// When this record was written (RFC 3339, UTC).
     pub updated_at: String,
+    /// The replica that wrote it, when replicas share the work
+    /// (`[leases]`): the lake keeps the latest writer's record; each
+    /// replica's own is in its `/api/v1/status`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<String>,
 }
 
 /// A finished run.

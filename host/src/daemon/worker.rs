@@ -76,6 +76,7 @@ impl Worker {
 async fn run_loop(run: PipelineRun, board: StatusBoard, mut cancelled: watch::Receiver<bool>) {
     let name = run.spec.name.clone();
     let schedule = run.spec.schedule.clone();
+    let replica = run.leases.as_ref().map(|l| l.replica().to_owned());
     let mut caught_up = false;
     // The first run starts at once: a (re)started agent catches up first.
     let mut next = OffsetDateTime::now_utc();
@@ -85,6 +86,7 @@ async fn run_loop(run: PipelineRun, board: StatusBoard, mut cancelled: watch::Re
         }
         let status = board.update(&name, |s| {
             s.schedule = schedule.when.to_string();
+            s.replica.clone_from(&replica);
             s.state = "idle".to_owned();
             s.next_run = Some(rfc3339(next));
         });
