@@ -301,7 +301,12 @@ fn check_params(
     ) else {
         return Ok(());
     };
-    let problems = crate::plugin::params::check(&schema, &params);
+    let problems = crate::plugin::params::check(&schema, &params).map_err(|error| {
+        format!(
+            "pipeline `{}`: plugin `{}` {}: {error}",
+            spec.name, identity.name, identity.version
+        )
+    })?;
     if problems.is_empty() {
         return Ok(());
     }

@@ -13,20 +13,117 @@ use cryptolake::wit::{Artifact, ChecksumSource, Compression, PartitionValues, Wi
 use crate::support::runtime;
 
 fn hostile() -> Arc<Plugin> {
+    hostile_as("hostile", Duration::from_millis(500))
+}
+
+/// The hostile plugin under the name `name` (its metrics' `plugin` label),
+/// with `call_timeout`.
+fn hostile_as(name: &str, call_timeout: Duration) -> Arc<Plugin> {
     let limits = Limits {
         memory_bytes: 64 << 20,
-        call_timeout: Duration::from_millis(500),
+        call_timeout,
         ..Limits::default()
     };
     let path = env!("CRYPTOLAKE_TEST_GUEST_HOSTILE");
     runtime::runtime()
         .load(&runtime::spec(
-            "hostile",
+            name,
             PluginLocation::File(path.into()),
             &["127.0.0.1:1"],
             limits,
         ))
         .expect("the hostile plugin loads (it only misbehaves when asked)")
+}
+
+/// `/metrics` as the Prometheus project's own Python parser reads it
+/// (`prometheus_client`): every sample as `[name, labels, value]`. Panics
+/// with the parser's error when the text does not parse.
+fn parsed_by_prometheus_client() -> Vec<(String, std::collections::BTreeMap<String, String>, f64)> {
+    crate::support::tools::ensure_python_tools();
+    let text = metrics::prometheus_text();
+    let mut child = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import json, sys\nfrom prometheus_client.parser import text_string_to_metric_families\nprint(json.dumps([[s.name, s.labels, s.value] for f in text_string_to_metric_families(sys.stdin.read()) for s in f.samples]))",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    std::io::Write::write_all(child.stdin.as_mut().expect("stdin"), text.as_bytes())
+        .expect("write /metrics");
+    let output = child.wait_with_output().expect("the parser ends");
+    assert!(
+        output.status.success(),
+        "/metrics does not parse: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("JSON")
+}
+
+fn dropped(plugin: &str, reason: &str) -> f64 {
+    metrics::value(
+        Metric::PluginMetricsDropped,
+        &[("plugin", plugin), ("reason", reason)],
+    )
+}
+
+#[test]
+fn a_flood_of_label_values_is_capped_per_plugin() {
+    let plugin = hostile_as("hostile-flood", Duration::from_secs(120));
+    discover(&plugin, "metrics-flood").expect("recording metrics is not an error");
+    let samples = parsed_by_prometheus_client();
+    let flood = samples
+        .iter()
+        .filter(|(_, labels, _)| labels.get("plugin").map(String::as_str) == Some("hostile-flood"))
+        .filter(|(_, labels, _)| labels.get("name").map(String::as_str) == Some("flood"))
+        .count();
+    assert_eq!(flood, metrics::MAX_SERIES_PER_PLUGIN);
+    assert_eq!(
+        dropped("hostile-flood", "series_limit"),
+        (100_000 - metrics::MAX_SERIES_PER_PLUGIN) as f64
+    );
+    assert_recovers(&plugin);
+}
+
+#[test]
+fn malformed_metric_points_are_refused_and_metrics_still_parse() {
+    let plugin = hostile_as("hostile-malformed", Duration::from_secs(60));
+    let host_rows = metrics::sum(Metric::RowsWritten, &[]);
+    discover(&plugin, "metrics-malformed").expect("recording metrics is not an error");
+    let samples = parsed_by_prometheus_client();
+    let mine: Vec<_> = samples
+        .iter()
+        .filter(|(_, labels, _)| {
+            labels.get("plugin").map(String::as_str) == Some("hostile-malformed")
+        })
+        .collect();
+    // Quotes and newlines in keys, reserved and repeated keys, a huge value.
+    assert_eq!(dropped("hostile-malformed", "label"), 6.0);
+    assert_eq!(dropped("hostile-malformed", "value"), 2.0);
+    assert_eq!(dropped("hostile-malformed", "name"), 1.0);
+    assert!(
+        mine.iter()
+            .all(|(_, labels, _)| labels.get("name").map(String::as_str) != Some("malformed")),
+        "{mine:?}"
+    );
+    // A host metric's name is the plugin's own counter, under its label.
+    let impostor = mine
+        .iter()
+        .find(|(_, labels, _)| {
+            labels.get("name").map(String::as_str) == Some("cryptolake_rows_written_total")
+        })
+        .expect("the plugin's counter");
+    assert_eq!(impostor.0, "cryptolake_plugin_custom_total");
+    assert_eq!(metrics::sum(Metric::RowsWritten, &[]), host_rows);
+    // A value that needs escaping reads back exactly.
+    let escaped = mine
+        .iter()
+        .find(|(_, labels, _)| labels.get("name").map(String::as_str) == Some("escaped"))
+        .expect("the escaped gauge");
+    assert_eq!(escaped.1["text"], "a\"b\\c\nd");
+    assert_recovers(&plugin);
 }
 
 fn discover(

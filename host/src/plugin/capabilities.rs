@@ -328,9 +328,12 @@ impl log::Host for HostState {
 
 impl metrics::Host for HostState {
     fn counter_add(&mut self, name: String, value: u64, labels: Vec<(String, String)>) {
-        host_metrics::plugin_counter_add(&self.plugin, &name, value, &labels);
-        let total = self.session_counters.entry(name).or_insert(0);
-        *total = total.saturating_add(value);
+        // Only points the registry accepts count for the artifact's entry:
+        // its names are then valid and bounded in number.
+        if host_metrics::plugin_counter_add(&self.plugin, &name, value, &labels) {
+            let total = self.session_counters.entry(name).or_insert(0);
+            *total = total.saturating_add(value);
+        }
     }
 
     fn gauge_set(&mut self, name: String, value: f64, labels: Vec<(String, String)>) {

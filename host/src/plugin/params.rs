@@ -1,186 +1,115 @@
 //! Checks a pipeline's plugin params against the JSON Schema the plugin
 //! publishes in `info()`, before any work starts.
 //!
-//! Owns: the subset of JSON Schema that plugin param schemas use (`type`,
-//! `enum`, `const`, `required`, `properties`, `additionalProperties`,
-//! `items`, `minItems`/`maxItems`, `minimum`/`maximum`,
-//! `minLength`/`maxLength`). Keywords outside it (`pattern`, `format`, …)
-//! are not checked here; the plugin still checks its params itself when a
-//! call opens, so nothing invalid gets through, only later.
+//! Owns: compiling a plugin's schema with the `jsonschema` crate (the
+//! draft its `$schema` names, 2020-12 when it names none; every keyword,
+//! `pattern`, `$ref` within the schema, `anyOf`/`oneOf`, `format` included)
+//! with remote references refused, and turning violations into messages
+//! that name the parameter by its path (`symbols[1]: …`). It must not read
+//! files or the network: a schema that refers outside itself is an error.
 
 use serde_json::Value;
 
-/// Every violation of `schema` by `value`, each as `path: problem` (the
-/// path is empty for the top level).
-pub fn check(schema: &Value, value: &Value) -> Vec<String> {
-    let mut problems = Vec::new();
-    walk(schema, value, "", &mut problems);
-    problems
+/// Refuses every reference outside the schema: plugins are untrusted, and a
+/// check must not reach a network or a file system.
+struct NoRemoteReferences;
+
+impl jsonschema::Retrieve for NoRemoteReferences {
+    fn retrieve(
+        &self,
+        uri: &jsonschema::Uri<String>,
+    ) -> Result<Value, Box<dyn std::error::Error + Send + Sync>> {
+        Err(format!(
+            "the schema refers to {uri}, outside itself; only references within it are followed"
+        )
+        .into())
+    }
 }
 
-fn walk(schema: &Value, value: &Value, path: &str, problems: &mut Vec<String>) {
-    let Some(schema) = schema.as_object() else {
-        if schema == &Value::Bool(false) {
-            problems.push(format!("{path}: not allowed"));
-        }
-        return;
-    };
-    let mut problem = |message: String| {
-        problems.push(if path.is_empty() {
-            message
-        } else {
-            format!("{path}: {message}")
-        })
-    };
-    if let Some(expected) = schema.get("type")
-        && !type_matches(expected, value)
-    {
-        problem(format!(
-            "expected {}, found {}",
-            type_names(expected),
-            describe(value)
-        ));
-        return;
+/// A plugin's params schema, compiled.
+pub struct ParamsSchema(jsonschema::Validator);
+
+impl ParamsSchema {
+    /// Compiles `schema`; an error says what is wrong with it.
+    pub fn compile(schema: &Value) -> Result<Self, String> {
+        jsonschema::options()
+            .with_draft(draft_of(schema))
+            .should_validate_formats(true)
+            .with_retriever(NoRemoteReferences)
+            .build(schema)
+            .map(Self)
+            .map_err(|error| format!("its params schema is not valid JSON Schema: {error}"))
     }
-    if let Some(Value::Array(options)) = schema.get("enum")
-        && !options.contains(value)
-    {
-        let options: Vec<String> = options.iter().map(Value::to_string).collect();
-        problem(format!("{value} is not one of {}", options.join(", ")));
-    }
-    if let Some(expected) = schema.get("const")
-        && expected != value
-    {
-        problem(format!("must be {expected}"));
-    }
-    if let Some(number) = value.as_f64() {
-        if let Some(min) = schema.get("minimum").and_then(Value::as_f64)
-            && number < min
-        {
-            problem(format!("{value} is less than the minimum {min}"));
-        }
-        if let Some(max) = schema.get("maximum").and_then(Value::as_f64)
-            && number > max
-        {
-            problem(format!("{value} is more than the maximum {max}"));
-        }
-    }
-    if let Some(text) = value.as_str() {
-        let length = text.chars().count() as u64;
-        if let Some(min) = schema.get("minLength").and_then(Value::as_u64)
-            && length < min
-        {
-            problem(format!("shorter than {min} characters"));
-        }
-        if let Some(max) = schema.get("maxLength").and_then(Value::as_u64)
-            && length > max
-        {
-            problem(format!("longer than {max} characters"));
-        }
-    }
-    if let Some(items) = value.as_array() {
-        let count = items.len() as u64;
-        if let Some(min) = schema.get("minItems").and_then(Value::as_u64)
-            && count < min
-        {
-            problem(format!("needs at least {min} item(s), has {count}"));
-        }
-        if let Some(max) = schema.get("maxItems").and_then(Value::as_u64)
-            && count > max
-        {
-            problem(format!("allows at most {max} item(s), has {count}"));
-        }
-        if let Some(item_schema) = schema.get("items") {
-            for (i, item) in items.iter().enumerate() {
-                walk(item_schema, item, &format!("{path}[{i}]"), problems);
-            }
-        }
-    }
-    if let Some(object) = value.as_object() {
-        let properties = schema.get("properties").and_then(Value::as_object);
-        if let Some(Value::Array(required)) = schema.get("required") {
-            for name in required.iter().filter_map(Value::as_str) {
-                if !object.contains_key(name) {
-                    problems.push(format!("{}: required but missing", join(path, name)));
+
+    /// Every violation of the schema by `value`, each as `path: problem`
+    /// (no path for the top level).
+    pub fn check(&self, value: &Value) -> Vec<String> {
+        use jsonschema::error::ValidationErrorKind;
+        let mut problems = Vec::new();
+        for error in self.0.iter_errors(value) {
+            let path = readable_path(error.instance_path().as_str());
+            let at = |name: &str| {
+                if path.is_empty() {
+                    name.to_owned()
+                } else {
+                    format!("{path}.{name}")
                 }
+            };
+            match error.kind() {
+                // Named by the parameter itself, as the other problems are.
+                ValidationErrorKind::AdditionalProperties { unexpected } => problems.extend(
+                    unexpected
+                        .iter()
+                        .map(|name| format!("{}: unknown parameter", at(name))),
+                ),
+                ValidationErrorKind::Required { property } => {
+                    let name = property
+                        .as_str()
+                        .map_or_else(|| property.to_string(), str::to_owned);
+                    problems.push(format!("{}: required but missing", at(&name)));
+                }
+                _ if path.is_empty() => problems.push(error.to_string()),
+                _ => problems.push(format!("{path}: {error}")),
             }
         }
-        for (name, item) in object {
-            let field = join(path, name);
-            match properties.and_then(|p| p.get(name)) {
-                Some(property) => walk(property, item, &field, problems),
-                None => match schema.get("additionalProperties") {
-                    Some(Value::Bool(false)) => {
-                        let known: Vec<&str> = properties
-                            .map(|p| p.keys().map(String::as_str).collect())
-                            .unwrap_or_default();
-                        problems.push(format!(
-                            "{field}: unknown parameter (known: {})",
-                            known.join(", ")
-                        ));
-                    }
-                    Some(extra @ Value::Object(_)) => walk(extra, item, &field, problems),
-                    _ => {}
-                },
+        problems
+    }
+}
+
+/// The draft `$schema` names; 2020-12 when it names none (or one this
+/// crate does not know).
+fn draft_of(schema: &Value) -> jsonschema::Draft {
+    use jsonschema::Draft;
+    match schema.get("$schema").and_then(Value::as_str) {
+        Some(uri) if uri.contains("draft-04") => Draft::Draft4,
+        Some(uri) if uri.contains("draft-06") => Draft::Draft6,
+        Some(uri) if uri.contains("draft-07") => Draft::Draft7,
+        Some(uri) if uri.contains("2019-09") => Draft::Draft201909,
+        _ => Draft::Draft202012,
+    }
+}
+
+/// A JSON Pointer (`/symbols/1`) as a parameter path (`symbols[1]`).
+fn readable_path(pointer: &str) -> String {
+    let mut path = String::new();
+    for segment in pointer.split('/').skip(1) {
+        let segment = segment.replace("~1", "/").replace("~0", "~");
+        if segment.bytes().all(|b| b.is_ascii_digit()) && !segment.is_empty() {
+            path.push_str(&format!("[{segment}]"));
+        } else {
+            if !path.is_empty() {
+                path.push('.');
             }
+            path.push_str(&segment);
         }
     }
+    path
 }
 
-fn join(path: &str, name: &str) -> String {
-    if path.is_empty() {
-        name.to_owned()
-    } else {
-        format!("{path}.{name}")
-    }
-}
-
-fn type_matches(expected: &Value, value: &Value) -> bool {
-    match expected {
-        Value::String(name) => is_type(name, value),
-        Value::Array(names) => names
-            .iter()
-            .filter_map(Value::as_str)
-            .any(|name| is_type(name, value)),
-        _ => true,
-    }
-}
-
-fn is_type(name: &str, value: &Value) -> bool {
-    match name {
-        "object" => value.is_object(),
-        "array" => value.is_array(),
-        "string" => value.is_string(),
-        "boolean" => value.is_boolean(),
-        "null" => value.is_null(),
-        "number" => value.is_number(),
-        "integer" => {
-            value.is_i64() || value.is_u64() || value.as_f64().is_some_and(|f| f.fract() == 0.0)
-        }
-        _ => true,
-    }
-}
-
-fn type_names(expected: &Value) -> String {
-    match expected {
-        Value::Array(names) => names
-            .iter()
-            .filter_map(Value::as_str)
-            .collect::<Vec<_>>()
-            .join(" or "),
-        other => other.as_str().unwrap_or("?").to_owned(),
-    }
-}
-
-fn describe(value: &Value) -> String {
-    match value {
-        Value::Null => "null".into(),
-        Value::Bool(b) => format!("boolean {b}"),
-        Value::Number(n) => format!("number {n}"),
-        Value::String(s) => format!("string {s:?}"),
-        Value::Array(_) => "an array".into(),
-        Value::Object(_) => "a table".into(),
-    }
+/// Every violation of `schema` by `value` ([`ParamsSchema::check`]), or
+/// why `schema` cannot be compiled.
+pub fn check(schema: &Value, value: &Value) -> Result<Vec<String>, String> {
+    Ok(ParamsSchema::compile(schema)?.check(value))
 }
 
 #[cfg(test)]
@@ -202,56 +131,106 @@ mod tests {
         })
     }
 
+    fn problems(schema: &Value, value: Value) -> String {
+        check(schema, &value)
+            .expect("the schema compiles")
+            .join("\n")
+    }
+
     #[test]
     fn valid_params_pass() {
-        assert!(
-            check(
+        assert_eq!(
+            problems(
                 &schema(),
-                &json!({"symbols": ["BTCUSDT"], "interval": "1m", "batch_rows": 5})
-            )
-            .is_empty()
+                json!({"symbols": ["BTCUSDT"], "interval": "1m", "batch_rows": 5})
+            ),
+            ""
         );
     }
 
     #[test]
     fn every_problem_is_named_with_its_path() {
-        let problems = check(
+        let text = problems(
             &schema(),
-            &json!({"symbols": ["BTCUSDT", 7], "interval": "2m", "batch_rows": 0, "exclude": "yes", "colour": 1}),
+            json!({"symbols": ["BTCUSDT", 7], "interval": "2m", "batch_rows": 0, "exclude": "yes", "colour": 1}),
         );
-        let text = problems.join("\n");
-        assert!(
-            text.contains("symbols[1]: expected string, found number 7"),
-            "{text}"
-        );
-        assert!(
-            text.contains("interval: \"2m\" is not one of \"1m\", \"1h\""),
-            "{text}"
-        );
-        assert!(
-            text.contains("batch_rows: 0 is less than the minimum 1"),
-            "{text}"
-        );
-        assert!(
-            text.contains("exclude: expected boolean, found string \"yes\""),
-            "{text}"
-        );
-        assert!(
-            text.contains("colour: unknown parameter (known: "),
-            "{text}"
-        );
-        assert_eq!(problems.len(), 5, "{text}");
+        for expected in [
+            "symbols[1]: 7 is not of type \"string\"",
+            "interval: \"2m\" is not one of",
+            "batch_rows: 0 is less than the minimum of 1",
+            "exclude: \"yes\" is not of type \"boolean\"",
+            "colour: unknown parameter",
+        ] {
+            assert!(text.contains(expected), "{expected:?} in:\n{text}");
+        }
+        assert_eq!(text.lines().count(), 5, "{text}");
     }
 
     #[test]
     fn missing_required_and_empty_arrays() {
         assert_eq!(
-            check(&schema(), &json!({})),
-            vec!["symbols: required but missing"]
+            problems(&schema(), json!({})),
+            "symbols: required but missing"
+        );
+        assert!(
+            problems(&schema(), json!({"symbols": []}))
+                .starts_with("symbols: [] has less than 1 item")
+        );
+    }
+
+    /// What schemars generates: `$ref` to `$defs`, `oneOf` for enums with
+    /// data, `pattern`, `format`.
+    #[test]
+    fn pattern_references_and_one_of_are_checked_as_the_schema_says() {
+        let schema = json!({
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "type": "object",
+            "properties": {
+                "symbol": {"$ref": "#/$defs/Symbol"},
+                "window": {"oneOf": [
+                    {"type": "object", "properties": {"days": {"type": "integer", "minimum": 1}}, "required": ["days"], "additionalProperties": false},
+                    {"type": "object", "properties": {"since": {"type": "string", "format": "date"}}, "required": ["since"], "additionalProperties": false}
+                ]}
+            },
+            "$defs": {"Symbol": {"type": "string", "pattern": "^[A-Z0-9]{5,20}$"}}
+        });
+        assert_eq!(
+            problems(&schema, json!({"symbol": "BTCUSDT", "window": {"days": 3}})),
+            ""
         );
         assert_eq!(
-            check(&schema(), &json!({"symbols": []})),
-            vec!["symbols: needs at least 1 item(s), has 0"]
+            problems(&schema, json!({"window": {"since": "2024-01-01"}})),
+            ""
         );
+        let text = problems(&schema, json!({"symbol": "btc-usdt"}));
+        assert!(
+            text.starts_with("symbol: \"btc-usdt\" does not match"),
+            "{text}"
+        );
+        let text = problems(
+            &schema,
+            json!({"window": {"days": 3, "since": "2024-01-01"}}),
+        );
+        assert!(text.starts_with("window: "), "{text}");
+        let text = problems(&schema, json!({"window": {"since": "yesterday"}}));
+        assert!(text.starts_with("window: "), "{text}");
+    }
+
+    #[test]
+    fn a_schema_that_refers_outside_itself_or_is_invalid_is_refused() {
+        let remote = json!({"$ref": "https://example.com/params.json"});
+        let error = check(&remote, &json!({})).expect_err("remote reference");
+        assert!(error.contains("outside itself"), "{error}");
+        let file = json!({"properties": {"a": {"$ref": "file:///etc/passwd"}}});
+        assert!(check(&file, &json!({"a": 1})).is_err());
+        let invalid = json!({"type": "no-such-type"});
+        assert!(check(&invalid, &json!({})).is_err());
+    }
+
+    #[test]
+    fn pointers_read_as_parameter_paths() {
+        assert_eq!(readable_path(""), "");
+        assert_eq!(readable_path("/symbols/1"), "symbols[1]");
+        assert_eq!(readable_path("/a/b~1c/0/d"), "a.b/c[0].d");
     }
 }

@@ -52,16 +52,34 @@ pub fn http_error(error: HttpError) -> PluginError {
 
 /// Logs a message at `level` with structured fields.
 pub fn log(level: Level, message: &str, fields: &[(&str, &str)]) {
-    let fields: Vec<(String, String)> = fields
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    log::log(level, message, &fields);
+    log::log(level, message, &owned(fields));
 }
 
 /// Adds to a counter metric.
 pub fn counter_add(name: &str, value: u64) {
     metrics::counter_add(name, value, &[]);
+}
+
+/// Adds to a counter metric with labels. The host refuses (drops and
+/// counts) names and label keys that are not `[A-Za-z_][A-Za-z0-9_]*` of at
+/// most 64 bytes, the keys `plugin`, `name`, `le` and `quantile`, values
+/// over 128 bytes, more than 8 labels, and new series beyond 1,000 per
+/// plugin: keep label values to a small, fixed set.
+pub fn counter_add_labelled(name: &str, value: u64, labels: &[(&str, &str)]) {
+    metrics::counter_add(name, value, &owned(labels));
+}
+
+/// Sets a gauge metric, under the same rules as [`counter_add_labelled`];
+/// the value must be finite.
+pub fn gauge_set(name: &str, value: f64, labels: &[(&str, &str)]) {
+    metrics::gauge_set(name, value, &owned(labels));
+}
+
+fn owned(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
 }
 
 /// Microseconds since the Unix epoch, from the host's clock.

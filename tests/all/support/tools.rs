@@ -30,12 +30,15 @@ fn succeeds(command: &mut Command) -> bool {
 }
 
 /// Makes sure `moto_server` and the Python packages the tests use (DuckDB,
-/// pyarrow, PyYAML) are available.
+/// pyarrow, PyYAML, prometheus_client) are available.
 pub fn ensure_python_tools() {
     static READY: OnceLock<()> = OnceLock::new();
     READY.get_or_init(|| {
         let present = succeeds(Command::new("moto_server").arg("--help"))
-            && succeeds(Command::new("python3").args(["-c", "import duckdb, pyarrow, yaml"]));
+            && succeeds(
+                Command::new("python3")
+                    .args(["-c", "import duckdb, pyarrow, yaml, prometheus_client"]),
+            );
         if !present {
             let requirements = workspace().join("tests").join("requirements.txt");
             let status = Command::new("python3")

@@ -65,6 +65,9 @@ catalogue! {
     /// Counters a plugin adds to itself, by plugin, name and its labels: a
     /// counter of its own, apart from the gauges, so rates work on it.
     PluginCustomCounter => ("cryptolake_plugin_custom_total", Counter, "Counters plugins add to themselves."),
+    /// Metric points a plugin recorded that the host refused, by plugin and
+    /// reason (`name`, `label`, `value`, `series_limit`).
+    PluginMetricsDropped => ("cryptolake_plugin_metrics_dropped_total", Counter, "Plugin metric points refused: bad name, label or value, or over the plugin's series limit."),
     /// Seconds from a plugin file's modification to the first call its new
     /// version served, by plugin (last swap).
     PluginSwapLatency => ("cryptolake_plugin_swap_latency_seconds", Gauge, "File change to first call on the new version, last swap."),
@@ -254,6 +257,20 @@ labels! {
         Failed => "failed",
         /// The run itself could not be made (discovery, the lake).
         Error => "error",
+    }
+
+    /// Why a plugin's metric point was refused (`reason` of
+    /// [`Metric::PluginMetricsDropped`]).
+    DropReason {
+        /// The metric's name breaks the naming rules.
+        Name => "name",
+        /// A label key breaks the rules, is reserved or repeated, a value is
+        /// too long, or there are too many labels.
+        Label => "label",
+        /// A gauge value that is not a finite number.
+        Value => "value",
+        /// The plugin already has as many series as it may.
+        SeriesLimit => "series_limit",
     }
 
     /// An OTLP signal (`signal` of the telemetry metrics).

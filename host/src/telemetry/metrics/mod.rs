@@ -11,15 +11,17 @@
 //! catalogue's label enums.
 
 pub mod catalogue;
+mod plugin_points;
 pub mod prometheus;
 pub mod registry;
 
 use std::time::Duration;
 
 pub use catalogue::{
-    ArtifactOutcome, CallOutcome, DURATION_BUCKETS, FaultKind, Kind, Metric, ReloadKind,
-    ReloadOutcome, RunOutcome, Signal, Stage, TransferMode, Verification,
+    ArtifactOutcome, CallOutcome, DURATION_BUCKETS, DropReason, FaultKind, Kind, Metric,
+    ReloadKind, ReloadOutcome, RunOutcome, Signal, Stage, TransferMode, Verification,
 };
+pub use plugin_points::{MAX_SERIES_PER_PLUGIN, valid_name};
 pub use prometheus::prometheus_text;
 pub use registry::{Labels, Value, snapshot, sum, value};
 use registry::{add, observe, set, set_max};
@@ -70,18 +72,48 @@ pub(crate) fn plugin_fetch_denied(plugin: &str) {
 }
 
 /// A plugin's own counter: [`Metric::PluginCustomCounter`], apart from its
-/// gauges.
-pub(crate) fn plugin_counter_add(plugin: &str, name: &str, value: u64, extra: &[(String, String)]) {
-    let mut pairs = vec![("plugin", plugin), ("name", name)];
-    pairs.extend(extra.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    add(Metric::PluginCustomCounter, &pairs, value as f64);
+/// gauges, once [`plugin_points`] accepts the point. Returns whether it did.
+pub(crate) fn plugin_counter_add(
+    plugin: &str,
+    name: &str,
+    value: u64,
+    extra: &[(String, String)],
+) -> bool {
+    let accepted = plugin_points::admit(
+        plugin,
+        Metric::PluginCustomCounter,
+        name,
+        extra,
+        value as f64,
+    );
+    if let Some(pairs) = &accepted {
+        add(Metric::PluginCustomCounter, &borrowed(pairs), value as f64);
+    }
+    accepted.is_some()
 }
 
-/// A plugin's own gauge: [`Metric::PluginCustom`].
+/// A plugin's own gauge: [`Metric::PluginCustom`], once [`plugin_points`]
+/// accepts the point.
 pub(crate) fn plugin_gauge_set(plugin: &str, name: &str, value: f64, extra: &[(String, String)]) {
-    let mut pairs = vec![("plugin", plugin), ("name", name)];
-    pairs.extend(extra.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    set(Metric::PluginCustom, &pairs, value);
+    if let Some(pairs) = plugin_points::admit(plugin, Metric::PluginCustom, name, extra, value) {
+        set(Metric::PluginCustom, &borrowed(&pairs), value);
+    }
+}
+
+fn borrowed(pairs: &[(String, String)]) -> Vec<(&str, &str)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
+}
+
+/// A plugin's metric point refused, for `reason`.
+fn plugin_point_dropped(plugin: &str, reason: DropReason) {
+    add(
+        Metric::PluginMetricsDropped,
+        &[("plugin", plugin), ("reason", reason.label())],
+        1.0,
+    );
 }
 
 pub(crate) fn plugin_swap_latency(plugin: &str, latency: Duration) {

@@ -68,8 +68,13 @@ pub fn prometheus_text() -> String {
     out
 }
 
+/// A sample value as the text format spells it (`+Inf`, `-Inf`, `NaN`).
 fn number(n: f64) -> String {
-    if n.is_finite() && n.fract() == 0.0 && n.abs() < 1e15 {
+    if n.is_nan() {
+        "NaN".to_owned()
+    } else if n.is_infinite() {
+        if n > 0.0 { "+Inf" } else { "-Inf" }.to_owned()
+    } else if n.fract() == 0.0 && n.abs() < 1e15 {
         format!("{}", n as i64)
     } else {
         format!("{n}")

@@ -36,6 +36,35 @@ fn misbehave(mode: &str, url: Option<&str>) -> Result<(), PluginError> {
             let url = url.unwrap_or("http://forbidden.example/secret");
             host::get_ok(url).map(|_| ())
         }
+        "metrics-flood" => {
+            // A label value per point: an unbounded number of series.
+            for i in 0..100_000u32 {
+                host::counter_add_labelled("flood", 1, &[("id", &i.to_string())]);
+            }
+            Ok(())
+        }
+        "metrics-malformed" => {
+            let long = "v".repeat(10_000);
+            for (key, value) in [
+                ("quote\"key", "v"),
+                ("new\nline", "v"),
+                ("plugin", "impostor"),
+                ("le", "0.5"),
+                ("__reserved", "v"),
+                ("ok_key", long.as_str()),
+            ] {
+                host::counter_add_labelled("malformed", 1, &[(key, value)]);
+            }
+            host::gauge_set("not_finite", f64::NAN, &[]);
+            host::gauge_set("infinite", f64::INFINITY, &[]);
+            // A host metric's name, a name with Prometheus syntax in it,
+            // and label values that need escaping: recorded as the plugin's
+            // own, never as the host's.
+            host::counter_add("cryptolake_rows_written_total", 1_000_000);
+            host::counter_add("evil} 1\ncryptolake_up", 1);
+            host::gauge_set("escaped", 1.0, &[("text", "a\"b\\c\nd")]);
+            Ok(())
+        }
         _ => Ok(()),
     }
 }
