@@ -483,3 +483,61 @@ fn every_metric_is_documented() {
         );
     }
 }
+
+#[test]
+fn admin_changes_apply_on_reload() {
+    let (_fixture, config) = curated_fixture();
+    let original = std::fs::read_to_string(&config).expect("config");
+    let with_admin = |admin: &str| {
+        let text = original.replace("admin = { listen = \"127.0.0.1:0\" }", admin);
+        assert_ne!(text, original, "the fixture's admin line moved");
+        std::fs::write(&config, text).expect("rewrite the config");
+    };
+    let (first, second) = (
+        crate::support::s3::free_port(),
+        crate::support::s3::free_port(),
+    );
+    with_admin(&format!(
+        "admin = {{ listen = \"127.0.0.1:{first}\", token = \"one\" }}"
+    ));
+    let mut agent = RunningAgent::start(&config);
+    let base = admin_address(&mut agent);
+    agent.wait_for_message("Pipeline run finished.", 1, PATIENCE);
+    assert_eq!(get(&format!("{base}/metrics"), Some("one")).0, 200);
+
+    // A new token applies to the next request, on the same socket.
+    with_admin(&format!(
+        "admin = {{ listen = \"127.0.0.1:{first}\", token = \"two\" }}"
+    ));
+    agent.wait_for_message("The admin server's token changed.", 1, PATIENCE);
+    assert_eq!(get(&format!("{base}/metrics"), Some("one")).0, 401);
+    assert_eq!(get(&format!("{base}/metrics"), Some("two")).0, 200);
+
+    // A new address is served, and the old one let go.
+    with_admin(&format!(
+        "admin = {{ listen = \"127.0.0.1:{second}\", token = \"two\" }}"
+    ));
+    let events = agent.wait_for_message("Admin server listening.", 2, PATIENCE);
+    let moved = format!("http://{}", events[1]["address"].as_str().expect("address"));
+    assert!(moved.ends_with(&format!(":{second}")), "{moved}");
+    assert_eq!(get(&format!("{moved}/metrics"), Some("two")).0, 200);
+    let refused = |url: &str| {
+        let deadline = Instant::now() + PATIENCE;
+        while reqwest::blocking::get(url).is_ok() {
+            assert!(Instant::now() < deadline, "{url} still answers");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    refused(&format!("{base}/health"));
+
+    // `listen = ""` turns it off; the agent runs on.
+    with_admin("admin = { listen = \"\" }");
+    agent.wait_for_message(
+        "The admin server stopped (admin.listen is empty).",
+        1,
+        PATIENCE,
+    );
+    refused(&format!("{moved}/health"));
+    agent.signal("TERM");
+    assert!(agent.wait_exit(PATIENCE).success());
+}

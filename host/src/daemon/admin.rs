@@ -30,8 +30,8 @@ pub struct AdminState {
     pub board: StatusBoard,
     /// The agent's facts, replaced on reload.
     pub info: Arc<RwLock<AgentInfo>>,
-    /// Required bearer token, if any.
-    pub token: Option<String>,
+    /// Required bearer token, if any; replaced when a reload changes it.
+    pub token: Arc<RwLock<Option<String>>>,
 }
 
 /// Facts about the running agent.
@@ -58,9 +58,13 @@ pub struct AgentInfo {
     pub lake_location: String,
 }
 
-/// Binds `listen`; errors are the caller's to report.
-pub async fn bind(listen: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(listen).await
+/// Binds `listen` (inside the Tokio runtime); errors are the caller's to
+/// report. Synchronous, so a reload can bind the new address before it
+/// lets the old one go.
+pub fn bind(listen: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let listener = std::net::TcpListener::bind(listen)?;
+    listener.set_nonblocking(true)?;
+    tokio::net::TcpListener::from_std(listener)
 }
 
 /// Serves until the task is dropped.
@@ -130,7 +134,8 @@ async fn route(
     if path == "/health" {
         return json(StatusCode::OK, &serde_json::json!({ "status": "alive" }));
     }
-    if let Some(token) = &state.token {
+    let token = state.token.read().map(|t| t.clone()).unwrap_or_default();
+    if let Some(token) = &token {
         let given = request
             .headers()
             .get("authorization")

@@ -65,6 +65,8 @@ struct Daemon {
     info: Arc<RwLock<AgentInfo>>,
     /// This replica's leases and their renewals, with `[leases]`.
     leases: Option<(Arc<crate::pipeline::Leases>, AbortOnDrop)>,
+    /// The admin server, unless off or unable to listen.
+    admin: Option<AdminServer>,
 }
 
 /// Runs the agent until SIGTERM or SIGINT. `started` is when the process
@@ -107,10 +109,10 @@ pub async fn run(config_path: PathBuf, started: Instant) -> Result<(), DaemonErr
     }));
     let board = StatusBoard::default();
     // The admin server answers /health while the plugins load.
-    let _admin = match &plan.admin {
-        Some(settings) => start_admin(settings, board.clone(), info.clone()).await,
-        None => None,
-    };
+    let admin = plan
+        .admin
+        .as_ref()
+        .and_then(|settings| start_admin(settings, board.clone(), info.clone()));
     let mut daemon = Daemon {
         config_path,
         plan,
@@ -121,6 +123,7 @@ pub async fn run(config_path: PathBuf, started: Instant) -> Result<(), DaemonErr
         watcher: None,
         info,
         leases,
+        admin,
     };
     let signal_error =
         |e: std::io::Error| DaemonError::Start(format!("cannot listen for signals: {e}"));
@@ -320,7 +323,13 @@ impl Daemon {
                 return;
             }
         };
+        let old_admin = self.plan.admin.clone();
         match self.apply_config(new) {
+            Ok(mut summary) if self.plan.admin != old_admin => {
+                self.apply_admin();
+                summary.admin = true;
+                self.reloaded(&summary);
+            }
             Ok(summary) if summary.is_empty() => {
                 metrics::reload(
                     metrics::ReloadKind::Config,
@@ -328,17 +337,7 @@ impl Daemon {
                 );
                 tracing::info!("Configuration file changed, but nothing in it did.");
             }
-            Ok(summary) => {
-                metrics::reload(metrics::ReloadKind::Config, metrics::ReloadOutcome::Success);
-                self.publish_info(true);
-                tracing::info!(
-                    started = ?summary.started,
-                    restarted = ?summary.restarted,
-                    stopped = ?summary.stopped,
-                    plugins_swapped = ?summary.plugins,
-                    "Configuration reloaded; unchanged pipelines kept running."
-                );
-            }
+            Ok(summary) => self.reloaded(&summary),
             Err(error) => {
                 metrics::reload(
                     metrics::ReloadKind::Config,
@@ -346,6 +345,50 @@ impl Daemon {
                 );
                 tracing::error!(error = %error, "Configuration reload rejected; the running configuration stays.");
             }
+        }
+    }
+
+    fn reloaded(&self, summary: &ReloadSummary) {
+        metrics::reload(metrics::ReloadKind::Config, metrics::ReloadOutcome::Success);
+        self.publish_info(true);
+        tracing::info!(
+            started = ?summary.started,
+            restarted = ?summary.restarted,
+            stopped = ?summary.stopped,
+            plugins_swapped = ?summary.plugins,
+            admin_changed = summary.admin,
+            "Configuration reloaded; unchanged pipelines kept running."
+        );
+    }
+
+    /// Brings the admin server in line with the plan after a reload: a new
+    /// token applies to the next request; a new address is bound before
+    /// the old one is let go (if it cannot be bound, the old server keeps
+    /// serving); `listen = ""` stops it.
+    fn apply_admin(&mut self) {
+        let wanted = self.plan.admin.clone();
+        match (&mut self.admin, wanted) {
+            (Some(running), Some(settings)) if running.listen == settings.listen => {
+                if let Ok(mut token) = running.token.write() {
+                    *token = settings.token;
+                }
+                tracing::info!("The admin server's token changed.");
+            }
+            (_, Some(settings)) => {
+                match start_admin(&settings, self.board.clone(), self.info.clone()) {
+                    Some(server) => self.admin = Some(server),
+                    None if self.admin.is_some() => tracing::warn!(
+                        listen = %settings.listen,
+                        "The admin server keeps its old address."
+                    ),
+                    None => {}
+                }
+            }
+            (Some(_), None) => {
+                self.admin = None;
+                tracing::info!("The admin server stopped (admin.listen is empty).");
+            }
+            (None, None) => {}
         }
     }
 
@@ -505,32 +548,44 @@ impl Daemon {
     }
 }
 
+/// A running admin server.
+struct AdminServer {
+    listen: std::net::SocketAddr,
+    token: Arc<RwLock<Option<String>>>,
+    _task: AbortOnDrop,
+}
+
 /// Starts the admin server; a bind failure is logged and the agent runs on
 /// without it.
-async fn start_admin(
+fn start_admin(
     settings: &config::AdminSettings,
     board: StatusBoard,
     info: Arc<RwLock<AgentInfo>>,
-) -> Option<AbortOnDrop> {
+) -> Option<AdminServer> {
     if settings.token.is_none() && !settings.listen.ip().is_loopback() {
         tracing::warn!(
             listen = %settings.listen,
             "The admin server listens beyond loopback without a token; set admin.token."
         );
     }
-    match admin::bind(settings.listen).await {
+    match admin::bind(settings.listen) {
         Ok(listener) => {
             let address = listener
                 .local_addr()
                 .map(|a| a.to_string())
                 .unwrap_or_default();
             tracing::info!(address = %address, "Admin server listening.");
+            let token = Arc::new(RwLock::new(settings.token.clone()));
             let state = AdminState {
                 board,
                 info,
-                token: settings.token.clone(),
+                token: Arc::clone(&token),
             };
-            Some(AbortOnDrop(tokio::spawn(admin::serve(listener, state))))
+            Some(AdminServer {
+                listen: settings.listen,
+                token,
+                _task: AbortOnDrop(tokio::spawn(admin::serve(listener, state))),
+            })
         }
         Err(error) => {
             tracing::error!(
@@ -572,6 +627,7 @@ struct ReloadSummary {
     restarted: Vec<String>,
     stopped: Vec<String>,
     plugins: Vec<String>,
+    admin: bool,
 }
 
 impl ReloadSummary {
@@ -580,5 +636,6 @@ impl ReloadSummary {
             && self.restarted.is_empty()
             && self.stopped.is_empty()
             && self.plugins.is_empty()
+            && !self.admin
     }
 }
