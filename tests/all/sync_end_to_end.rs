@@ -310,3 +310,47 @@ fn market_partition(market: &str) -> &'static str {
         _ => "futures-cm",
     }
 }
+
+/// On a terminal the bars show the progress, so the one-line-per-archive
+/// log lines are left out (from `--log-level debug` on they show); problems
+/// and the summary stay. Run under `script`, which gives `sync` a real
+/// pseudo-terminal.
+#[test]
+fn a_terminal_shows_progress_and_problems_not_a_line_per_archive() {
+    let fixture = crate::support::fixture::Fixture::new(&["BTCUSDT"], 3);
+    let config = fixture.write_config("", &fixture.pipeline("spot", "BTCUSDT", ""));
+    let on_terminal = |level: &str| {
+        let command = format!(
+            "{} --log-level {level} sync --config {}",
+            env!("CARGO_BIN_EXE_cryptolake"),
+            config.display()
+        );
+        let mut script = std::process::Command::new("script");
+        script
+            .args(["-qec", &command, "/dev/null"])
+            .env_remove("RUST_LOG");
+        crate::support::isolate_from_cloud(&mut script);
+        let output = script.output().expect("script runs");
+        assert!(
+            output.status.success(),
+            "{}",
+            crate::support::describe(&output)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let shown = on_terminal("info");
+    assert!(shown.contains("archives"), "no progress bar:\n{shown}");
+    assert!(shown.contains("Pipeline run finished."), "{shown}");
+    assert!(
+        !shown.contains("Artifact committed to the lake."),
+        "{shown}"
+    );
+    // Nothing left to do the second time; with debug, the lines are back.
+    std::fs::remove_dir_all(fixture.lake()).expect("empty the lake");
+    let debug = on_terminal("debug");
+    assert_eq!(
+        debug.matches("Artifact committed to the lake.").count(),
+        3,
+        "{debug}"
+    );
+}

@@ -422,12 +422,15 @@ impl PipelineRun {
         metrics::artifact_finished(&self.spec.name, report.outcome.kind());
         if let Some(progress) = &self.progress {
             match &report.outcome {
-                Outcome::Completed { bytes, .. } => progress.artifact_done(*bytes, true),
-                _ => progress.artifact_done(0, false),
+                Outcome::Completed { bytes, rows, .. } => {
+                    progress.artifact_done(*bytes, *rows, true)
+                }
+                _ => progress.artifact_done(0, 0, false),
             }
         }
         match &report.outcome {
             Outcome::Completed { rows, .. } => tracing::info!(
+                target: crate::telemetry::PER_ARTIFACT,
                 pipeline = %self.spec.name,
                 artifact = %report.key,
                 reason = ?reason,

@@ -20,6 +20,12 @@ pub enum LogFormat {
     Json,
 }
 
+/// The target of the one-line-per-archive events ("Artifact committed to
+/// the lake."): on a terminal, where progress bars show the same, text
+/// logs leave them out at the `info` level; JSON logs, files and
+/// collectors get them all.
+pub const PER_ARTIFACT: &str = "cryptolake::artifact";
+
 /// Installs the global subscriber. `RUST_LOG` overrides `default_level`.
 /// Logs go to stderr so stdout stays for command output.
 pub fn init(format: LogFormat, default_level: &str) {
@@ -38,8 +44,17 @@ pub fn init(format: LogFormat, default_level: &str) {
     let registry = tracing_subscriber::registry()
         .with(filter)
         .with(otlp::OtlpLayer);
+    // On a terminal a 100,000-archive backfill would print 100,000 lines and
+    // scroll the bars away: those lines show from `debug` on.
+    let quiet_archives = progress::stderr_is_terminal()
+        && std::env::var_os("RUST_LOG").is_none()
+        && matches!(default_level, "error" | "warn" | "info");
+    let per_archive = tracing_subscriber::filter::filter_fn(move |meta| {
+        !(quiet_archives && meta.target() == PER_ARTIFACT)
+    });
+    use tracing_subscriber::Layer;
     let result = match format {
-        LogFormat::Text => registry.with(fmt).try_init(),
+        LogFormat::Text => registry.with(fmt.with_filter(per_archive)).try_init(),
         LogFormat::Json => registry.with(fmt.json().flatten_event(true)).try_init(),
     };
     // A second init (tests calling the CLI in-process) keeps the first.

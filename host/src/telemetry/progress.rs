@@ -17,8 +17,9 @@ static BARS: OnceLock<MultiProgress> = OnceLock::new();
 pub trait Progress: Send + Sync {
     /// The run will process `artifacts` artifacts of about `bytes` bytes.
     fn planned(&self, artifacts: usize, bytes: u64);
-    /// One artifact ended: committed (`ok`), quarantined or failed.
-    fn artifact_done(&self, bytes: u64, ok: bool);
+    /// One artifact ended: committed (`ok`, with its archive's bytes and
+    /// the rows written), quarantined or failed.
+    fn artifact_done(&self, bytes: u64, rows: u64, ok: bool);
     /// The run ended.
     fn finished(&self);
 }
@@ -38,7 +39,7 @@ pub fn enable() -> bool {
 pub fn pipeline_bar(pipeline: &str) -> Option<Arc<dyn Progress>> {
     let bars = BARS.get()?;
     let style = ProgressStyle::with_template(
-        "{prefix:>24} [{bar:30}] {pos}/{len} artifacts  {msg}  {elapsed_precise} (eta {eta})",
+        "{prefix:>24} [{bar:30}] {pos}/{len} archives ({per_sec})  {msg}  {elapsed_precise} (eta {eta})",
     )
     .map(|s| s.progress_chars("=> "))
     .unwrap_or_else(|_| ProgressStyle::default_bar());
@@ -47,6 +48,7 @@ pub fn pipeline_bar(pipeline: &str) -> Option<Arc<dyn Progress>> {
     Some(Arc::new(PipelineBar {
         bar,
         bytes: std::sync::atomic::AtomicU64::new(0),
+        rows: std::sync::atomic::AtomicU64::new(0),
         failed: std::sync::atomic::AtomicU64::new(0),
     }))
 }
@@ -54,26 +56,34 @@ pub fn pipeline_bar(pipeline: &str) -> Option<Arc<dyn Progress>> {
 struct PipelineBar {
     bar: ProgressBar,
     bytes: std::sync::atomic::AtomicU64,
+    rows: std::sync::atomic::AtomicU64,
     failed: std::sync::atomic::AtomicU64,
 }
 
 impl Progress for PipelineBar {
     fn planned(&self, artifacts: usize, _bytes: u64) {
         self.bar.set_length(artifacts as u64);
-        self.bar.set_message("0 B");
+        self.bar.set_message("0 B, 0 rows");
     }
 
-    fn artifact_done(&self, bytes: u64, ok: bool) {
+    fn artifact_done(&self, bytes: u64, rows: u64, ok: bool) {
         use std::sync::atomic::Ordering::Relaxed;
         let total = self.bytes.fetch_add(bytes, Relaxed) + bytes;
+        let rows = self.rows.fetch_add(rows, Relaxed) + rows;
         let failed = self.failed.fetch_add(u64::from(!ok), Relaxed) + u64::from(!ok);
         let failed = if failed > 0 {
             format!(", {failed} not ok")
         } else {
             String::new()
         };
-        self.bar
-            .set_message(format!("{}{failed}", indicatif::HumanBytes(total)));
+        let rate = indicatif::HumanBytes(
+            (total as f64 / self.bar.elapsed().as_secs_f64().max(0.001)) as u64,
+        );
+        self.bar.set_message(format!(
+            "{} ({rate}/s), {} rows{failed}",
+            indicatif::HumanBytes(total),
+            indicatif::HumanCount(rows)
+        ));
         self.bar.inc(1);
     }
 
