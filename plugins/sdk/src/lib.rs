@@ -22,10 +22,10 @@ pub mod bindings {
     /// Bindings of the `source-plugin` world.
     pub mod source {
         wit_bindgen::generate!({
-            path: "../../wit",
+            path: "wit",
             world: "source-plugin",
             pub_export_macro: true,
-            export_macro_name: "export_source_plugin",
+            export_macro_name: "__export_source_plugin_bindings",
             default_bindings_module: "cryptolake_plugin_sdk::bindings::source",
         });
     }
@@ -34,10 +34,10 @@ pub mod bindings {
     /// those of the source world, so one set of types serves both.
     pub mod transform {
         wit_bindgen::generate!({
-            path: "../../wit",
+            path: "wit",
             world: "transform-plugin",
             pub_export_macro: true,
-            export_macro_name: "export_transform_plugin",
+            export_macro_name: "__export_transform_plugin_bindings",
             default_bindings_module: "cryptolake_plugin_sdk::bindings::transform",
             with: {
                 "cryptolake:plugin/types@0.1.0": crate::bindings::source::cryptolake::plugin::types,
@@ -50,8 +50,45 @@ pub mod bindings {
     }
 }
 
-pub use bindings::source::export_source_plugin;
-pub use bindings::transform::export_transform_plugin;
+/// Exports `$type` (implementing [`source::Guest`]) as the plugin's
+/// `source` world. In a build for WebAssembly without SIMD (`simd128`) it
+/// warns in the plugin's own crate: the SDK's line splitting, UTF-8 checks
+/// and number parsing then take a slower path.
+#[macro_export]
+macro_rules! export_source_plugin {
+    ($($plugin:tt)*) => {
+        $crate::__warn_without_simd128!();
+        $crate::bindings::source::__export_source_plugin_bindings!($($plugin)*);
+    };
+}
+
+/// Exports `$type` (implementing [`transform::Guest`]) as the plugin's
+/// `transform` world; warns as [`export_source_plugin!`] does.
+#[macro_export]
+macro_rules! export_transform_plugin {
+    ($($plugin:tt)*) => {
+        $crate::__warn_without_simd128!();
+        $crate::bindings::transform::__export_transform_plugin_bindings!($($plugin)*);
+    };
+}
+
+/// A deprecation warning in the plugin's crate when it is built for wasm32
+/// without `simd128`: a build script's warning would show only for path
+/// dependencies, this one whatever the SDK's source.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __warn_without_simd128 {
+    () => {
+        #[cfg(all(target_arch = "wasm32", not(target_feature = "simd128")))]
+        const _: () = {
+            #[deprecated(
+                note = "this plugin is built for wasm32 without simd128, so cryptolake-plugin-sdk decodes on a slower path: add `[target.wasm32-wasip2] rustflags = [\"-C\", \"target-feature=+simd128\"]` to the plugin's .cargo/config.toml (see the SDK's README)"
+            )]
+            const BUILT_WITHOUT_SIMD128: () = ();
+            BUILT_WITHOUT_SIMD128
+        };
+    };
+}
 
 /// The WIT version this SDK implements.
 pub const WIT_VERSION: &str = "0.1.0";
@@ -94,4 +131,21 @@ impl PluginError {
 /// [`PluginError::InvalidParams`] with the offending field's path.
 pub fn parse_params<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, PluginError> {
     serde_json::from_str(json).map_err(PluginError::invalid_params)
+}
+
+#[cfg(test)]
+mod tests {
+    /// The crate is versioned with the WIT package it carries.
+    #[test]
+    fn the_crate_version_is_the_wit_version_it_carries() {
+        assert_eq!(super::WIT_VERSION, env!("CARGO_PKG_VERSION"));
+        let wit = include_str!("../wit/plugin.wit");
+        assert!(
+            wit.contains(&format!(
+                "package cryptolake:plugin@{};",
+                super::WIT_VERSION
+            )),
+            "wit/plugin.wit declares another version"
+        );
+    }
 }
