@@ -354,3 +354,51 @@ fn a_terminal_shows_progress_and_problems_not_a_line_per_archive() {
         "{debug}"
     );
 }
+
+/// `sync --plan`: what a backfill would fetch and how long it would take at
+/// the rate the last run measured; nothing is transferred.
+#[test]
+fn the_plan_estimates_archives_bytes_requests_and_time() {
+    let fixture = crate::support::fixture::Fixture::new(&["BTCUSDT"], 4);
+    let config = fixture.write_config("", &fixture.pipeline("spot", "BTCUSDT", ""));
+    let estimate = |report: &serde_json::Value| report["estimates"][0].clone();
+
+    // Before any run: archives, bytes and requests, but no rate to time them by.
+    let (fresh, _) = sync_report(&config, &["--plan"], 0);
+    let first = estimate(&fresh);
+    assert_eq!(first["archives"], 4, "{fresh:#}");
+    assert!(first["bytes"].as_u64().unwrap_or(0) > 0, "{fresh:#}");
+    assert_eq!(first["rate"], serde_json::Value::Null);
+    assert_eq!(first["eta_s"], serde_json::Value::Null);
+    assert_eq!(fresh["total"]["eta_s"], serde_json::Value::Null);
+    assert!(
+        !fixture.lake().join("ohlcv").exists(),
+        "--plan transferred something"
+    );
+
+    // After two days ran, the other two are timed at that run's rate.
+    sync_report(&config, &["--to", "2024-08-02"], 0);
+    let (later, _) = sync_report(&config, &["--plan"], 0);
+    let second = estimate(&later);
+    assert_eq!(second["archives"], 2, "{later:#}");
+    let rate = second["rate"]["archives_per_s"].as_f64().expect("a rate");
+    assert!(rate > 0.0, "{later:#}");
+    let eta = second["eta_s"].as_f64().expect("a time");
+    assert!(eta >= 2.0 / rate - 1e-9, "{later:#}");
+    assert_eq!(
+        second["requests"].as_f64().unwrap_or(0.0),
+        (2.0 * second["requests_per_archive"].as_f64().unwrap_or(0.0)).round()
+    );
+    assert_eq!(later["total"]["archives"], 2);
+
+    let text = crate::support::run_cryptolake(&[
+        "sync",
+        "--plan",
+        "--config",
+        config.to_str().expect("UTF-8"),
+    ]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("spot: 2 archives"), "{text}");
+    assert!(text.contains("total: 2 archives"), "{text}");
+    assert!(text.contains("as the last run went"), "{text}");
+}

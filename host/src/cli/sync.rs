@@ -1,7 +1,7 @@
 //! `cryptolake sync`: run pipelines once, now.
 
 use crate::agent::Agent;
-use crate::pipeline::{MissingSeries, Outcome, PlanReport, RunReport, Shard};
+use crate::pipeline::{Estimate, MissingSeries, Outcome, PlanReport, RunReport, Shard};
 use crate::wit::Window;
 
 use super::{ConfigArg, EXIT_FAILED, EXIT_USAGE, Output};
@@ -24,6 +24,11 @@ pub struct SyncArgs {
     /// missing), with sizes and totals, without transferring anything.
     #[arg(long)]
     dry_run: bool,
+    /// Print, per pipeline and in total, what the run would fetch (archives,
+    /// bytes from the listing, requests) and how long it would take at the
+    /// rate the last run measured, without transferring anything.
+    #[arg(long, conflicts_with = "dry_run")]
+    plan: bool,
     /// Download again the archives an earlier run quarantined, even those
     /// the source has not changed since (by default they are reported as
     /// still quarantined and skipped).
@@ -141,11 +146,13 @@ pub(super) fn run(args: SyncArgs) -> u8 {
         }
     };
     // Bars only for people: a terminal on stderr and text logs.
-    let bars = !args.dry_run
+    let planning = args.dry_run || args.plan;
+    let bars = !planning
         && crate::telemetry::progress::stderr_is_terminal()
         && crate::telemetry::progress::enable();
     let mut reports = Vec::new();
     let mut plans = Vec::new();
+    let mut estimates = Vec::new();
     let mut not_run = Vec::new();
     for mut run in runs {
         if bars {
@@ -157,10 +164,15 @@ pub(super) fn run(args: SyncArgs) -> u8 {
             start: args.from.clone().or_else(|| run.spec.start.clone()),
             end: args.to.clone().or_else(|| run.spec.end.clone()),
         };
-        let outcome = if args.dry_run {
-            tokio
-                .block_on(run.dry_run(&window))
-                .map(|plan| plans.push(plan))
+        let outcome = if planning {
+            tokio.block_on(async {
+                let plan = run.dry_run(&window).await?;
+                if args.plan {
+                    estimates.push(run.estimate(&plan).await);
+                }
+                plans.push(plan);
+                Ok(())
+            })
         } else {
             tokio
                 .block_on(run.run(&window))
@@ -173,6 +185,20 @@ pub(super) fn run(args: SyncArgs) -> u8 {
                 error: error.to_string(),
             });
         }
+    }
+    if args.plan {
+        let total = total_of(&estimates);
+        match args.output {
+            Output::Json => {
+                let json = serde_json::json!({ "estimates": estimates, "total": total, "not_run": not_run });
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&json).unwrap_or_default()
+                );
+            }
+            Output::Text => print_estimates(&estimates, &total, &not_run),
+        }
+        return if not_run.is_empty() { 0 } else { EXIT_FAILED };
     }
     if args.dry_run {
         match args.output {
@@ -199,6 +225,96 @@ pub(super) fn run(args: SyncArgs) -> u8 {
     }
     let ok = not_run.is_empty() && reports.iter().all(RunReport::succeeded);
     if ok { 0 } else { EXIT_FAILED }
+}
+
+/// Every pipeline's estimate added up; pipelines run one after another, so
+/// their times add up too (`null` when any is unknown).
+#[derive(Debug, serde::Serialize)]
+struct Total {
+    archives: usize,
+    bytes: u64,
+    unknown_sizes: usize,
+    requests: u64,
+    eta_s: Option<f64>,
+}
+
+fn total_of(estimates: &[Estimate]) -> Total {
+    Total {
+        archives: estimates.iter().map(|e| e.archives).sum(),
+        bytes: estimates.iter().map(|e| e.bytes).sum(),
+        unknown_sizes: estimates.iter().map(|e| e.unknown_sizes).sum(),
+        requests: estimates.iter().map(|e| e.requests).sum(),
+        eta_s: estimates
+            .iter()
+            .map(|e| if e.archives == 0 { Some(0.0) } else { e.eta_s })
+            .sum(),
+    }
+}
+
+fn print_estimates(estimates: &[Estimate], total: &Total, not_run: &[NotRun]) {
+    let eta = |eta: Option<f64>| match eta {
+        Some(seconds) => format!("about {}", human_duration(seconds)),
+        None => "unknown (no earlier run to measure a rate)".to_owned(),
+    };
+    let unknown = |n: usize| {
+        if n > 0 {
+            format!(" (+{n} of unknown size)")
+        } else {
+            String::new()
+        }
+    };
+    for e in estimates {
+        let rate = e
+            .rate
+            .map(|r| {
+                format!(
+                    " at {:.1} archives/s, {}/s as the last run went",
+                    r.archives_per_s,
+                    human_bytes(r.bytes_per_s as u64)
+                )
+            })
+            .unwrap_or_default();
+        println!(
+            "{}: {} archives, {}{}, ~{} requests ({:.1} per archive, {}); {}{rate}",
+            e.pipeline,
+            e.archives,
+            human_bytes(e.bytes),
+            unknown(e.unknown_sizes),
+            e.requests,
+            e.requests_per_archive,
+            if e.requests_measured {
+                "as the last run's copies took"
+            } else {
+                "counted from the transfer path"
+            },
+            if e.archives == 0 {
+                "nothing to do".to_owned()
+            } else {
+                eta(e.eta_s)
+            }
+        );
+    }
+    println!(
+        "total: {} archives, {}{}, ~{} requests; {}",
+        total.archives,
+        human_bytes(total.bytes),
+        unknown(total.unknown_sizes),
+        total.requests,
+        eta(total.eta_s)
+    );
+    for n in not_run {
+        println!("{}: not run: {}", n.pipeline, n.error);
+    }
+}
+
+/// `1h 02m`, `3m 20s`, `12s`.
+fn human_duration(seconds: f64) -> String {
+    let s = seconds.round() as u64;
+    match (s / 3600, (s % 3600) / 60, s % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, s) => format!("{m}m {s:02}s"),
+        (h, m, _) => format!("{h}h {m:02}m"),
+    }
 }
 
 fn print_plans(plans: &[PlanReport], not_run: &[NotRun]) {

@@ -19,6 +19,7 @@ mod attempt;
 mod commit;
 mod decode;
 mod deliver;
+mod estimate;
 mod lease;
 mod payload;
 mod reconcile;
@@ -36,6 +37,7 @@ use tracing::Instrument;
 use attempt::Attempt;
 pub use commit::QuarantineNote;
 pub use decode::{Configured, DecodeError};
+pub use estimate::{Estimate, Rate};
 pub use lease::{Heartbeat, HeldLease, LeaseBody, LeaseState, Leases, ReplicaStatus, replicas};
 pub use reconcile::{Planned, Prior, Reason};
 pub use report::{
@@ -207,6 +209,22 @@ impl PipelineRun {
             missing: planned.missing,
             shard: self.shard,
         })
+    }
+
+    /// What `plan` (this pipeline's [`PipelineRun::dry_run`]) would cost, at
+    /// the rates the last stored run report of this pipeline (and shard)
+    /// measured.
+    pub async fn estimate(&self, plan: &PlanReport) -> Estimate {
+        let key = layout::run_report_key(&self.spec.name, self.shard.map(|s| (s.index, s.count)));
+        let last: Option<estimate::LastRun> = match self.lake.get(&key).await {
+            Ok(Some(bytes)) => serde_json::from_slice(&bytes).ok(),
+            Ok(None) => None,
+            Err(error) => {
+                tracing::warn!(pipeline = %self.spec.name, error = %error, "Could not read the last run report; estimating without its rates.");
+                None
+            }
+        };
+        estimate::estimate(&self.spec, plan, last.as_ref())
     }
 
     /// Runs the pipeline over `window`.
