@@ -11,7 +11,7 @@
 //! (`lease` does).
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures::Stream;
@@ -37,6 +37,9 @@ struct SeriesWork {
 pub(super) struct Ticket {
     hold: Arc<Hold>,
     remaining: AtomicUsize,
+    /// Some of its archives were left undone (the lease could not be kept
+    /// renewed): released for others, not finished, when the rest end.
+    abandoned: AtomicBool,
 }
 
 /// The shared part of one run.
@@ -80,6 +83,7 @@ impl SharedWork {
             run,
             queue,
             waiting: Vec::new(),
+            waiting_said: 0,
             current: None,
         };
         futures::stream::unfold(state, |mut state| async move {
@@ -101,7 +105,8 @@ impl SharedWork {
     /// One artifact of `ticket`'s series has ended.
     pub(super) async fn done(&self, ticket: &Ticket) {
         if ticket.remaining.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.leases.release(&ticket.hold, true).await;
+            let finished = !ticket.abandoned.load(Ordering::SeqCst);
+            self.leases.release(&ticket.hold, finished).await;
         }
     }
 
@@ -168,6 +173,8 @@ struct Claiming {
     run: PipelineRun,
     queue: VecDeque<SeriesWork>,
     waiting: Vec<SeriesWork>,
+    /// How many waiting series the log last mentioned.
+    waiting_said: usize,
     current: Option<(Arc<Ticket>, std::vec::IntoIter<Planned>)>,
 }
 
@@ -187,7 +194,11 @@ impl Claiming {
                     if left > 0 {
                         self.shared.elsewhere.fetch_add(left, Ordering::SeqCst);
                         // The undispatched ones will never end here.
-                        ticket.remaining.fetch_sub(left, Ordering::SeqCst);
+                        ticket.abandoned.store(true, Ordering::SeqCst);
+                        if ticket.remaining.fetch_sub(left, Ordering::SeqCst) == left {
+                            // Nothing in flight either: let it go now.
+                            self.shared.leases.release(&ticket.hold, false).await;
+                        }
                     }
                 }
                 self.current = None;
@@ -199,11 +210,15 @@ impl Claiming {
             if self.waiting.is_empty() {
                 return None;
             }
-            tracing::info!(
-                pipeline = %self.shared.pipeline,
-                series = self.waiting.len(),
-                "Waiting for series other replicas hold: they are taken over if their holders stop renewing."
-            );
+            // Said when the number changes, not at every look.
+            if self.waiting.len() != self.waiting_said {
+                self.waiting_said = self.waiting.len();
+                tracing::info!(
+                    pipeline = %self.shared.pipeline,
+                    series = self.waiting.len(),
+                    "Waiting for series other replicas hold: they are taken over if their holders stop renewing."
+                );
+            }
             let pause = self.shared.leases.poll_every();
             let until = tokio::time::Instant::now() + pause;
             while tokio::time::Instant::now() < until {
@@ -288,6 +303,7 @@ impl Claiming {
         let ticket = Arc::new(Ticket {
             hold,
             remaining: AtomicUsize::new(items.len()),
+            abandoned: AtomicBool::new(false),
         });
         shared
             .tickets
