@@ -171,3 +171,42 @@ source = {{ plugin = "coinbase", params = {{ products = ["BTC-USD"], granularity
     std::fs::write(&config, text).expect("config");
     config
 }
+
+/// A source that publishes no checksums fails every archive under the
+/// default `missing_checksum = "reject"`: the dry run says so before any
+/// work, and names the setting.
+#[test]
+fn a_dry_run_warns_when_the_checksum_policy_would_reject_everything() {
+    let api = CandlesServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_coinbase_config(
+        dir.path(),
+        &api,
+        "window = { start = \"2024-01-01\", end = \"2024-01-01\" }\ntransforms = [{ plugin = \"ohlcv\" }]",
+        "",
+    );
+    let text = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(&config, text.replace("missing_checksum = \"accept\"\n", "")).expect("config");
+    let (plan, output) = sync_report(&config, &["--dry-run"], 0);
+    let planned = plan["plans"][0]["planned"]
+        .as_array()
+        .expect("planned")
+        .len();
+    assert!(planned > 0);
+    assert_eq!(plan["plans"][0]["rejected_for_no_checksum"], planned);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("set missing_checksum = "), "{stderr}");
+    let text = crate::support::run_cryptolake(&[
+        "sync",
+        "--dry-run",
+        "--config",
+        config.to_str().expect("UTF-8"),
+    ]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains(&format!(
+            "warning: {planned} of them have no published checksum"
+        )),
+        "{text}"
+    );
+}

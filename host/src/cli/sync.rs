@@ -293,6 +293,12 @@ fn print_estimates(estimates: &[Estimate], total: &Total, not_run: &[NotRun]) {
                 eta(e.eta_s)
             }
         );
+        if e.rejected_for_no_checksum > 0 {
+            println!(
+                "  warning: {} of them have no published checksum and missing_checksum = \"reject\" would fail them",
+                e.rejected_for_no_checksum
+            );
+        }
     }
     println!(
         "total: {} archives, {}{}, ~{} requests; {}",
@@ -333,6 +339,12 @@ fn print_plans(plans: &[PlanReport], not_run: &[NotRun]) {
                 String::new()
             }
         );
+        if p.rejected_for_no_checksum > 0 {
+            println!(
+                "  warning: {} of them have no published checksum and missing_checksum = \"reject\" would fail them (set missing_checksum = \"accept\" to take them unverified)",
+                p.rejected_for_no_checksum
+            );
+        }
         for a in &p.planned {
             let reason = serde_json::to_value(a.reason)
                 .ok()

@@ -23,6 +23,8 @@ pub struct Estimate {
     pub bytes: u64,
     /// Archives whose size the source does not list (not in `bytes`).
     pub unknown_sizes: usize,
+    /// Archives the pipeline's `missing_checksum = "reject"` would fail.
+    pub rejected_for_no_checksum: usize,
     /// Requests the run would make, to the source and the lake.
     pub requests: u64,
     /// Requests per archive used for `requests`.
@@ -117,6 +119,7 @@ pub(super) fn estimate(spec: &PipelineSpec, plan: &PlanReport, last: Option<&Las
         archives,
         bytes: plan.total_bytes,
         unknown_sizes: plan.unknown_sizes,
+        rejected_for_no_checksum: plan.rejected_for_no_checksum,
         requests: (archives as f64 * requests_per_archive).round() as u64,
         requests_per_archive,
         requests_measured,
@@ -144,6 +147,7 @@ mod tests {
                 .collect(),
             total_bytes: bytes,
             unknown_sizes: 0,
+            rejected_for_no_checksum: 0,
             missing: Vec::new(),
             shard: None,
         }

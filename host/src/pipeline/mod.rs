@@ -198,8 +198,26 @@ impl PipelineRun {
             })
             .collect();
         items.sort_by(|a, b| a.key.cmp(&b.key));
+        let rejected_for_no_checksum =
+            if self.spec.missing_checksum == crate::config::MissingChecksumPolicy::Reject {
+                planned
+                    .todo
+                    .iter()
+                    .filter(|(a, _, _)| matches!(a.checksum, crate::wit::ChecksumSource::None))
+                    .count()
+            } else {
+                0
+            };
+        if rejected_for_no_checksum > 0 {
+            tracing::warn!(
+                pipeline = %self.spec.name,
+                artifacts = rejected_for_no_checksum,
+                "The source publishes no checksum for these archives, and missing_checksum = \"reject\" fails them: set missing_checksum = \"accept\" to take them unverified."
+            );
+        }
         Ok(PlanReport {
             pipeline: self.spec.name.clone(),
+            rejected_for_no_checksum,
             discovered: planned.discovered,
             up_to_date: planned.discovered - items.len() - still_quarantined.len(),
             still_quarantined,

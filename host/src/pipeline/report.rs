@@ -217,6 +217,11 @@ pub struct PlanReport {
     pub total_bytes: u64,
     /// Planned artifacts whose size the source does not list.
     pub unknown_sizes: usize,
+    /// Planned artifacts without a published checksum that the pipeline's
+    /// `missing_checksum = "reject"` would fail: every one of them, for a
+    /// source that publishes none.
+    #[serde(default)]
+    pub rejected_for_no_checksum: usize,
     /// Gaps in the source's series.
     pub missing: Vec<MissingSeries>,
     /// The shard planned, when only one was (`--shard`).
