@@ -11,6 +11,7 @@ mod support;
 mod agent_mode;
 mod azure_lake;
 mod coinbase;
+mod command_line;
 mod config_errors;
 mod crash_resume;
 mod data_types;

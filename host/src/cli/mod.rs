@@ -6,6 +6,7 @@ mod config;
 mod lake;
 mod plugin;
 mod run;
+mod shell;
 mod status;
 mod sync;
 mod validate;
@@ -24,7 +25,13 @@ pub const EXIT_USAGE: u8 = 2;
 
 /// Keeps a data lake filled with crypto market data.
 #[derive(Debug, Parser)]
-#[command(name = "cryptolake", version, about, propagate_version = true)]
+#[command(
+    name = "cryptolake",
+    version,
+    about,
+    propagate_version = true,
+    after_help = "Exit codes: 0 success; 1 some work failed (an archive, a pipeline, a plugin); 2 bad usage or an invalid configuration.\nDocumentation: README.md and docs/ in the repository."
+)]
 pub struct Cli {
     /// Log format on stderr.
     #[arg(
@@ -69,6 +76,10 @@ pub enum Command {
     /// Look at the lake: tables, partitions, row counts, integrity.
     #[command(subcommand)]
     Lake(lake::LakeCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(shell::CompletionsArgs),
+    /// Print the man page, or write every page into a directory.
+    Man(shell::ManArgs),
 }
 
 /// Output format of a command's result on stdout.
@@ -111,6 +122,8 @@ pub fn run(cli: Cli, started: std::time::Instant) -> ExitCode {
         Command::Validate(args) => validate::run(args),
         Command::Plugin(command) => plugin::run(command),
         Command::Lake(command) => lake::run(command),
+        Command::Completions(args) => shell::completions(args),
+        Command::Man(args) => shell::man(args),
     };
     ExitCode::from(code)
 }
