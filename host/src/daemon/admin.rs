@@ -32,7 +32,15 @@ pub struct AdminState {
     pub info: Arc<RwLock<AgentInfo>>,
     /// Required bearer token, if any; replaced when a reload changes it.
     pub token: Arc<RwLock<Option<String>>>,
+    /// The last verdict given without the token, and when: such callers
+    /// get it again for [`UNAUTHENTICATED_READY_REUSE`], so requests
+    /// without the token cannot make the agent list the lake at will.
+    pub unauthenticated_ready:
+        Arc<std::sync::Mutex<Option<(std::time::Instant, StatusCode, bool)>>>,
 }
+
+/// How long a readiness verdict given without the token is reused.
+const UNAUTHENTICATED_READY_REUSE: Duration = Duration::from_secs(1);
 
 /// Facts about the running agent.
 #[derive(Clone, Serialize)]
@@ -146,8 +154,8 @@ async fn route(
             if path == "/ready" {
                 // Probes (Kubernetes, load balancers) cannot send a secret:
                 // they get the verdict, and only the token shows why.
-                let (status, body) = ready(state).await;
-                return json(status, &serde_json::json!({ "ready": body["ready"] }));
+                let (status, ready) = unauthenticated_ready(state).await;
+                return json(status, &serde_json::json!({ "ready": ready }));
             }
             let mut response = respond(
                 StatusCode::UNAUTHORIZED,
@@ -177,6 +185,25 @@ async fn route(
             "not found: try /health, /ready, /metrics, /api/v1/status\n",
         ),
     }
+}
+
+/// The readiness verdict alone, reused for a second.
+async fn unauthenticated_ready(state: &AdminState) -> (StatusCode, bool) {
+    let recent = state
+        .unauthenticated_ready
+        .lock()
+        .ok()
+        .and_then(|last| *last)
+        .filter(|(at, _, _)| at.elapsed() < UNAUTHENTICATED_READY_REUSE);
+    if let Some((_, status, ready)) = recent {
+        return (status, ready);
+    }
+    let (status, body) = ready(state).await;
+    let verdict = body["ready"].as_bool().unwrap_or(false);
+    if let Ok(mut last) = state.unauthenticated_ready.lock() {
+        *last = Some((std::time::Instant::now(), status, verdict));
+    }
+    (status, verdict)
 }
 
 /// The readiness verdict and its checks.

@@ -580,6 +580,7 @@ fn start_admin(
                 board,
                 info,
                 token: Arc::clone(&token),
+                unauthenticated_ready: Arc::default(),
             };
             Some(AdminServer {
                 listen: settings.listen,
