@@ -42,6 +42,36 @@ pub(super) struct Ticket {
     abandoned: AtomicBool,
 }
 
+impl Ticket {
+    fn new(hold: Arc<Hold>, archives: usize) -> Self {
+        Self {
+            hold,
+            remaining: AtomicUsize::new(archives),
+            abandoned: AtomicBool::new(false),
+        }
+    }
+
+    /// One archive of the series ended. `Some(finished)` when it was the
+    /// last: the lease is to be released, as finished unless some archives
+    /// were abandoned.
+    fn end_one(&self) -> Option<bool> {
+        (self.remaining.fetch_sub(1, Ordering::SeqCst) == 1)
+            .then(|| !self.abandoned.load(Ordering::SeqCst))
+    }
+
+    /// `left` archives will not start here (the lease could not be kept).
+    /// True when nothing is in flight either: release the lease now.
+    fn abandon(&self, left: usize) -> bool {
+        self.abandoned.store(true, Ordering::SeqCst);
+        self.remaining.fetch_sub(left, Ordering::SeqCst) == left
+    }
+
+    /// Whether archives of it are still to end.
+    fn unfinished(&self) -> bool {
+        self.remaining.load(Ordering::SeqCst) > 0
+    }
+}
+
 /// The shared part of one run.
 pub(super) struct SharedWork {
     leases: Arc<Leases>,
@@ -104,8 +134,7 @@ impl SharedWork {
 
     /// One artifact of `ticket`'s series has ended.
     pub(super) async fn done(&self, ticket: &Ticket) {
-        if ticket.remaining.fetch_sub(1, Ordering::SeqCst) == 1 {
-            let finished = !ticket.abandoned.load(Ordering::SeqCst);
+        if let Some(finished) = ticket.end_one() {
             self.leases.release(&ticket.hold, finished).await;
         }
     }
@@ -121,7 +150,7 @@ impl SharedWork {
         );
         let mut released = 0;
         for ticket in tickets {
-            if ticket.remaining.load(Ordering::SeqCst) > 0 {
+            if ticket.unfinished() {
                 self.leases.release(&ticket.hold, false).await;
                 released += 1;
             }
@@ -194,8 +223,7 @@ impl Claiming {
                     if left > 0 {
                         self.shared.elsewhere.fetch_add(left, Ordering::SeqCst);
                         // The undispatched ones will never end here.
-                        ticket.abandoned.store(true, Ordering::SeqCst);
-                        if ticket.remaining.fetch_sub(left, Ordering::SeqCst) == left {
+                        if ticket.abandon(left) {
                             // Nothing in flight either: let it go now.
                             self.shared.leases.release(&ticket.hold, false).await;
                         }
@@ -300,11 +328,7 @@ impl Claiming {
             artifacts = items.len(),
             "Claimed a series."
         );
-        let ticket = Arc::new(Ticket {
-            hold,
-            remaining: AtomicUsize::new(items.len()),
-            abandoned: AtomicBool::new(false),
-        });
+        let ticket = Arc::new(Ticket::new(hold, items.len()));
         shared
             .tickets
             .lock()
@@ -378,7 +402,50 @@ fn common_prefix(keys: &[String]) -> &str {
 
 #[cfg(test)]
 mod tests {
-    use super::common_prefix;
+    use super::*;
+
+    async fn held() -> Arc<Hold> {
+        let leases = Leases::new(
+            crate::lake::fixtures::memory_lake(),
+            crate::config::LeaseSettings {
+                duration: std::time::Duration::from_secs(60),
+                renew_every: std::time::Duration::from_secs(20),
+                replica: "r".into(),
+            },
+        );
+        match leases
+            .claim("p", "_cryptolake/leases/p/s.json", "s", None)
+            .await
+            .unwrap()
+        {
+            Claim::Held { hold, .. } => hold,
+            Claim::Busy { .. } => unreachable!("a fresh lake"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_series_is_finished_only_when_every_archive_of_it_ended_here() {
+        let ticket = Ticket::new(held().await, 3);
+        assert_eq!(ticket.end_one(), None);
+        assert_eq!(ticket.end_one(), None);
+        assert!(ticket.unfinished());
+        assert_eq!(ticket.end_one(), Some(true));
+        assert!(!ticket.unfinished());
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_series_is_released_for_others_not_finished() {
+        // Five planned, two in flight when the lease could not be kept.
+        let ticket = Ticket::new(held().await, 5);
+        assert_eq!(ticket.end_one(), None);
+        assert!(!ticket.abandon(2), "two are still in flight");
+        assert_eq!(ticket.end_one(), None);
+        assert_eq!(ticket.end_one(), Some(false));
+        // Nothing in flight: released at once.
+        let idle = Ticket::new(held().await, 2);
+        assert!(idle.abandon(2));
+        assert!(!idle.unfinished());
+    }
 
     #[test]
     fn the_common_prefix_ends_at_a_directory() {
