@@ -154,12 +154,10 @@ fn print_replicas(replicas: &[crate::pipeline::ReplicaStatus]) {
             .heartbeat_age_s
             .map(|s| format!("{s} s ago"))
             .unwrap_or_else(|| "at an unknown time".into());
-        let state = if replica.live {
-            "live"
-        } else if beat.state == "stopped" {
-            "stopped"
-        } else {
-            "silent"
+        let state = match (replica.live, beat.state) {
+            (true, _) => "live",
+            (false, crate::pipeline::ReplicaState::Stopped) => "stopped",
+            (false, crate::pipeline::ReplicaState::Running) => "silent",
         };
         println!(
             "  {} [{state}] on {} (pid {}, {}): last heartbeat {age}; {} lease(s)",

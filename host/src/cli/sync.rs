@@ -169,8 +169,9 @@ pub(super) fn run(args: SyncArgs) -> u8 {
                 let plan = run.dry_run(&window).await?;
                 if args.plan {
                     estimates.push(run.estimate(&plan).await);
+                } else {
+                    plans.push(plan);
                 }
-                plans.push(plan);
                 Ok(())
             })
         } else {
@@ -186,45 +187,34 @@ pub(super) fn run(args: SyncArgs) -> u8 {
             });
         }
     }
-    if args.plan {
-        let total = total_of(&estimates);
-        match args.output {
-            Output::Json => {
-                let json = serde_json::json!({ "estimates": estimates, "total": total, "not_run": not_run });
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&json).unwrap_or_default()
-                );
+    if planning {
+        match (args.output, args.plan) {
+            (Output::Json, true) => print_json(&serde_json::json!({
+                "estimates": estimates, "total": total_of(&estimates), "not_run": not_run
+            })),
+            (Output::Json, false) => {
+                print_json(&serde_json::json!({ "plans": plans, "not_run": not_run }))
             }
-            Output::Text => print_estimates(&estimates, &total, &not_run),
-        }
-        return if not_run.is_empty() { 0 } else { EXIT_FAILED };
-    }
-    if args.dry_run {
-        match args.output {
-            Output::Json => {
-                let json = serde_json::json!({ "plans": plans, "not_run": not_run });
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&json).unwrap_or_default()
-                );
-            }
-            Output::Text => print_plans(&plans, &not_run),
+            (Output::Text, true) => print_estimates(&estimates, &total_of(&estimates), &not_run),
+            (Output::Text, false) => print_plans(&plans, &not_run),
         }
         return if not_run.is_empty() { 0 } else { EXIT_FAILED };
     }
     match args.output {
         Output::Json => {
-            let json = serde_json::json!({ "pipelines": reports, "not_run": not_run });
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&json).unwrap_or_default()
-            );
+            print_json(&serde_json::json!({ "pipelines": reports, "not_run": not_run }))
         }
         Output::Text => print_text(&reports, &not_run),
     }
     let ok = not_run.is_empty() && reports.iter().all(RunReport::succeeded);
     if ok { 0 } else { EXIT_FAILED }
+}
+
+fn print_json(value: &serde_json::Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
 }
 
 /// Every pipeline's estimate added up; pipelines run one after another, so
@@ -244,10 +234,7 @@ fn total_of(estimates: &[Estimate]) -> Total {
         bytes: estimates.iter().map(|e| e.bytes).sum(),
         unknown_sizes: estimates.iter().map(|e| e.unknown_sizes).sum(),
         requests: estimates.iter().map(|e| e.requests).sum(),
-        eta_s: estimates
-            .iter()
-            .map(|e| if e.archives == 0 { Some(0.0) } else { e.eta_s })
-            .sum(),
+        eta_s: estimates.iter().map(|e| e.eta_s).sum(),
     }
 }
 

@@ -20,7 +20,7 @@ pub use plan::{
     AdminSettings, DaemonSettings, LeaseSettings, Limits, OtlpFileSettings, OtlpProtocol,
     PipelineSchedule, PipelineSpec, Plan, PluginLocation, PluginRef, PluginSpec,
 };
-pub use resolve::resolve;
+pub use resolve::{kernel_host_name, resolve};
 pub use source::line_of;
 pub use types::{
     ConfigFile, FloatEncoding, IntegerEncoding, MissingChecksumPolicy, OtlpConfig, ParquetConfig,

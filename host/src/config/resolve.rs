@@ -351,10 +351,18 @@ fn positive_duration(
 fn default_replica_name() -> String {
     std::env::var("HOSTNAME")
         .ok()
-        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
         .map(|name| name.trim().to_owned())
         .filter(|name| !name.is_empty())
+        .or_else(kernel_host_name)
         .unwrap_or_else(|| "agent".into())
+}
+
+/// The kernel's host name, when it has one.
+pub fn kernel_host_name() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
 }
 
 fn resolve_admin(

@@ -231,6 +231,15 @@ impl ObjectBackend {
         object_store::path::Path::from(format!("{}{key}", self.prefix))
     }
 
+    /// The lake-relative key of an object the store listed.
+    fn key_of(&self, location: &object_store::path::Path) -> String {
+        let location = location.as_ref();
+        location
+            .strip_prefix(self.prefix.as_str())
+            .unwrap_or(location)
+            .to_owned()
+    }
+
     fn error(&self, key: &str) -> impl FnOnce(object_store::Error) -> LakeError {
         let key = format!("{}{key}", self.prefix);
         move |source| LakeError::Store {
@@ -899,12 +908,7 @@ impl Lake {
                 listing
                     .map(move |meta| {
                         let meta = meta.map_err(object.error(&prefix))?;
-                        Ok(meta
-                            .location
-                            .as_ref()
-                            .strip_prefix(object.prefix.as_str())
-                            .unwrap_or(meta.location.as_ref())
-                            .to_owned())
+                        Ok(object.key_of(&meta.location))
                     })
                     .boxed()
             }
@@ -937,12 +941,8 @@ impl Lake {
                 let mut listed = Vec::new();
                 while let Some(meta) = listing.next().await {
                     let meta = meta.map_err(object.error(prefix))?;
-                    let key = meta.location.as_ref();
                     listed.push(Listed {
-                        key: key
-                            .strip_prefix(object.prefix.as_str())
-                            .unwrap_or(key)
-                            .to_owned(),
+                        key: object.key_of(&meta.location),
                         version: Version {
                             etag: meta.e_tag,
                             version: meta.version,

@@ -36,6 +36,13 @@ struct Decoded {
 }
 
 impl PipelineRun {
+    /// Whether the pipeline's `missing_checksum = "reject"` fails
+    /// `artifact`: its source publishes no checksum for it.
+    pub(super) fn rejects_for_no_checksum(&self, artifact: &Artifact) -> bool {
+        matches!(artifact.checksum, ChecksumSource::None)
+            && self.spec.missing_checksum == MissingChecksumPolicy::Reject
+    }
+
     /// The SHA-256 the source publishes for an artifact, if any (and the
     /// sidecar's bytes, to mirror them).
     pub(super) async fn expected_checksum(
@@ -53,11 +60,9 @@ impl PipelineRun {
                 raw: Vec::new(),
                 sha256: hex.to_ascii_lowercase(),
             })),
-            ChecksumSource::None if self.spec.missing_checksum == MissingChecksumPolicy::Reject => {
-                Err(Attempt::Fail(
-                    "the source publishes no checksum and missing_checksum = \"reject\"".into(),
-                ))
-            }
+            ChecksumSource::None if self.rejects_for_no_checksum(artifact) => Err(Attempt::Fail(
+                "the source publishes no checksum and missing_checksum = \"reject\"".into(),
+            )),
             ChecksumSource::None => Ok(None),
         }
     }

@@ -34,7 +34,7 @@ pub struct Estimate {
     pub requests_measured: bool,
     /// The last run's rates, when it processed anything.
     pub rate: Option<Rate>,
-    /// Seconds the run would take at that rate.
+    /// Seconds the run would take at that rate (0 with nothing to do).
     pub eta_s: Option<f64>,
 }
 
@@ -105,15 +105,19 @@ pub(super) fn estimate(spec: &PipelineSpec, plan: &PlanReport, last: Option<&Las
             }
         });
     // Whichever bounds the run: archives at their rate, or bytes at theirs.
-    let eta_s = rate.map(|rate| {
-        let by_archives = archives as f64 / rate.archives_per_s;
-        let by_bytes = if rate.bytes_per_s > 0.0 {
-            plan.total_bytes as f64 / rate.bytes_per_s
-        } else {
-            0.0
-        };
-        by_archives.max(by_bytes)
-    });
+    let eta_s = if archives == 0 {
+        Some(0.0)
+    } else {
+        rate.map(|rate| {
+            let by_archives = archives as f64 / rate.archives_per_s;
+            let by_bytes = if rate.bytes_per_s > 0.0 {
+                plan.total_bytes as f64 / rate.bytes_per_s
+            } else {
+                0.0
+            };
+            by_archives.max(by_bytes)
+        })
+    };
     Estimate {
         pipeline: plan.pipeline.clone(),
         archives,

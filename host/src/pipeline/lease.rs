@@ -82,12 +82,22 @@ pub struct Heartbeat {
     pub started_at: String,
     /// When it wrote this (its clock).
     pub heartbeat_at: String,
-    /// `running`, or `stopped` after a clean shutdown.
-    pub state: String,
+    /// Running, or stopped after a clean shutdown.
+    pub state: ReplicaState,
     /// The lease duration it works with, in milliseconds.
     pub lease_duration_ms: u64,
     /// The leases it holds.
     pub leases: Vec<HeldLease>,
+}
+
+/// Whether a replica runs, as its heartbeat says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReplicaState {
+    /// It runs and renews.
+    Running,
+    /// It shut down cleanly, its leases released.
+    Stopped,
 }
 
 /// One lease a replica holds.
@@ -113,18 +123,6 @@ pub struct Hold {
     /// start; zero once the lease is lost.
     valid_until_ms: AtomicU64,
     released: AtomicBool,
-}
-
-impl Hold {
-    /// The lease's key.
-    pub fn key(&self) -> &str {
-        &self.key
-    }
-
-    /// The series, readable.
-    pub fn series(&self) -> &str {
-        &self.series
-    }
 }
 
 /// What a claim got.
@@ -197,22 +195,16 @@ impl Leases {
             .map(time::Duration::seconds)
             .unwrap_or(time::Duration::ZERO);
         let replica = format!("{}-{:08x}", settings.replica, fastrand::u32(..));
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_owned())
-            .unwrap_or_else(|_| settings.replica.clone());
-        let leases = Self {
+        let host = crate::config::kernel_host_name().unwrap_or_else(|| settings.replica.clone());
+        Arc::new(Self {
             lake,
             replica,
             host,
-            started_at: String::new(),
+            started_at: wall_clock(skew),
             epoch: Instant::now(),
             skew,
             settings,
             state: Mutex::new(State::default()),
-        };
-        Arc::new(Self {
-            started_at: leases.wall_clock(),
-            ..leases
         })
     }
 
@@ -222,13 +214,12 @@ impl Leases {
         &self.replica
     }
 
-    /// The settings.
-    pub fn settings(&self) -> &LeaseSettings {
-        &self.settings
+    fn wall_clock(&self) -> String {
+        wall_clock(self.skew)
     }
 
-    fn wall_clock(&self) -> String {
-        crate::period::rfc3339(time::OffsetDateTime::now_utc() + self.skew)
+    fn duration_ms(&self) -> u64 {
+        u64::try_from(self.settings.duration.as_millis()).unwrap_or(u64::MAX)
     }
 
     fn elapsed_ms(&self) -> u64 {
@@ -269,7 +260,7 @@ impl Leases {
             host: self.host.clone(),
             state,
             renewals,
-            duration_ms: u64::try_from(self.settings.duration.as_millis()).unwrap_or(u64::MAX),
+            duration_ms: self.duration_ms(),
             written_at: self.wall_clock(),
         };
         serde_json::to_vec_pretty(&body).unwrap_or_default()
@@ -372,6 +363,22 @@ impl Leases {
         observed.since.elapsed() >= self.settings.duration
     }
 
+    /// Replaces `hold`'s lease, if it is still at `version`, with one in
+    /// `state`; the version written, `None` when another replica wrote it
+    /// since.
+    async fn replace(
+        &self,
+        hold: &Hold,
+        version: Version,
+        state: LeaseState,
+        renewals: u64,
+    ) -> Result<Option<Version>, LakeError> {
+        let body = self.body(&hold.pipeline, &hold.series, state, renewals);
+        self.lake
+            .put_versioned(&hold.key, body, WriteMode::Replace(version))
+            .await
+    }
+
     /// Lets `hold`'s series go: `finished` when all planned work in it is
     /// done, else released for another replica to continue at once.
     pub async fn release(&self, hold: &Hold, finished: bool) {
@@ -386,10 +393,8 @@ impl Leases {
         } else {
             LeaseState::Released
         };
-        let body = self.body(&hold.pipeline, &hold.series, state, held.renewals + 1);
         match self
-            .lake
-            .put_versioned(&hold.key, body, WriteMode::Replace(held.version))
+            .replace(hold, held.version, state, held.renewals + 1)
             .await
         {
             Ok(Some(_)) => tracing::debug!(
@@ -414,30 +419,27 @@ impl Leases {
 
     /// Renews every held lease once, and writes the heartbeat.
     async fn renew(&self) {
-        let due: Vec<(String, Version, u64, Arc<Hold>)> = self
+        let due: Vec<(Version, u64, Arc<Hold>)> = self
             .state()
             .held
-            .iter()
-            .map(|(key, held)| {
+            .values()
+            .map(|held| {
                 (
-                    key.clone(),
                     held.version.clone(),
                     held.renewals + 1,
                     Arc::clone(&held.hold),
                 )
             })
             .collect();
-        for (key, version, renewals, hold) in due {
+        for (version, renewals, hold) in due {
             let sent = self.elapsed_ms();
-            let body = self.body(&hold.pipeline, &hold.series, LeaseState::Held, renewals);
             let renewed = self
-                .lake
-                .put_versioned(&key, body, WriteMode::Replace(version))
+                .replace(&hold, version, LeaseState::Held, renewals)
                 .await;
             let mut state = self.state();
             match renewed {
                 Ok(Some(version)) => {
-                    if let Some(held) = state.held.get_mut(&key) {
+                    if let Some(held) = state.held.get_mut(&hold.key) {
                         held.version = version;
                         held.renewals = renewals;
                         hold.valid_until_ms
@@ -445,7 +447,7 @@ impl Leases {
                     }
                 }
                 Ok(None) => {
-                    state.held.remove(&key);
+                    state.held.remove(&hold.key);
                     hold.released.store(true, Ordering::SeqCst);
                     tracing::warn!(
                         pipeline = %hold.pipeline,
@@ -461,7 +463,7 @@ impl Leases {
                 ),
             }
         }
-        self.beat("running").await;
+        self.beat(ReplicaState::Running).await;
     }
 
     /// The leases held now.
@@ -482,7 +484,7 @@ impl Leases {
     }
 
     /// This replica's heartbeat now.
-    pub fn heartbeat(&self, state: &str) -> Heartbeat {
+    pub fn heartbeat(&self, state: ReplicaState) -> Heartbeat {
         Heartbeat {
             replica: self.replica.clone(),
             host: self.host.clone(),
@@ -490,14 +492,13 @@ impl Leases {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             started_at: self.started_at.clone(),
             heartbeat_at: self.wall_clock(),
-            state: state.to_owned(),
-            lease_duration_ms: u64::try_from(self.settings.duration.as_millis())
-                .unwrap_or(u64::MAX),
+            state,
+            lease_duration_ms: self.duration_ms(),
             leases: self.held(),
         }
     }
 
-    async fn beat(&self, state: &str) {
+    async fn beat(&self, state: ReplicaState) {
         let bytes = serde_json::to_vec_pretty(&self.heartbeat(state)).unwrap_or_default();
         if let Err(error) = self
             .lake
@@ -514,11 +515,11 @@ impl Leases {
     pub fn keep(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let leases = Arc::clone(self);
         tokio::spawn(async move {
-            leases.beat("running").await;
+            leases.beat(ReplicaState::Running).await;
             leases.forget_gone_replicas().await;
             tracing::info!(
                 replica = %leases.replica,
-                duration_ms = leases.settings.duration.as_millis() as u64,
+                duration_ms = leases.duration_ms(),
                 renew_every_ms = leases.settings.renew_every.as_millis() as u64,
                 "Sharing work with other replicas through leases in the lake."
             );
@@ -574,7 +575,7 @@ impl Leases {
                 "Released this replica's leases for the others to continue."
             );
         }
-        self.beat("stopped").await;
+        self.beat(ReplicaState::Stopped).await;
     }
 
     /// How long to wait before looking again at series others hold: a
@@ -584,6 +585,12 @@ impl Leases {
     pub fn poll_every(&self) -> Duration {
         (self.settings.renew_every / 4).clamp(Duration::from_millis(250), Duration::from_secs(2))
     }
+}
+
+/// Now by this process's wall clock (shifted by `skew` in the clock-skew
+/// tests), for people reading leases and heartbeats.
+fn wall_clock(skew: time::Duration) -> String {
+    crate::period::rfc3339(time::OffsetDateTime::now_utc() + skew)
 }
 
 /// A replica as the lake shows it.
@@ -614,7 +621,8 @@ pub async fn replicas(lake: &Lake) -> Result<Vec<ReplicaStatus>, LakeError> {
         let age = listed.last_modified.map(|at| (now - at).whole_seconds());
         let limit = 2 * i64::try_from(heartbeat.lease_duration_ms / 1000).unwrap_or(i64::MAX);
         replicas.push(ReplicaStatus {
-            live: heartbeat.state == "running" && age.is_some_and(|age| age <= limit.max(1)),
+            live: heartbeat.state == ReplicaState::Running
+                && age.is_some_and(|age| age <= limit.max(1)),
             last_heartbeat: listed.last_modified.map(crate::period::rfc3339),
             heartbeat_age_s: age,
             heartbeat,
@@ -735,7 +743,7 @@ mod tests {
         };
         assert!(!changed, "nobody wrote it since it was listed");
         // The heartbeat names the replica and what it holds.
-        a.beat("running").await;
+        a.beat(ReplicaState::Running).await;
         let replicas = replicas(&lake).await.unwrap();
         let mine = replicas
             .iter()

@@ -38,7 +38,7 @@ use attempt::Attempt;
 pub use commit::QuarantineNote;
 pub use decode::{Configured, DecodeError};
 pub use estimate::{Estimate, Rate};
-pub use lease::{Heartbeat, HeldLease, LeaseBody, LeaseState, Leases, ReplicaStatus, replicas};
+pub use lease::{Heartbeat, HeldLease, Leases, ReplicaState, ReplicaStatus, replicas};
 pub use reconcile::{Planned, Prior, Reason};
 pub use report::{
     ArtifactReport, MissingSeries, Outcome, PlanReport, PlannedArtifact, RunCounts, RunReport,
@@ -198,16 +198,11 @@ impl PipelineRun {
             })
             .collect();
         items.sort_by(|a, b| a.key.cmp(&b.key));
-        let rejected_for_no_checksum =
-            if self.spec.missing_checksum == crate::config::MissingChecksumPolicy::Reject {
-                planned
-                    .todo
-                    .iter()
-                    .filter(|(a, _, _)| matches!(a.checksum, crate::wit::ChecksumSource::None))
-                    .count()
-            } else {
-                0
-            };
+        let rejected_for_no_checksum = planned
+            .todo
+            .iter()
+            .filter(|(a, _, _)| self.rejects_for_no_checksum(a))
+            .count();
         if rejected_for_no_checksum > 0 {
             tracing::warn!(
                 pipeline = %self.spec.name,
@@ -233,7 +228,7 @@ impl PipelineRun {
     /// the rates the last stored run report of this pipeline (and shard)
     /// measured.
     pub async fn estimate(&self, plan: &PlanReport) -> Estimate {
-        let key = layout::run_report_key(&self.spec.name, self.shard.map(|s| (s.index, s.count)));
+        let key = self.run_report_key();
         let last: Option<estimate::LastRun> = match self.lake.get(&key).await {
             Ok(Some(bytes)) => serde_json::from_slice(&bytes).ok(),
             Ok(None) => None,
@@ -373,7 +368,7 @@ impl PipelineRun {
             None => report,
         };
         // The last run's report, machine-readable, next to the manifest.
-        let key = layout::run_report_key(&self.spec.name, self.shard.map(|s| (s.index, s.count)));
+        let key = self.run_report_key();
         match serde_json::to_vec_pretty(&report) {
             Ok(bytes) => {
                 if let Err(error) = self.lake.put(&key, bytes).await {
@@ -394,6 +389,11 @@ impl PipelineRun {
             "Pipeline run finished."
         );
         Ok(report)
+    }
+
+    /// Where this pipeline's (or this shard's) last run report is kept.
+    fn run_report_key(&self) -> String {
+        layout::run_report_key(&self.spec.name, self.shard.map(|s| (s.index, s.count)))
     }
 
     /// This run with its plugins fixed to their current versions.

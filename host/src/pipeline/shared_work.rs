@@ -22,14 +22,14 @@ use super::{PipelineRun, shard};
 use crate::lake::{Version, layout};
 use crate::wit::Artifact;
 
-/// One planned artifact.
-pub(super) type Planned = (Artifact, Reason, Prior);
+/// One planned artifact, as reconcile plans it (`Planned::todo`).
+pub(super) type Todo = (Artifact, Reason, Prior);
 
 /// The planned work of one series.
 struct SeriesWork {
     key: String,
     label: String,
-    items: Vec<Planned>,
+    items: Vec<Todo>,
 }
 
 /// A claimed series whose work is under way: released finished when its
@@ -105,8 +105,8 @@ impl SharedWork {
     pub(super) fn claimed(
         self: &Arc<Self>,
         run: PipelineRun,
-        todo: Vec<Planned>,
-    ) -> impl Stream<Item = (Planned, Arc<Ticket>)> + Send + 'static {
+        todo: Vec<Todo>,
+    ) -> impl Stream<Item = (Todo, Arc<Ticket>)> + Send + 'static {
         let queue = self.by_series(todo);
         let state = Claiming {
             shared: Arc::clone(self),
@@ -167,7 +167,7 @@ impl SharedWork {
     /// `todo` by series, in the order their first artifacts come, starting
     /// at a series that depends on this replica's name: replicas starting
     /// together begin at different series.
-    fn by_series(&self, todo: Vec<Planned>) -> VecDeque<SeriesWork> {
+    fn by_series(&self, todo: Vec<Todo>) -> VecDeque<SeriesWork> {
         let mut index: HashMap<u64, usize> = HashMap::new();
         let mut series: Vec<SeriesWork> = Vec::new();
         for planned in todo {
@@ -204,11 +204,11 @@ struct Claiming {
     waiting: Vec<SeriesWork>,
     /// How many waiting series the log last mentioned.
     waiting_said: usize,
-    current: Option<(Arc<Ticket>, std::vec::IntoIter<Planned>)>,
+    current: Option<(Arc<Ticket>, std::vec::IntoIter<Todo>)>,
 }
 
 impl Claiming {
-    async fn next(&mut self) -> Option<(Planned, Arc<Ticket>)> {
+    async fn next(&mut self) -> Option<(Todo, Arc<Ticket>)> {
         loop {
             if self.run.stop.is_stopped() {
                 return None;
@@ -272,7 +272,7 @@ impl Claiming {
                 shared.listed.get(&series.key),
             )
             .await;
-        let (hold, changed) = match claim {
+        let claimed = match claim {
             Ok(Claim::Held {
                 hold,
                 changed,
@@ -286,7 +286,7 @@ impl Claiming {
                         "Took over a series whose holder stopped renewing its lease."
                     );
                 }
-                (hold, changed)
+                Some((hold, changed))
             }
             Ok(Claim::Busy { holder }) => {
                 tracing::debug!(
@@ -295,8 +295,7 @@ impl Claiming {
                     holder = %holder,
                     "Another replica holds this series; looking again later."
                 );
-                self.waiting.push(series);
-                return;
+                None
             }
             Err(error) => {
                 tracing::warn!(
@@ -305,9 +304,12 @@ impl Claiming {
                     error = %error,
                     "Could not claim the series' lease; trying again later."
                 );
-                self.waiting.push(series);
-                return;
+                None
             }
+        };
+        let Some((hold, changed)) = claimed else {
+            self.waiting.push(series);
+            return;
         };
         let planned = series.items.len();
         let items = if changed {
@@ -344,8 +346,8 @@ impl Claiming {
     /// reconcile read); those are dropped, the rest keep their plan. A
     /// failed listing keeps the plan: the manifest's conditional writes
     /// still stop a second commit.
-    async fn recheck(&self, items: Vec<Planned>) -> Vec<Planned> {
-        let pipeline = &self.run.spec.name;
+    async fn recheck(&self, items: Vec<Todo>) -> Vec<Todo> {
+        let pipeline = &self.shared.pipeline;
         let keys: Vec<String> = items
             .iter()
             .map(|(artifact, _, _)| layout::manifest_key(pipeline, &artifact.key))

@@ -21,7 +21,7 @@ pub use catalogue::{
     ArtifactOutcome, CallOutcome, DURATION_BUCKETS, DropReason, FaultKind, Kind, Metric,
     ReloadKind, ReloadOutcome, RunOutcome, Signal, Stage, TransferMode, Verification,
 };
-pub use plugin_points::{MAX_SERIES_PER_PLUGIN, valid_name};
+pub use plugin_points::MAX_SERIES_PER_PLUGIN;
 pub use prometheus::prometheus_text;
 pub use registry::{Labels, Value, snapshot, sum, value};
 use registry::{add, observe, set, set_max};

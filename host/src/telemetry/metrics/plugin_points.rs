@@ -28,7 +28,7 @@ const RESERVED_KEYS: [&str; 4] = ["plugin", "name", "le", "quantile"];
 
 /// Whether `name` may name a plugin's metric: an ASCII letter or `_`, then
 /// letters, digits and `_`, at most 64 bytes.
-pub fn valid_name(name: &str) -> bool {
+fn valid_name(name: &str) -> bool {
     identifier(name) && name.len() <= MAX_NAME_BYTES
 }
 
@@ -93,21 +93,32 @@ pub(super) fn admit(
 ) -> Option<Vec<(String, String)>> {
     let mut sorted = labels.to_vec();
     sorted.sort();
-    let verdict = check(name, &sorted, value).and_then(|()| {
+    // One lock per point; the plugin's entry is made once, not per point.
+    let (verdict, first_refusal) = {
         let mut plugins = plugins()
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let known = plugins.entry(plugin.to_owned()).or_default();
-        let id = series_id(metric, name, &sorted);
-        if known.series.contains(&id) {
-            Ok(())
-        } else if known.series.len() >= MAX_SERIES_PER_PLUGIN {
-            Err(DropReason::SeriesLimit)
-        } else {
-            known.series.insert(id);
-            Ok(())
+        if !plugins.contains_key(plugin) {
+            plugins.insert(plugin.to_owned(), PerPlugin::default());
         }
-    });
+        let known = plugins.get_mut(plugin)?;
+        let verdict = check(name, &sorted, value).and_then(|()| {
+            let id = series_id(metric, name, &sorted);
+            if known.series.contains(&id) {
+                Ok(())
+            } else if known.series.len() >= MAX_SERIES_PER_PLUGIN {
+                Err(DropReason::SeriesLimit)
+            } else {
+                known.series.insert(id);
+                Ok(())
+            }
+        });
+        let first_refusal = verdict
+            .as_ref()
+            .err()
+            .is_some_and(|reason| known.warned.insert(reason.label()));
+        (verdict, first_refusal)
+    };
     match verdict {
         Ok(()) => {
             let mut pairs = vec![
@@ -119,14 +130,7 @@ pub(super) fn admit(
         }
         Err(reason) => {
             super::plugin_point_dropped(plugin, reason);
-            let first = plugins()
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .entry(plugin.to_owned())
-                .or_default()
-                .warned
-                .insert(reason.label());
-            if first {
+            if first_refusal {
                 tracing::warn!(
                     plugin,
                     reason = reason.label(),
