@@ -11,7 +11,7 @@ use time::macros::date;
 use crate::support::agent::RunningAgent;
 use crate::support::archive::KlineFile;
 use crate::support::fixture::{Fixture, PATIENCE};
-use crate::support::otlp::{Receiver, attribute, scalar};
+use crate::support::otlp::{Behaviour, Received, Receiver, attribute, scalar};
 use crate::support::s3::{ARCHIVE_BUCKET, Moto};
 use crate::support::{binance_pipeline, sync_report_env, write_agent_config};
 
@@ -49,6 +49,22 @@ fn metric_point(
             Value::AsDouble(d) => Some(d),
             Value::AsInt(i) => Some(i as f64),
         })
+}
+
+/// `cryptolake.rows.written{table="ohlcv"}` in the last metrics export.
+fn rows_written(received: &Received) -> Option<f64> {
+    metric_point(
+        &received.last_metrics(),
+        "cryptolake.rows.written",
+        ("table", "ohlcv"),
+    )
+}
+
+fn every_request_has(received: &Received, (name, value): (&str, &str)) -> bool {
+    received
+        .headers
+        .iter()
+        .all(|h| h.contains(&(name.to_owned(), value.to_owned())))
 }
 
 #[test]
@@ -149,17 +165,13 @@ fn a_sync_exports_spans_metrics_and_logs_over_otlp_http() {
 
     let metrics = received.last_metrics();
     assert_eq!(
-        metric_point(
-            &metrics,
-            "cryptolake_rows_written_total",
-            ("table", "ohlcv")
-        ),
+        metric_point(&metrics, "cryptolake.rows.written", ("table", "ohlcv")),
         Some((DAYS * 1440) as f64)
     );
     assert_eq!(
         metric_point(
             &metrics,
-            "cryptolake_artifacts_discovered_total",
+            "cryptolake.artifacts.discovered",
             ("pipeline", "spot")
         ),
         Some(DAYS as f64)
@@ -167,22 +179,18 @@ fn a_sync_exports_spans_metrics_and_logs_over_otlp_http() {
     assert_eq!(
         metric_point(
             &metrics,
-            "cryptolake_artifacts_verified_total",
+            "cryptolake.artifacts.verified",
             ("pipeline", "spot")
         ),
         Some(DAYS as f64)
     );
     assert!(
-        metric_point(
-            &metrics,
-            "cryptolake_data_lag_seconds",
-            ("pipeline", "spot")
-        )
-        .is_some_and(|lag| lag > 0.0)
+        metric_point(&metrics, "cryptolake.data.lag", ("pipeline", "spot"))
+            .is_some_and(|lag| lag > 0.0)
     );
     let stage = metrics
         .iter()
-        .find(|m| m.name == "cryptolake_stage_duration_seconds")
+        .find(|m| m.name == "cryptolake.stage.duration")
         .expect("stage histogram");
     let Some(opentelemetry_proto::tonic::metrics::v1::metric::Data::Histogram(histogram)) =
         &stage.data
@@ -199,6 +207,124 @@ fn a_sync_exports_spans_metrics_and_logs_over_otlp_http() {
     assert_eq!(
         decode_points[0].bucket_counts.iter().sum::<u64>(),
         DAYS as u64
+    );
+    // OpenTelemetry's conventions: units apart from the names.
+    assert_eq!(stage.unit, "s");
+    let unit_of = |name: &str| {
+        metrics
+            .iter()
+            .find(|m| m.name == name)
+            .map(|m| m.unit.clone())
+    };
+    assert_eq!(unit_of("cryptolake.rows.written").as_deref(), Some("{row}"));
+    assert_eq!(unit_of("cryptolake.downloaded").as_deref(), Some("By"));
+
+    // Every download is an HTTP client span under its artifact's transfer.
+    use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+    let requests: Vec<_> = spans
+        .iter()
+        .filter(|s| s.kind == SpanKind::Client as i32)
+        .collect();
+    assert!(
+        requests.len() >= DAYS as usize,
+        "{} client spans",
+        requests.len()
+    );
+    for request in &requests {
+        assert_eq!(request.name, "GET");
+        assert_eq!(
+            attribute(&request.attributes, "http.request.method").as_deref(),
+            Some("GET")
+        );
+        assert_eq!(
+            attribute(&request.attributes, "http.response.status_code").as_deref(),
+            Some("200")
+        );
+        let url = attribute(&request.attributes, "url.full").expect("url.full");
+        assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+        assert_eq!(request.trace_id, run.trace_id);
+    }
+    assert!(
+        spans
+            .iter()
+            .filter(|s| s.name == "artifact")
+            .all(|s| s.kind == SpanKind::Internal as i32)
+    );
+}
+
+#[test]
+fn export_survives_a_collector_that_refuses_twice_and_compresses_with_gzip() {
+    let (_fixture, config) = curated_fixture();
+    let receiver = Receiver::http_behaving(Behaviour {
+        refuse_first: 2,
+        ..Behaviour::default()
+    });
+    let endpoint = receiver.endpoint();
+    let (_, output) = sync_report_env(
+        &config,
+        &[],
+        0,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+        ],
+    );
+    let received = receiver.received.lock().expect("lock");
+    assert_eq!(received.refused, 2);
+    // The refused exports were retried: nothing is missing.
+    let spans = received.spans();
+    assert_eq!(
+        spans.iter().filter(|s| s.name == "artifact").count(),
+        DAYS as usize,
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let committed = received
+        .log_records()
+        .iter()
+        .filter(|l| {
+            l.body.as_ref().and_then(scalar).as_deref() == Some("Artifact committed to the lake.")
+        })
+        .count();
+    assert_eq!(committed, DAYS as usize);
+    assert_eq!(rows_written(&received), Some((DAYS * 1440) as f64));
+    assert!(every_request_has(&received, ("content-encoding", "gzip")));
+}
+
+#[test]
+fn a_collector_that_never_answers_costs_a_sync_at_most_the_export_timeout() {
+    // The same work twice, into two lakes: without export, then with it.
+    let (_baseline, baseline_config) = curated_fixture();
+    let started = Instant::now();
+    sync_report_env(&baseline_config, &[], 0, &[]);
+    let without_export = started.elapsed();
+
+    let (_fixture, config) = curated_fixture();
+    let receiver = Receiver::http_behaving(Behaviour {
+        never_answer: true,
+        ..Behaviour::default()
+    });
+    let endpoint = receiver.endpoint();
+    let timeout = Duration::from_secs(2);
+    let started = Instant::now();
+    let (report, _) = sync_report_env(
+        &config,
+        &[],
+        0,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "2000"),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "500"),
+        ],
+    );
+    let with_export = started.elapsed();
+    assert_eq!(report["pipelines"][0]["completed"], DAYS, "{report:#}");
+    // One timeout for the flush at exit (signals flush side by side), a
+    // second of grace, and room for this machine's noise.
+    let bound = without_export + timeout + Duration::from_secs(3);
+    assert!(
+        with_export <= bound,
+        "sync took {with_export:?} with a silent collector, {without_export:?} without export"
     );
 }
 
@@ -228,20 +354,11 @@ fn otlp_over_grpc_reaches_the_collector() {
         DAYS as usize
     );
     assert!(!received.log_records().is_empty());
-    assert_eq!(
-        metric_point(
-            &received.last_metrics(),
-            "cryptolake_rows_written_total",
-            ("table", "ohlcv")
-        ),
-        Some((DAYS * 1440) as f64)
-    );
-    assert!(
-        received
-            .headers
-            .iter()
-            .all(|h| h.contains(&("content-type".to_owned(), "application/grpc".to_owned())))
-    );
+    assert_eq!(rows_written(&received), Some((DAYS * 1440) as f64));
+    assert!(every_request_has(
+        &received,
+        ("content-type", "application/grpc")
+    ));
 }
 
 /// The admin server's address, from its log line.
@@ -538,6 +655,56 @@ fn admin_changes_apply_on_reload() {
         PATIENCE,
     );
     refused(&format!("{moved}/health"));
+    agent.signal("TERM");
+    assert!(agent.wait_exit(PATIENCE).success());
+}
+
+#[test]
+fn telemetry_changes_apply_on_reload() {
+    let (_fixture, config) = curated_fixture();
+    let original = std::fs::read_to_string(&config).expect("config");
+    let with_telemetry = |otlp: &str| {
+        std::fs::write(&config, format!("{original}\n{otlp}")).expect("rewrite the config");
+    };
+    let otlp_to = |receiver: &Receiver| {
+        format!(
+            "[telemetry.otlp]\nendpoint = \"{}\"\nmetrics_interval = \"200ms\"\n",
+            receiver.endpoint()
+        )
+    };
+    let exports = |receiver: &Receiver| receiver.received.lock().expect("lock").metrics.len();
+    let wait_for_exports = |receiver: &Receiver| {
+        let deadline = Instant::now() + PATIENCE;
+        while exports(receiver) == 0 {
+            assert!(Instant::now() < deadline, "no metrics arrived");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let (first, second) = (Receiver::http(), Receiver::http());
+    with_telemetry(&otlp_to(&first));
+    let mut agent = RunningAgent::start(&config);
+    agent.wait_for_message("Pipeline run finished.", 1, PATIENCE);
+    wait_for_exports(&first);
+
+    // A new endpoint: the new exporters start, the old ones flush and stop.
+    with_telemetry(&otlp_to(&second));
+    let events = agent.wait_for_message(
+        "Configuration reloaded; unchanged pipelines kept running.",
+        1,
+        PATIENCE,
+    );
+    assert_eq!(events[0]["telemetry_changed"], true, "{events:?}");
+    wait_for_exports(&second);
+    let settled = exports(&first);
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(exports(&first), settled, "the old exporter goes on");
+
+    // No [telemetry.otlp] (and no OTEL_* variables): export stops.
+    with_telemetry("");
+    agent.wait_for_message("OTLP export stopped.", 1, PATIENCE);
+    let settled = exports(&second);
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(exports(&second), settled, "export goes on without settings");
     agent.signal("TERM");
     assert!(agent.wait_exit(PATIENCE).success());
 }

@@ -17,8 +17,8 @@ mod units;
 pub use host_pattern::HostPattern;
 pub use lake::{LakeLocation, ObjectLake, ObjectService};
 pub use plan::{
-    AdminSettings, DaemonSettings, LeaseSettings, Limits, OtlpFileSettings, OtlpProtocol,
-    PipelineSchedule, PipelineSpec, Plan, PluginLocation, PluginRef, PluginSpec,
+    AdminSettings, DaemonSettings, LeaseSettings, Limits, OtlpCompression, OtlpFileSettings,
+    OtlpProtocol, PipelineSchedule, PipelineSpec, Plan, PluginLocation, PluginRef, PluginSpec,
 };
 pub use resolve::{kernel_host_name, resolve};
 pub use source::line_of;

@@ -34,6 +34,27 @@ impl OtlpProtocol {
     }
 }
 
+/// Compression of OTLP requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtlpCompression {
+    /// Bodies as they are.
+    None,
+    /// gzip (`Content-Encoding: gzip`, or gRPC's `grpc-encoding: gzip`).
+    Gzip,
+}
+
+impl OtlpCompression {
+    /// The compression an `OTEL_EXPORTER_OTLP_COMPRESSION` value or the
+    /// file's `compression` names; `None` for one not supported.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "none" => Some(Self::None),
+            "gzip" => Some(Self::Gzip),
+            _ => None,
+        }
+    }
+}
+
 /// `[telemetry.otlp]` resolved: URLs, protocol and durations parsed.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct OtlpFileSettings {
@@ -51,6 +72,14 @@ pub struct OtlpFileSettings {
     pub service_name: Option<String>,
     /// More resource attributes.
     pub resource: BTreeMap<String, String>,
+    /// Compression of export requests.
+    pub compression: Option<OtlpCompression>,
+    /// PEM file of a certificate authority to trust (besides the system's).
+    pub certificate: Option<PathBuf>,
+    /// PEM file of the client certificate (mutual TLS).
+    pub client_certificate: Option<PathBuf>,
+    /// PEM file of the client certificate's key.
+    pub client_key: Option<PathBuf>,
 }
 
 /// Limits applied to a plugin.

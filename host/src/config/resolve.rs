@@ -22,8 +22,8 @@ use super::{ConfigError, Problem};
 use crate::schedule::{Cron, Schedule};
 
 use super::plan::{
-    AdminSettings, DaemonSettings, LeaseSettings, Limits, OtlpFileSettings, OtlpProtocol,
-    PipelineSchedule, PipelineSpec, Plan, PluginLocation, PluginRef, PluginSpec,
+    AdminSettings, DaemonSettings, LeaseSettings, Limits, OtlpCompression, OtlpFileSettings,
+    OtlpProtocol, PipelineSchedule, PipelineSpec, Plan, PluginLocation, PluginRef, PluginSpec,
 };
 
 /// zstd's levels: higher compresses more and costs more CPU.
@@ -78,7 +78,7 @@ pub fn resolve(path: &Path, file: ConfigFile) -> Result<Plan, ConfigError> {
         .telemetry
         .otlp
         .as_ref()
-        .map(|otlp| resolve_otlp(otlp, &mut problem));
+        .map(|otlp| resolve_otlp(base, otlp, &mut problem));
 
     let mut plugins = BTreeMap::new();
     for name in crate::builtin::NAMES {
@@ -389,6 +389,7 @@ fn resolve_admin(
 }
 
 fn resolve_otlp(
+    base: &Path,
     config: &super::types::OtlpConfig,
     problem: &mut impl FnMut(String, String),
 ) -> OtlpFileSettings {
@@ -423,14 +424,37 @@ fn resolve_otlp(
             }
         })
     };
+    let timeout = duration("timeout", &config.timeout);
+    let metrics_interval = duration("metrics_interval", &config.metrics_interval);
+    let compression = config.compression.as_ref().and_then(|text| {
+        let parsed = OtlpCompression::parse(text);
+        if parsed.is_none() {
+            problem(
+                "telemetry.otlp.compression".into(),
+                format!("`{text}`: use \"gzip\" or \"none\""),
+            );
+        }
+        parsed
+    });
+    if config.client_certificate.is_some() != config.client_key.is_some() {
+        problem(
+            "telemetry.otlp.client_certificate".into(),
+            "client_certificate and client_key go together (mutual TLS needs both)".into(),
+        );
+    }
+    let file = |path: &Option<String>| path.as_ref().map(|p| base.join(p));
     OtlpFileSettings {
         endpoint,
         protocol,
         headers: config.headers.clone(),
-        timeout: duration("timeout", &config.timeout),
-        metrics_interval: duration("metrics_interval", &config.metrics_interval),
+        timeout,
+        metrics_interval,
         service_name: config.service_name.clone(),
         resource: config.resource.clone(),
+        compression,
+        certificate: file(&config.certificate),
+        client_certificate: file(&config.client_certificate),
+        client_key: file(&config.client_key),
     }
 }
 

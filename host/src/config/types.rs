@@ -81,9 +81,9 @@ pub struct TelemetryConfig {
     pub otlp: Option<OtlpConfig>,
 }
 
-/// OTLP export settings. The standard `OTEL_*` environment variables
-/// (endpoint, protocol, headers, timeout, service name, resource
-/// attributes, `OTEL_SDK_DISABLED`) override these.
+/// OTLP export settings. The standard `OTEL_EXPORTER_OTLP_*` environment
+/// variables (general and per signal) and `OTEL_SERVICE_NAME`,
+/// `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_SDK_DISABLED` override these.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OtlpConfig {
@@ -109,6 +109,17 @@ pub struct OtlpConfig {
     /// `resource = { "deployment.environment" = "prod" }`.
     #[serde(default)]
     pub resource: BTreeMap<String, String>,
+    /// `"gzip"` or `"none"`: compression of export requests. Default:
+    /// `"none"`.
+    pub compression: Option<String>,
+    /// PEM file of the certificate authority that signed the collector's
+    /// certificate (a private CA); the system's roots are trusted as well.
+    pub certificate: Option<String>,
+    /// PEM file of the agent's client certificate, for collectors that
+    /// require mutual TLS; needs `client_key`.
+    pub client_certificate: Option<String>,
+    /// PEM file of the client certificate's private key.
+    pub client_key: Option<String>,
 }
 
 /// The admin HTTP server.

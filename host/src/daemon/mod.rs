@@ -324,12 +324,18 @@ impl Daemon {
             }
         };
         let old_admin = self.plan.admin.clone();
-        match self.apply_config(new) {
-            Ok(mut summary) if self.plan.admin != old_admin => {
+        let old_telemetry = self.plan.otlp.clone();
+        let applied = self.apply_config(new).map(|mut summary| {
+            if self.plan.admin != old_admin {
                 self.apply_admin();
                 summary.admin = true;
-                self.reloaded(&summary);
             }
+            if self.plan.otlp != old_telemetry {
+                summary.telemetry = self.apply_telemetry();
+            }
+            summary
+        });
+        match applied {
             Ok(summary) if summary.is_empty() => {
                 metrics::reload(
                     metrics::ReloadKind::Config,
@@ -357,6 +363,7 @@ impl Daemon {
             stopped = ?summary.stopped,
             plugins_swapped = ?summary.plugins,
             admin_changed = summary.admin,
+            telemetry_changed = summary.telemetry,
             "Configuration reloaded; unchanged pipelines kept running."
         );
     }
@@ -390,6 +397,16 @@ impl Daemon {
             }
             (None, None) => {}
         }
+    }
+
+    /// Brings OTLP export in line with the plan's `[telemetry.otlp]` (and
+    /// the environment) after a reload; new exporters start before the old
+    /// ones flush and stop. Whether export changed.
+    fn apply_telemetry(&mut self) -> bool {
+        let otlp = self.plan.otlp.clone();
+        let outcome =
+            tokio::task::block_in_place(|| crate::telemetry::otlp::reconfigure(otlp.as_ref()));
+        outcome == crate::telemetry::otlp::Reconfigured::Applied
     }
 
     fn apply_config(&mut self, new: Plan) -> Result<ReloadSummary, String> {
@@ -629,6 +646,7 @@ struct ReloadSummary {
     stopped: Vec<String>,
     plugins: Vec<String>,
     admin: bool,
+    telemetry: bool,
 }
 
 impl ReloadSummary {
@@ -638,5 +656,6 @@ impl ReloadSummary {
             && self.stopped.is_empty()
             && self.plugins.is_empty()
             && !self.admin
+            && !self.telemetry
     }
 }

@@ -30,7 +30,11 @@ pub const PER_ARTIFACT: &str = "cryptolake::artifact";
 /// Logs go to stderr so stdout stays for command output.
 pub fn init(format: LogFormat, default_level: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new(format!("{default_level},wasmtime=warn,cranelift=warn"))
+        // The SDK's own records (building, shutting down) are not the
+        // agent's news; its warnings are.
+        EnvFilter::new(format!(
+            "{default_level},wasmtime=warn,cranelift=warn,opentelemetry=warn"
+        ))
     });
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
@@ -39,11 +43,12 @@ pub fn init(format: LogFormat, default_level: &str) {
         // Colours only for a terminal: log files and collectors get plain text.
         .with_ansi(progress::stderr_is_terminal())
         .with_target(false);
-    // The OTLP layer is inert until `otlp::start` (the file is read after
-    // the subscriber is installed).
+    // The OTLP layer is empty until `otlp::start` (the file is read after
+    // the subscriber is installed). The filter, though added after it,
+    // applies to every layer.
     let registry = tracing_subscriber::registry()
-        .with(filter)
-        .with(otlp::OtlpLayer);
+        .with(otlp::install())
+        .with(filter);
     // On a terminal a 100,000-archive backfill would print 100,000 lines and
     // scroll the bars away: those lines show from `debug` on.
     let quiet_archives = progress::stderr_is_terminal()

@@ -9,6 +9,8 @@
 
 use std::sync::Arc;
 
+use tracing::Instrument;
+
 use crate::config::HostPattern;
 
 /// Redirects followed per request, as browsers and curl allow.
@@ -154,7 +156,13 @@ impl Egress {
             if let Some(timeout) = timeout {
                 request = request.timeout(timeout);
             }
-            let response = request.send().await.map_err(SendError::Network)?;
+            let span = client_span(&self.plugin, &method, &current, hop);
+            let response = request
+                .send()
+                .instrument(span.clone())
+                .await
+                .map_err(SendError::Network)?;
+            span.record("http.response.status_code", response.status().as_u16());
             if !response.status().is_redirection() || response.status().as_u16() == 304 {
                 return Ok(response);
             }
@@ -181,6 +189,34 @@ impl Egress {
             url: url.to_string(),
         }))
     }
+}
+
+/// An HTTP client span per request (and per redirect hop), named and
+/// attributed as OpenTelemetry's HTTP conventions say. The URL goes without
+/// its query and credentials: those may carry secrets.
+fn client_span(
+    plugin: &str,
+    method: &reqwest::Method,
+    url: &url::Url,
+    hop: usize,
+) -> tracing::Span {
+    let mut shown = url.clone();
+    shown.set_query(None);
+    shown.set_fragment(None);
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    tracing::info_span!(
+        "http.request",
+        otel.name = %method,
+        otel.kind = "client",
+        http.request.method = %method,
+        url.full = %shown,
+        server.address = url.host_str().unwrap_or_default(),
+        server.port = url.port_or_known_default().unwrap_or_default(),
+        http.request.resend_count = hop,
+        http.response.status_code = tracing::field::Empty,
+        plugin,
+    )
 }
 
 #[cfg(test)]

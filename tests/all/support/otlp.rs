@@ -1,7 +1,9 @@
 //! An OTLP receiver on loopback: HTTP/protobuf (HTTP/1.1, `/v1/traces`,
 //! `/v1/metrics`, `/v1/logs`) and gRPC (HTTP/2 with prior knowledge, the
 //! collector services' `Export` methods). Requests are decoded with the
-//! official `opentelemetry-proto` types and kept for assertions.
+//! official `opentelemetry-proto` types (gzip bodies inflated first) and
+//! kept for assertions. An HTTP receiver can also misbehave as collectors
+//! do: refuse its first requests with 503, or never answer at all.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -24,6 +26,8 @@ pub struct Received {
     pub logs: Vec<ExportLogsServiceRequest>,
     /// Request headers, lowercased names, of every request.
     pub headers: Vec<Vec<(String, String)>>,
+    /// Requests answered 503 (and not kept).
+    pub refused: usize,
 }
 
 impl Received {
@@ -82,6 +86,16 @@ pub fn scalar(value: &AnyValue) -> Option<String> {
     })
 }
 
+/// How an HTTP receiver answers.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Behaviour {
+    /// Answer this many requests (the first ones) with 503, the second of
+    /// them with `Retry-After: 1`.
+    pub refuse_first: usize,
+    /// Read requests and never answer them.
+    pub never_answer: bool,
+}
+
 /// A running receiver.
 pub struct Receiver {
     pub port: u16,
@@ -91,6 +105,11 @@ pub struct Receiver {
 impl Receiver {
     /// HTTP/protobuf on a free port.
     pub fn http() -> Self {
+        Self::http_behaving(Behaviour::default())
+    }
+
+    /// HTTP/protobuf on a free port, answering as `behaviour` says.
+    pub fn http_behaving(behaviour: Behaviour) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let received = Arc::new(Mutex::new(Received::default()));
@@ -98,7 +117,7 @@ impl Receiver {
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let shared = shared.clone();
-                std::thread::spawn(move || serve_http1(stream, &shared));
+                std::thread::spawn(move || serve_http1(stream, &shared, behaviour));
             }
         });
         Self { port, received }
@@ -133,6 +152,20 @@ impl Receiver {
 }
 
 fn store(shared: &Mutex<Received>, path: &str, headers: Vec<(String, String)>, body: &[u8]) {
+    let gzip = headers
+        .iter()
+        .any(|(k, v)| k == "content-encoding" && v == "gzip");
+    let inflated;
+    let body = if gzip {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(body)
+            .read_to_end(&mut out)
+            .expect("a valid gzip body");
+        inflated = out;
+        &inflated[..]
+    } else {
+        body
+    };
     let mut received = shared.lock().expect("lock");
     received.headers.push(headers);
     if path.ends_with("/v1/traces") || path.contains("TraceService") {
@@ -152,7 +185,7 @@ fn store(shared: &Mutex<Received>, path: &str, headers: Vec<(String, String)>, b
     }
 }
 
-fn serve_http1(stream: std::net::TcpStream, shared: &Mutex<Received>) {
+fn serve_http1(stream: std::net::TcpStream, shared: &Mutex<Received>, behaviour: Behaviour) {
     let mut writer = stream.try_clone().expect("clone");
     let mut reader = BufReader::new(stream);
     loop {
@@ -188,10 +221,38 @@ fn serve_http1(stream: std::net::TcpStream, shared: &Mutex<Received>) {
         if reader.read_exact(&mut body).is_err() {
             return;
         }
-        store(shared, &path, headers, &body);
-        let _ = writer.write_all(
-            b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n",
-        );
+        if behaviour.never_answer {
+            // Hold the connection open, answering nothing, until the
+            // client gives up.
+            let mut rest = Vec::new();
+            let _ = reader.read_to_end(&mut rest);
+            return;
+        }
+        let refusal = {
+            let mut received = shared.lock().expect("lock");
+            let refused = received.refused;
+            (refused < behaviour.refuse_first).then(|| {
+                received.refused += 1;
+                refused
+            })
+        };
+        match refusal {
+            Some(0) => {
+                let _ = writer
+                    .write_all(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n");
+            }
+            Some(_) => {
+                let _ = writer.write_all(
+                    b"HTTP/1.1 503 Service Unavailable\r\nretry-after: 1\r\ncontent-length: 0\r\n\r\n",
+                );
+            }
+            None => {
+                store(shared, &path, headers, &body);
+                let _ = writer.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n",
+                );
+            }
+        }
     }
 }
 

@@ -213,10 +213,6 @@ pub(crate) fn pipeline_run(pipeline: &str, outcome: RunOutcome) {
     );
 }
 
-pub(crate) fn telemetry_dropped(signal: Signal) {
-    add(Metric::TelemetryDropped, &[("signal", signal.label())], 1.0);
-}
-
 pub(crate) fn telemetry_export_failed(signal: Signal) {
     add(
         Metric::TelemetryExportFailures,

@@ -3,8 +3,11 @@
 //!
 //! Owns: the values by metric and label set, histograms over
 //! [`DURATION_BUCKETS`], the data lag computed when read, and reading them
-//! back ([`snapshot`], [`value`], [`sum`]). It must not render them:
-//! [`super::prometheus`] and the OTLP exporter read [`snapshot`].
+//! back ([`snapshot`], [`numbers`], [`value`], [`sum`]), and handing each
+//! histogram observation to a [`HistogramMirror`] when one is set (the
+//! OpenTelemetry SDK has no observable histograms). It must not render
+//! them: [`super::prometheus`] reads [`snapshot`], the OTLP bridge
+//! [`numbers`].
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, OnceLock};
@@ -100,7 +103,20 @@ pub(super) fn set_max(metric: Metric, pairs: &[(&str, &str)], value: f64) {
     }
 }
 
+/// Receives every histogram observation as it is recorded.
+pub type HistogramMirror = fn(Metric, &[(&str, &str)], f64);
+
+static HISTOGRAM_MIRROR: OnceLock<HistogramMirror> = OnceLock::new();
+
+/// Sets where histogram observations also go (once per process).
+pub fn mirror_histograms(mirror: HistogramMirror) {
+    let _ = HISTOGRAM_MIRROR.set(mirror);
+}
+
 pub(super) fn observe(metric: Metric, pairs: &[(&str, &str)], seconds: f64) {
+    if let Some(mirror) = HISTOGRAM_MIRROR.get() {
+        mirror(metric, pairs, seconds);
+    }
     if let Ok(mut registry) = registry().lock() {
         let entry = registry
             .entry((metric, labels(pairs)))
@@ -136,17 +152,46 @@ pub fn snapshot() -> Vec<(Metric, Labels, Value)> {
                 .collect()
         })
         .unwrap_or_default();
-    let now = unix_seconds(SystemTime::now());
-    if let Ok(newest) = newest_data().lock() {
-        for (pipeline, at) in newest.iter() {
-            out.push((
-                Metric::DataLag,
-                vec![("pipeline".to_owned(), pipeline.clone())],
-                Value::Number((now - at).max(0) as f64),
-            ));
-        }
-    }
+    out.extend(
+        numbers(Metric::DataLag)
+            .into_iter()
+            .map(|(labels, lag)| (Metric::DataLag, labels, Value::Number(lag))),
+    );
     out
+}
+
+/// The series of a counter or gauge with their values (the data lag
+/// computed for now); nothing for a histogram.
+pub fn numbers(metric: Metric) -> Vec<(Labels, f64)> {
+    if metric == Metric::DataLag {
+        let now = unix_seconds(SystemTime::now());
+        return newest_data().lock().map_or_else(
+            |_| Vec::new(),
+            |newest| {
+                newest
+                    .iter()
+                    .map(|(pipeline, at)| {
+                        (
+                            vec![("pipeline".to_owned(), pipeline.clone())],
+                            (now - at).max(0) as f64,
+                        )
+                    })
+                    .collect()
+            },
+        );
+    }
+    registry().lock().map_or_else(
+        |_| Vec::new(),
+        |r| {
+            r.range((metric, Labels::new())..)
+                .take_while(|((m, _), _)| *m == metric)
+                .filter_map(|((_, labels), value)| match value {
+                    Value::Number(n) => Some((labels.clone(), *n)),
+                    Value::Histogram { .. } => None,
+                })
+                .collect()
+        },
+    )
 }
 
 fn unix_seconds(at: SystemTime) -> i64 {
