@@ -3,7 +3,9 @@
 //! Owns: the Rust bindings of the `cryptolake:plugin@0.1.0` WIT package (one
 //! place generates them, for both worlds), column builders that produce the
 //! WIT's columnar batches, and the CSV helpers every exchange decoder needs
-//! (line splitting across chunk boundaries, header and epoch-unit detection).
+//! (line splitting across chunk boundaries, header and epoch-unit detection,
+//! exact decimal epochs), and the helpers plain-HTTP archives need (HTML
+//! index links, HTTP-dates and listing dates to RFC 3339).
 //! It must not hold exchange knowledge: that belongs to the connectors.
 //!
 //! A source plugin implements [`source::Guest`] and [`source::GuestDecoder`]
@@ -15,6 +17,7 @@ pub mod columns;
 pub mod csv;
 pub mod dates;
 pub mod host;
+pub mod listing;
 
 /// Generated bindings. Prefer the re-exports at the crate root.
 #[allow(missing_docs, clippy::all)]

@@ -7,7 +7,8 @@
 //! registry's metrics.
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use opentelemetry::KeyValue;
@@ -34,7 +35,14 @@ pub(super) struct Providers {
     meter: Option<(SdkMeterProvider, Histograms)>,
     /// The longest export timeout: how long a shutdown may wait.
     timeout: Duration,
+    /// Whether the last export of any signal succeeded: if not, the flush
+    /// at exit is not worth waiting for.
+    reachable: Arc<AtomicBool>,
 }
+
+/// How long the flush at exit waits when the collector failed the last
+/// export: long enough for one quick attempt, no more.
+const UNREACHABLE_FLUSH: Duration = Duration::from_millis(250);
 
 impl Providers {
     /// Builds exporters and providers for `settings`. On a thread of its
@@ -53,9 +61,10 @@ impl Providers {
     fn build_here(settings: &OtlpSettings) -> Result<Self, String> {
         crate::transfer::install_tls_provider();
         let resource = resource(&settings.resource);
+        let reachable = Arc::new(AtomicBool::new(true));
         let tracer = match &settings.traces {
             Some(signal) => {
-                let exporter = Counted::new(span_exporter(signal)?, Signal::Traces);
+                let exporter = Counted::new(span_exporter(signal)?, Signal::Traces, &reachable);
                 Some(
                     SdkTracerProvider::builder()
                         .with_resource(resource.clone())
@@ -67,7 +76,7 @@ impl Providers {
         };
         let logger = match &settings.logs {
             Some(signal) => {
-                let exporter = Counted::new(log_exporter(signal)?, Signal::Logs);
+                let exporter = Counted::new(log_exporter(signal)?, Signal::Logs, &reachable);
                 Some(
                     SdkLoggerProvider::builder()
                         .with_resource(resource.clone())
@@ -79,7 +88,7 @@ impl Providers {
         };
         let meter = match &settings.metrics {
             Some(signal) => {
-                let exporter = Counted::new(metric_exporter(signal)?, Signal::Metrics);
+                let exporter = Counted::new(metric_exporter(signal)?, Signal::Metrics, &reachable);
                 let reader = PeriodicReader::builder(exporter)
                     .with_interval(settings.metrics_interval)
                     .build();
@@ -103,6 +112,7 @@ impl Providers {
             logger,
             meter,
             timeout,
+            reachable,
         })
     }
 
@@ -117,7 +127,13 @@ impl Providers {
     /// never answers costs one export timeout, not one per signal.
     pub(super) fn shutdown(self) {
         let started = Instant::now();
-        let limit = self.timeout + Duration::from_secs(1);
+        // Within the export timeout (one export, retries included), or
+        // hardly at all for a collector that is not answering.
+        let limit = if self.reachable.load(Ordering::Relaxed) {
+            self.timeout
+        } else {
+            UNREACHABLE_FLUSH
+        };
         let mut stopping = Vec::new();
         let mut spawn = |name: &str, stop: Box<dyn FnOnce() -> OTelSdkResult + Send>| {
             let signal = name.to_owned();
@@ -321,18 +337,21 @@ struct Counted<E> {
     inner: E,
     signal: Signal,
     last_warning: std::sync::Mutex<Option<Instant>>,
+    reachable: Arc<AtomicBool>,
 }
 
 impl<E> Counted<E> {
-    fn new(inner: E, signal: Signal) -> Self {
+    fn new(inner: E, signal: Signal, reachable: &Arc<AtomicBool>) -> Self {
         Self {
             inner,
             signal,
             last_warning: std::sync::Mutex::new(None),
+            reachable: Arc::clone(reachable),
         }
     }
 
     fn note(&self, result: OTelSdkResult) -> OTelSdkResult {
+        self.reachable.store(result.is_ok(), Ordering::Relaxed);
         if let Err(error) = &result {
             metrics::telemetry_export_failed(self.signal);
             let due = self.last_warning.lock().is_ok_and(|mut last| {

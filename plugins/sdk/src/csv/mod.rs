@@ -21,4 +21,4 @@ pub mod time;
 pub use cursor::FieldCursor;
 pub use lines::{DEFAULT_MAX_LINE_BYTES, LineReader, fields, is_header, split_fields};
 pub use numbers::{parse_bool, parse_float, parse_int};
-pub use time::{EpochNormalizer, EpochUnit, parse_datetime_us};
+pub use time::{EpochNormalizer, EpochUnit, parse_datetime_us, parse_decimal_epoch_us};

@@ -92,6 +92,52 @@ impl EpochNormalizer {
     }
 }
 
+/// Parses a decimal epoch such as `1704067200.1234` (seconds, as Bybit
+/// writes them) or `1704067200123.4` (milliseconds) into microseconds,
+/// exactly: the digits are read as a decimal, never through a float, so
+/// `.1234` s is 123,400 µs and not 123,399. Digits below a microsecond must
+/// be zeros (a value that µs cannot hold is an error, not a rounding).
+pub fn parse_decimal_epoch_us(
+    field: &str,
+    unit: EpochUnit,
+    line: u64,
+    column: &str,
+) -> Result<i64, PluginError> {
+    let bad = |why: &str| PluginError::malformed(Some(line), format!("{column}: `{field}` {why}"));
+    let text = field.trim_ascii();
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() || !all_digits(whole) || !all_digits(fraction) {
+        return Err(bad("is not a decimal number"));
+    }
+    // Fraction digits that make up whole microseconds in this unit.
+    let places: usize = match unit {
+        EpochUnit::Seconds => 6,
+        EpochUnit::Millis => 3,
+        EpochUnit::Micros => 0,
+    };
+    let (kept, below) = fraction.split_at(fraction.len().min(places));
+    if below.bytes().any(|b| b != b'0') {
+        return Err(bad("is more precise than a microsecond"));
+    }
+    let overflow = || bad("is out of range");
+    let whole: i64 = whole.parse().map_err(|_| overflow())?;
+    let kept_value: i64 = if kept.is_empty() {
+        0
+    } else {
+        kept.parse::<i64>().map_err(|_| overflow())? * 10_i64.pow((places - kept.len()) as u32)
+    };
+    let micros = whole
+        .checked_mul(unit.to_micros(1))
+        .and_then(|m| m.checked_add(kept_value))
+        .ok_or_else(overflow)?;
+    Ok(if negative { -micros } else { micros })
+}
+
 /// Parses a UTC text datetime `YYYY-MM-DD HH:MM:SS` (a `T` separator and
 /// fractional seconds are accepted) into microseconds since the epoch.
 pub fn parse_datetime_us(field: &str, line: u64, column: &str) -> Result<i64, PluginError> {
@@ -141,4 +187,55 @@ pub fn parse_datetime_us(field: &str, line: u64, column: &str) -> Result<i64, Pl
     }
     let days = crate::dates::days_from_civil(year, month, day);
     Ok(((days * 24 + hour) * 60 + minute) * 60_000_000 + second * 1_000_000 + micros)
+}
+
+#[cfg(test)]
+mod decimal_tests {
+    use super::*;
+
+    #[test]
+    fn decimal_epochs_are_exact() {
+        let us = |text: &str, unit| parse_decimal_epoch_us(text, unit, 1, "timestamp");
+        assert_eq!(
+            us("1704067200.1234", EpochUnit::Seconds).ok(),
+            Some(1_704_067_200_123_400)
+        );
+        assert_eq!(
+            us("1704067200", EpochUnit::Seconds).ok(),
+            Some(1_704_067_200_000_000)
+        );
+        assert_eq!(
+            us("1704067200.", EpochUnit::Seconds).ok(),
+            Some(1_704_067_200_000_000)
+        );
+        assert_eq!(
+            us("1585180700.064700000", EpochUnit::Seconds).ok(),
+            Some(1_585_180_700_064_700)
+        );
+        assert_eq!(
+            us("1704067200123.4", EpochUnit::Millis).ok(),
+            Some(1_704_067_200_123_400)
+        );
+        assert_eq!(
+            us(" 1704067200123456 ", EpochUnit::Micros).ok(),
+            Some(1_704_067_200_123_456)
+        );
+        assert_eq!(us("-1.5", EpochUnit::Seconds).ok(), Some(-1_500_000));
+        // Floats get these wrong; the decimal reading does not.
+        assert_eq!(
+            us("1704067200.000001", EpochUnit::Seconds).ok(),
+            Some(1_704_067_200_000_001)
+        );
+        for bad in [
+            "1704067200.0000001",
+            "1e9",
+            "",
+            ".5",
+            "12a",
+            "1.2.3",
+            "99999999999999999999",
+        ] {
+            assert!(us(bad, EpochUnit::Seconds).is_err(), "{bad}");
+        }
+    }
 }
