@@ -3,7 +3,9 @@
 //! collector services' `Export` methods). Requests are decoded with the
 //! official `opentelemetry-proto` types (gzip bodies inflated first) and
 //! kept for assertions. An HTTP receiver can also misbehave as collectors
-//! do: refuse its first requests with 503, or never answer at all.
+//! do: refuse its first requests with 503, or never answer at all; and
+//! speak TLS with certificates of a CA made for the test, asking for the
+//! client's certificate too.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -96,6 +98,90 @@ pub struct Behaviour {
     pub never_answer: bool,
 }
 
+/// A certificate (chain) and its key, PEM files.
+pub struct TlsFiles {
+    pub certificate: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+}
+
+/// Makes a CA and, signed by it, a server certificate for 127.0.0.1 and a
+/// client certificate, with `openssl` in `dir`: (CA file, server, client).
+pub fn make_certificates(dir: &std::path::Path) -> (std::path::PathBuf, TlsFiles, TlsFiles) {
+    let openssl = |args: &[&str]| {
+        let output = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            output.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec![
+        "req",
+        "-x509",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=cryptolake test CA",
+    ];
+    ca.extend(ec);
+    ca.extend(["-keyout", "ca.key", "-out", "ca.pem"]);
+    openssl(&ca);
+    let sign = |name: &str, extensions: &str| {
+        std::fs::write(dir.join(format!("{name}.ext")), extensions).expect("extensions file");
+        let mut request = vec!["req", "-subj"];
+        let subject = format!("/CN={name}");
+        request.push(&subject);
+        request.extend(ec);
+        let key = format!("{name}.key");
+        let csr = format!("{name}.csr");
+        request.extend(["-keyout", &key, "-out", &csr]);
+        openssl(&request);
+        let pem = format!("{name}.pem");
+        let ext = format!("{name}.ext");
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            &pem,
+            "-extfile",
+            &ext,
+        ]);
+        TlsFiles {
+            certificate: dir.join(pem),
+            key: dir.join(key),
+        }
+    };
+    let server = sign(
+        "server",
+        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n",
+    );
+    let client = sign(
+        "client",
+        "extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n",
+    );
+    (dir.join("ca.pem"), server, client)
+}
+
 /// A running receiver.
 pub struct Receiver {
     pub port: u16,
@@ -118,6 +204,60 @@ impl Receiver {
             for stream in listener.incoming().flatten() {
                 let shared = shared.clone();
                 std::thread::spawn(move || serve_http1(stream, &shared, behaviour));
+            }
+        });
+        Self { port, received }
+    }
+
+    /// HTTP/protobuf over TLS on a free port, with the certificate chain and
+    /// key in `tls` (PEM files); with `client_roots`, only clients with a
+    /// certificate those roots signed are served (mutual TLS).
+    pub fn https(tls: &TlsFiles, client_roots: Option<&std::path::Path>) -> Self {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&tls.certificate)
+            .expect("certificate file")
+            .map(|c| c.expect("a PEM certificate"))
+            .collect();
+        let key = PrivateKeyDer::from_pem_file(&tls.key).expect("a PEM key");
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions");
+        let builder = match client_roots {
+            Some(path) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for certificate in CertificateDer::pem_file_iter(path).expect("roots file") {
+                    roots.add(certificate.expect("a PEM root")).expect("a root");
+                }
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider,
+                )
+                .build()
+                .expect("client verifier");
+                builder.with_client_cert_verifier(verifier)
+            }
+            None => builder.with_no_client_auth(),
+        };
+        let config = Arc::new(
+            builder
+                .with_single_cert(chain, key)
+                .expect("server certificate"),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let received = Arc::new(Mutex::new(Received::default()));
+        let shared = received.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let shared = shared.clone();
+                let config = config.clone();
+                std::thread::spawn(move || {
+                    let connection = rustls::ServerConnection::new(config).expect("TLS session");
+                    let stream = rustls::StreamOwned::new(connection, stream);
+                    serve_http1(stream, &shared, Behaviour::default());
+                });
             }
         });
         Self { port, received }
@@ -185,8 +325,7 @@ fn store(shared: &Mutex<Received>, path: &str, headers: Vec<(String, String)>, b
     }
 }
 
-fn serve_http1(stream: std::net::TcpStream, shared: &Mutex<Received>, behaviour: Behaviour) {
-    let mut writer = stream.try_clone().expect("clone");
+fn serve_http1<S: Read + Write>(stream: S, shared: &Mutex<Received>, behaviour: Behaviour) {
     let mut reader = BufReader::new(stream);
     loop {
         let mut request_line = String::new();
@@ -238,17 +377,18 @@ fn serve_http1(stream: std::net::TcpStream, shared: &Mutex<Received>, behaviour:
         };
         match refusal {
             Some(0) => {
-                let _ = writer
+                let _ = reader
+                    .get_mut()
                     .write_all(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n");
             }
             Some(_) => {
-                let _ = writer.write_all(
+                let _ = reader.get_mut().write_all(
                     b"HTTP/1.1 503 Service Unavailable\r\nretry-after: 1\r\ncontent-length: 0\r\n\r\n",
                 );
             }
             None => {
                 store(shared, &path, headers, &body);
-                let _ = writer.write_all(
+                let _ = reader.get_mut().write_all(
                     b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n",
                 );
             }
