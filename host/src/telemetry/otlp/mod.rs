@@ -339,6 +339,7 @@ impl Drop for OtlpGuard {
         let previous = exporting().lock().ok().and_then(|mut e| e.take());
         if let Some(previous) = previous {
             layer::swap(None);
+            bridge::swap_histograms(None);
             previous.providers.shutdown();
         }
     }
