@@ -60,6 +60,14 @@ fn rows_written(received: &Received) -> Option<f64> {
     )
 }
 
+fn artifact_spans(received: &Received) -> usize {
+    received
+        .spans()
+        .iter()
+        .filter(|s| s.name == "artifact")
+        .count()
+}
+
 fn every_request_has(received: &Received, (name, value): (&str, &str)) -> bool {
     received
         .headers
@@ -272,9 +280,8 @@ fn export_survives_a_collector_that_refuses_twice_and_compresses_with_gzip() {
     let received = receiver.received.lock().expect("lock");
     assert_eq!(received.refused, 2);
     // The refused exports were retried: nothing is missing.
-    let spans = received.spans();
     assert_eq!(
-        spans.iter().filter(|s| s.name == "artifact").count(),
+        artifact_spans(&received),
         DAYS as usize,
         "{}",
         String::from_utf8_lossy(&output.stderr)
@@ -345,14 +352,7 @@ fn otlp_over_grpc_reaches_the_collector() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!stderr.contains("OTLP export failed"), "{stderr}");
     let received = receiver.received.lock().expect("lock");
-    assert_eq!(
-        received
-            .spans()
-            .iter()
-            .filter(|s| s.name == "artifact")
-            .count(),
-        DAYS as usize
-    );
+    assert_eq!(artifact_spans(&received), DAYS as usize);
     assert!(!received.log_records().is_empty());
     assert_eq!(rows_written(&received), Some((DAYS * 1440) as f64));
     assert!(every_request_has(
@@ -711,63 +711,53 @@ fn telemetry_changes_apply_on_reload() {
 
 #[test]
 fn export_over_mutual_tls_trusts_the_configured_ca_and_sends_the_client_certificate() {
-    let (fixture_dir, config) = curated_fixture();
     let certificates = tempfile::tempdir().expect("temp dir");
     let (ca, server, client) = crate::support::otlp::make_certificates(certificates.path());
     let receiver = Receiver::https(&server, Some(&ca));
     let endpoint = format!("https://127.0.0.1:{}", receiver.port);
-    let original = std::fs::read_to_string(&config).expect("config");
-    let otlp = |tls: &str| {
+    // The fixture's config with `[telemetry.otlp]` to the receiver and `keys`.
+    let with_otlp = |config: &std::path::Path, original: &str, keys: &str| {
         std::fs::write(
-            &config,
-            format!("{original}\n[telemetry.otlp]\nendpoint = \"{endpoint}\"\n{tls}"),
+            config,
+            format!("{original}\n[telemetry.otlp]\nendpoint = \"{endpoint}\"\n{keys}"),
         )
         .expect("rewrite the config");
     };
 
-    // Without the CA the collector's certificate is not trusted: nothing
-    // arrives, the sync succeeds, and the failure is said. (The lake is
-    // up to date after the first: the second run still exports its run.)
-    otlp("timeout = \"2s\"\n");
-    let (_, output) = sync_report_env(&config, &[], 0, &[]);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("OTLP export failed"), "{stderr}");
-    assert!(receiver.received.lock().expect("lock").traces.is_empty());
-    // With the CA but no client certificate the collector refuses us.
-    otlp(&format!(
-        "timeout = \"2s\"\ncertificate = \"{}\"\n",
-        ca.display()
-    ));
-    let (_, output) = sync_report_env(&config, &[], 0, &[]);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("OTLP export failed"), "{stderr}");
-    assert!(receiver.received.lock().expect("lock").traces.is_empty());
+    // Without the CA the collector's certificate is not trusted; with the CA
+    // but no client certificate the collector refuses us. Either way nothing
+    // arrives, the sync succeeds, and the failure is said. (The lake is up to
+    // date after the first: the second run still exports its run.)
+    let (fixture_dir, config) = curated_fixture();
+    let original = std::fs::read_to_string(&config).expect("config");
+    for keys in [
+        "timeout = \"2s\"\n".to_owned(),
+        format!("timeout = \"2s\"\ncertificate = \"{}\"\n", ca.display()),
+    ] {
+        with_otlp(&config, &original, &keys);
+        let (_, output) = sync_report_env(&config, &[], 0, &[]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("OTLP export failed"), "{keys}: {stderr}");
+        assert!(receiver.received.lock().expect("lock").traces.is_empty());
+    }
     drop(fixture_dir);
 
-    let (_fixture, config_again) = curated_fixture();
-    assert_ne!(config, config_again);
-    let original = std::fs::read_to_string(&config_again).expect("config");
-    std::fs::write(
-        &config_again,
-        format!(
-            "{original}\n[telemetry.otlp]\nendpoint = \"{endpoint}\"\ncertificate = \"{}\"\nclient_certificate = \"{}\"\nclient_key = \"{}\"\n",
+    let (_fixture, config) = curated_fixture();
+    let original = std::fs::read_to_string(&config).expect("config");
+    with_otlp(
+        &config,
+        &original,
+        &format!(
+            "certificate = \"{}\"\nclient_certificate = \"{}\"\nclient_key = \"{}\"\n",
             ca.display(),
             client.certificate.display(),
             client.key.display()
         ),
-    )
-    .expect("rewrite the config");
-    let (_, output) = sync_report_env(&config_again, &[], 0, &[]);
+    );
+    let (_, output) = sync_report_env(&config, &[], 0, &[]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!stderr.contains("OTLP export failed"), "{stderr}");
     let received = receiver.received.lock().expect("lock");
-    assert_eq!(
-        received
-            .spans()
-            .iter()
-            .filter(|s| s.name == "artifact")
-            .count(),
-        DAYS as usize
-    );
+    assert_eq!(artifact_spans(&received), DAYS as usize);
     assert_eq!(rows_written(&received), Some((DAYS * 1440) as f64));
 }

@@ -196,14 +196,22 @@ impl Receiver {
 
     /// HTTP/protobuf on a free port, answering as `behaviour` says.
     pub fn http_behaving(behaviour: Behaviour) -> Self {
+        Self::http1(move |stream, shared| serve_http1(stream, shared, behaviour))
+    }
+
+    /// Accepts HTTP/1.1 connections on a free port, each served by `serve`
+    /// on a thread of its own.
+    fn http1(
+        serve: impl Fn(std::net::TcpStream, &Mutex<Received>) + Clone + Send + 'static,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let received = Arc::new(Mutex::new(Received::default()));
         let shared = received.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let shared = shared.clone();
-                std::thread::spawn(move || serve_http1(stream, &shared, behaviour));
+                let (shared, serve) = (shared.clone(), serve.clone());
+                std::thread::spawn(move || serve(stream, &shared));
             }
         });
         Self { port, received }
@@ -245,22 +253,11 @@ impl Receiver {
                 .with_single_cert(chain, key)
                 .expect("server certificate"),
         );
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        let received = Arc::new(Mutex::new(Received::default()));
-        let shared = received.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let shared = shared.clone();
-                let config = config.clone();
-                std::thread::spawn(move || {
-                    let connection = rustls::ServerConnection::new(config).expect("TLS session");
-                    let stream = rustls::StreamOwned::new(connection, stream);
-                    serve_http1(stream, &shared, Behaviour::default());
-                });
-            }
-        });
-        Self { port, received }
+        Self::http1(move |stream, shared| {
+            let connection = rustls::ServerConnection::new(config.clone()).expect("TLS session");
+            let stream = rustls::StreamOwned::new(connection, stream);
+            serve_http1(stream, shared, Behaviour::default());
+        })
     }
 
     /// gRPC (cleartext HTTP/2) on a free port.

@@ -338,8 +338,7 @@ impl Drop for OtlpGuard {
     fn drop(&mut self) {
         let previous = exporting().lock().ok().and_then(|mut e| e.take());
         if let Some(previous) = previous {
-            layer::swap(None);
-            bridge::swap_histograms(None);
+            attach(None);
             previous.providers.shutdown();
         }
     }
@@ -395,8 +394,7 @@ pub fn reconfigure(config: Option<&OtlpFileSettings>) -> Reconfigured {
             }
         },
     };
-    layer::swap(next.as_ref().map(|e| &e.providers));
-    bridge::swap_histograms(next.as_ref().and_then(|e| e.providers.histograms()));
+    attach(next.as_ref().map(|e| &e.providers));
     match &next {
         Some(e) => tracing::info!(
             traces = %endpoint(&e.settings, Signal::Traces),
@@ -413,6 +411,13 @@ pub fn reconfigure(config: Option<&OtlpFileSettings>) -> Reconfigured {
         previous.providers.shutdown();
     }
     Reconfigured::Applied
+}
+
+/// Points spans, events and histogram observations at `providers` (`None`:
+/// at nobody).
+fn attach(providers: Option<&providers::Providers>) {
+    layer::swap(providers);
+    bridge::swap_histograms(providers.and_then(providers::Providers::histograms));
 }
 
 /// A signal's protocol and endpoint, or `off`, for the log.

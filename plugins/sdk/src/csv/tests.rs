@@ -470,3 +470,44 @@ fn bools_in_any_case() {
     assert!(!parse_bool("false", 1, "x").unwrap());
     assert!(parse_bool("yes", 1, "x").is_err());
 }
+
+#[test]
+fn decimal_epochs_are_exact() {
+    let us = |text: &str, unit| parse_decimal_epoch_us(text, unit, 1, "timestamp").ok();
+    for (text, unit, expected) in [
+        ("1704067200.1234", EpochUnit::Seconds, 1_704_067_200_123_400),
+        ("1704067200", EpochUnit::Seconds, 1_704_067_200_000_000),
+        ("1704067200.", EpochUnit::Seconds, 1_704_067_200_000_000),
+        (
+            "1585180700.064700000",
+            EpochUnit::Seconds,
+            1_585_180_700_064_700,
+        ),
+        ("1704067200123.4", EpochUnit::Millis, 1_704_067_200_123_400),
+        (
+            " 1704067200123456 ",
+            EpochUnit::Micros,
+            1_704_067_200_123_456,
+        ),
+        ("-1.5", EpochUnit::Seconds, -1_500_000),
+        // Floats get this wrong; the decimal reading does not.
+        (
+            "1704067200.000001",
+            EpochUnit::Seconds,
+            1_704_067_200_000_001,
+        ),
+    ] {
+        assert_eq!(us(text, unit), Some(expected), "{text}");
+    }
+    for bad in [
+        "1704067200.0000001",
+        "1e9",
+        "",
+        ".5",
+        "12a",
+        "1.2.3",
+        "99999999999999999999",
+    ] {
+        assert!(us(bad, EpochUnit::Seconds).is_none(), "{bad}");
+    }
+}
